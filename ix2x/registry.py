@@ -1,0 +1,77 @@
+"""The one index of editors and metrics: Python entry points.
+
+Built-ins register in this repo's ``pyproject.toml`` under the groups ``ix2x.editors`` and
+``ix2x.metrics``, exactly as a third-party plugin does in its own package. Entries are loaded
+lazily (listing names imports nothing).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+GROUPS = {"editor": "ix2x.editors", "metric": "ix2x.metrics"}
+
+
+class RegistryError(LookupError):
+    """An unknown or duplicated name in a registry."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    provider: str  # distribution that declared it, e.g. "ix2x 0.1.0"
+    target: str  # "module:attr"
+    entry_point: EntryPoint
+
+
+def _provider(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "<unknown distribution>"
+
+
+def entries(kind: str) -> dict[str, Entry]:
+    """All installed entries of ``kind`` ('editor' or 'metric'), by name, without importing them.
+
+    Two distributions declaring the same name is an error naming both: silently picking one
+    would make results depend on install order.
+    """
+    group = _group(kind)
+    found: dict[str, Entry] = {}
+    for ep in entry_points(group=group):
+        entry = Entry(ep.name, _provider(ep), ep.value, ep)
+        if ep.name in found and found[ep.name].target != entry.target:
+            other = found[ep.name]
+            raise RegistryError(
+                f"{kind} `{ep.name}` is registered twice: by {other.provider} ({other.target}) and by "
+                f"{entry.provider} ({entry.target}). Uninstall one of them or rename its entry point."
+            )
+        found[ep.name] = entry
+    return dict(sorted(found.items()))
+
+
+def names(kind: str) -> list[str]:
+    return list(entries(kind))
+
+
+def load(kind: str, name: str) -> type:
+    """The class registered as ``name``; an unknown name answers "did you mean" and the list."""
+    known = entries(kind)
+    if name not in known:
+        close = difflib.get_close_matches(name, list(known), n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise RegistryError(
+            f"Unknown {kind} `{name}`.{hint} Installed {kind}s: {', '.join(known) or '(none)'}. "
+            f"Plugins register under the entry-point group `{GROUPS[kind]}`; `ix2x ls {kind}s` lists them."
+        )
+    cls = known[name].entry_point.load()
+    # One name per concept: the registry key is the name the class reports in records.
+    cls.registry_name = name
+    return cls
+
+
+def _group(kind: str) -> str:
+    if kind not in GROUPS:
+        raise ValueError(f"`kind` must be one of {sorted(GROUPS)}, got {kind!r}.")
+    return GROUPS[kind]

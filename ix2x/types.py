@@ -1,0 +1,178 @@
+"""The contracts every editor, metric and dataset speaks.
+
+Images everywhere are ``float32`` tensors of shape ``(1, H, W)`` with values in ``[0, 1]``
+(grayscale radiographs). Masks are the same shape, ``float32`` in ``{0, 1}`` (1 = allowed to change),
+and guidance maps are ``float32`` in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+import torch
+
+
+def check_image(name: str, image: Any, *, allow_batch: bool = False) -> torch.Tensor:
+    """Raise a clear error unless ``image`` is a float32 ``(1, H, W)`` tensor in ``[0, 1]``."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(image).__name__}.")
+    expected_dims = (3, 4) if allow_batch else (3,)
+    if image.dim() not in expected_dims or image.shape[-3] != 1:
+        raise ValueError(
+            f"`{name}` must have shape (1, H, W) (one grayscale channel), got {tuple(image.shape)}. "
+            "Convert RGB radiographs to one channel and add the channel axis first."
+        )
+    if image.dtype != torch.float32:
+        raise TypeError(f"`{name}` must be float32, got {image.dtype}. Use image.float() / 255 for uint8.")
+    if image.numel() and (torch.isnan(image).any() or image.min() < 0 or image.max() > 1):
+        lo, hi = float(image.min()), float(image.max())
+        raise ValueError(f"`{name}` must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}].")
+    return image
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One held-out edit: the input study, the instruction and what is known about the truth.
+
+    ``image`` is the past study (the input), ``target`` the current study when one exists,
+    ``target_aligned`` says whether ``target`` is pixel-aligned with ``image`` (true for phantoms
+    without pose jitter, false for real follow-up studies). ``region`` is the mask of where change
+    is allowed (the phantom's true change mask, or the instruction's pseudo-mask on real data).
+    ``labels`` holds per-finding labels before/after and attributes when known.
+    """
+
+    sample_id: str
+    image: torch.Tensor
+    instruction: str
+    target: torch.Tensor | None = None
+    target_aligned: bool = False
+    region: torch.Tensor | None = None
+    labels: Mapping[str, Any] = field(default_factory=dict)
+    patient_id: str | None = None
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        check_image("Sample.image", self.image)
+        if self.target is not None:
+            check_image("Sample.target", self.target)
+        if self.region is not None and tuple(self.region.shape) != tuple(self.image.shape):
+            raise ValueError(
+                f"`Sample.region` must have the image's shape {tuple(self.image.shape)}, "
+                f"got {tuple(self.region.shape)}."
+            )
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """What an editor sees. Editors never see ground truth, with one declared exception:
+    editors whose class sets ``uses_ground_truth = True`` (the ``oracle``) get ``target``."""
+
+    sample_id: str
+    image: torch.Tensor
+    instruction: str
+    seed: int
+    target: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """An edit. ``image`` has the input's shape. ``guidance_map`` in ``[0, 1]`` (RSE's G) and
+    ``edit_mask`` in ``{0, 1}`` (where the editor allowed change) are optional; ``info`` carries
+    steps, model calls and warnings, and must be JSON-serialisable."""
+
+    image: torch.Tensor
+    guidance_map: torch.Tensor | None = None
+    edit_mask: torch.Tensor | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmptyConfig:
+    """Config of an editor or metric with no settings."""
+
+
+class Editor(abc.ABC):
+    """An image editor. Subclasses set ``Config`` (a frozen dataclass, the only place their
+    defaults live) and implement ``edit`` on a batch. Latency is measured by the harness."""
+
+    Config: ClassVar[type] = EmptyConfig
+    uses_ground_truth: ClassVar[bool] = False
+
+    def __init__(self, config: Any | None = None) -> None:
+        self.config = self.Config() if config is None else config
+        if not isinstance(self.config, self.Config):
+            raise TypeError(
+                f"`config` must be a {self.Config.__qualname__}, got {type(self.config).__name__}."
+            )
+        self.device = torch.device("cpu")
+
+    @abc.abstractmethod
+    def edit(self, requests: Sequence[EditRequest]) -> list[EditResult]:
+        """Edit a batch; return one result per request, in order."""
+
+    def to(self, device: str | torch.device) -> "Editor":
+        self.device = torch.device(device)
+        return self
+
+
+class Metric(abc.ABC):
+    """A metric: per-sample values from (sample, edit) pairs, then an aggregate over the set.
+
+    ``higher_is_better`` maps each reported value key to its direction; keys absent from it are
+    per-sample raw data that ``aggregate`` uses (e.g. probabilities for a set-level AUROC).
+    ``requires`` names what a sample or the run must provide: ``"region"``, ``"target"``,
+    ``"aligned_target"``, ``"labels"``, ``"guidance"``.
+    A value that cannot be computed is ``float("nan")`` and the reason goes under ``"nan_reason"``.
+    """
+
+    Config: ClassVar[type] = EmptyConfig
+    higher_is_better: ClassVar[Mapping[str, bool]] = {}
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Any | None = None) -> None:
+        self.config = self.Config() if config is None else config
+        if not isinstance(self.config, self.Config):
+            raise TypeError(
+                f"`config` must be a {self.Config.__qualname__}, got {type(self.config).__name__}."
+            )
+        self.device = torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> "Metric":
+        self.device = torch.device(device)
+        return self
+
+    @abc.abstractmethod
+    def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
+        """Per-sample values, one dict per (sample, result) pair, JSON-serialisable."""
+
+    def aggregate(self, values: Sequence[Mapping[str, Any]], *, seed: int = 0,
+                  clusters: Sequence[str] | None = None) -> list["Aggregate"]:
+        """Mean of each key in ``higher_is_better`` with n and a bootstrap 95 % CI.
+        Metrics with set-level statistics (AUROC, correlations) override this."""
+        from ix2x.stats import mean_aggregates
+
+        return mean_aggregates(self.name, values, self.higher_is_better, seed=seed, clusters=clusters)
+
+    @property
+    def name(self) -> str:
+        return getattr(type(self), "registry_name", type(self).__name__)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One row of ``summary.csv``: a statistic of one metric key over the samples of one editor."""
+
+    metric: str
+    key: str
+    n: int
+    n_nan: int
+    value: float
+    ci_low: float
+    ci_high: float
+    higher_is_better: bool
+
+    def as_row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
