@@ -1,0 +1,5 @@
+import sys
+
+from ix2x.cli.main import main
+
+sys.exit(main())
