@@ -117,6 +117,11 @@ class Editor(abc.ABC):
         self.device = torch.device(device)
         return self
 
+    def problems(self) -> list[str]:
+        """What would stop this editor from running (missing weights files...), checked without
+        loading any model. ``ix2x validate`` reports these."""
+        return []
+
 
 class Metric(abc.ABC):
     """A metric: per-sample values from (sample, edit) pairs, then an aggregate over the set.

@@ -1,0 +1,312 @@
+"""The suite runner: editors over samples, metrics over edits, records into a run directory.
+
+Order of work is fixed (editor by editor, samples in dataset order, in batches), every batch is
+appended and fsynced before the next starts, and per-sample seeds depend only on
+(suite seed, sample_id). So a killed run loses at most the batch in flight, and ``resume`` finishes
+with the same records as an uninterrupted run (timings aside).
+Editors and metrics are reached by registry name only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import secrets
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ix2x import records, registry
+from ix2x.configs import build
+from ix2x.errors import UserError
+from ix2x.images import save_image
+from ix2x.provenance import device_info, git_state, package_versions
+from ix2x.seeding import sample_seed
+from ix2x.stats import bootstrap_ci
+from ix2x.suite import ComponentSpec, Suite, suite_from_dict
+from ix2x.types import EditRequest, EditResult, Sample, check_image
+
+
+@dataclass
+class Component:
+    spec: ComponentSpec
+    cls: type
+    config: Any
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    n_records: int
+    n_failed: dict[str, int] = field(default_factory=dict)
+    n_metric_errors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.n_failed.values()) and self.n_metric_errors == 0
+
+
+def resolve(suite: Suite) -> tuple[list[Component], list[Component]]:
+    """Look up every editor and metric and check its settings, before any data or model loads."""
+    editors = []
+    for spec in suite.editors:
+        cls = registry.load("editor", spec.name)
+        editors.append(Component(spec, cls, build(cls.Config, spec.args, where=f"editor `{spec.key}`")))
+    metrics = []
+    for spec in suite.metrics:
+        cls = registry.load("metric", spec.name)
+        metrics.append(Component(spec, cls, build(cls.Config, spec.args, where=f"metric `{spec.name}`")))
+    if not editors:
+        raise UserError(f"Suite `{suite.name}` has no editors.")
+    return editors, metrics
+
+
+def new_run_dir(out_root: Path, suite: Suite) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = Path(out_root) / suite.name / f"{stamp}-{secrets.token_hex(3)}"
+    path.mkdir(parents=True)
+    return path
+
+
+def start_run(suite: Suite, out_root: Path, *, argv: Sequence[str] = ()) -> Path:
+    """Create the run directory and its ``run.json`` (status "running")."""
+    editors, metrics = resolve(suite)
+    run_dir = new_run_dir(out_root, suite)
+    meta = {
+        "schema_version": records.SCHEMA_VERSION,
+        "suite": suite.as_dict(),
+        "editors": {c.key: {"name": c.spec.name, "config": dataclasses.asdict(c.config)} for c in editors},
+        "metrics": {c.key: {"name": c.spec.name, "config": dataclasses.asdict(c.config)} for c in metrics},
+        "seed": suite.seed,
+        "packages": package_versions(),
+        "git": git_state(),
+        "device": device_info(suite.device),
+        "argv": list(argv),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "status": "running",
+    }
+    records.write_json_atomic(run_dir / records.RUN_FILE, meta)
+    return run_dir
+
+
+def load_run_suite(run_dir: Path) -> Suite:
+    meta = records.RunDir.open(run_dir).meta
+    if meta.get("schema_version") != records.SCHEMA_VERSION:
+        raise UserError(f"{run_dir} was written with record schema {meta.get('schema_version')}, "
+                        f"this ix2x reads schema {records.SCHEMA_VERSION}.")
+    return suite_from_dict(meta["suite"], where=f"{run_dir}/run.json")
+
+
+def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress: bool = True,
+            on_batch: Callable[[int], None] | None = None) -> RunOutcome:
+    """Run (or continue) the suite recorded in ``run_dir``, then write ``summary.csv``.
+
+    ``dataset`` overrides the suite's data (tests pass in-memory samples). ``on_batch`` is called
+    after each batch is on disk with the number of records written so far (tests use it to kill).
+    """
+    from tqdm.auto import tqdm
+
+    suite = load_run_suite(run_dir)
+    editors, metrics = resolve(suite)
+    if dataset is None:
+        from ix2x.data.sources import open_dataset
+
+        dataset = open_dataset(suite.data, progress=progress)
+    samples_path = run_dir / records.SAMPLES_FILE
+    done = {(r["editor"], r["sample_id"]) for r in records.read_records(samples_path, repair=True)}
+    metric_objs = [c.cls(c.config).to(suite.device) for c in metrics]
+    ids = [_sample_id(dataset, i) for i in range(len(dataset))]
+    pending = {e.key: [i for i, sid in enumerate(ids) if (e.key, sid) not in done] for e in editors}
+    total = sum(len(v) for v in pending.values())
+    written = len(done)
+    with records.RecordWriter(samples_path) as writer, \
+            tqdm(total=total, disable=not progress, unit="edit", dynamic_ncols=True) as bar:
+        for comp in editors:
+            todo = pending[comp.key]
+            if not todo:
+                continue
+            bar.set_description(comp.key)
+            editor = comp.cls(comp.config).to(suite.device)
+            warmed = False
+            for start in range(0, len(todo), suite.batch_size):
+                batch = [dataset[i] for i in todo[start:start + suite.batch_size]]
+                if not warmed:
+                    _warm_up(editor, batch[0], suite)
+                    warmed = True
+                recs = _run_batch(editor, comp, batch, metrics, metric_objs, suite, run_dir)
+                writer.write_batch(recs)
+                written += len(recs)
+                bar.update(len(batch))
+                if on_batch is not None:
+                    on_batch(written)
+            del editor
+    return finalize(run_dir)
+
+
+def _sample_id(dataset: Sequence[Sample], i: int) -> str:
+    ids = getattr(dataset, "sample_ids", None)  # lazy datasets know ids without loading images
+    return ids[i] if ids is not None else dataset[i].sample_id
+
+
+def _requests(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[EditRequest]:
+    gt = getattr(editor_cls, "uses_ground_truth", False)
+    return [EditRequest(s.sample_id, s.image, s.instruction, sample_seed(seed, s.sample_id),
+                        target=s.target if gt and s.target_aligned else None) for s in batch]
+
+
+def _warm_up(editor: Any, sample: Sample, suite: Suite) -> None:
+    """One untimed edit so that model loading and lazy initialisation stay out of the latency."""
+    try:
+        editor.edit(_requests(type(editor), [sample], suite.seed))
+    except Exception:  # the timed edit of the same sample records the failure properly
+        pass
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite) -> list[tuple[EditResult | None, str | None, float]]:
+    """Edit a batch; if the editor raises, retry sample by sample so one bad sample fails alone."""
+    reqs = _requests(type(editor), batch, suite.seed)
+    try:
+        _sync(suite.device)
+        t0 = time.perf_counter()
+        results = editor.edit(reqs)
+        _sync(suite.device)
+        per = (time.perf_counter() - t0) / len(reqs)
+        if len(results) != len(reqs):
+            raise RuntimeError(f"editor returned {len(results)} results for {len(reqs)} requests")
+        return [(_checked(r, s), None, per) for r, s in zip(results, batch)]
+    except Exception:
+        if len(reqs) == 1:
+            return [(None, _format_error(), math.nan)]
+    return [_edit_batch(editor, [s], suite)[0] for s in batch]
+
+
+def _checked(result: EditResult, sample: Sample) -> EditResult:
+    check_image("EditResult.image", result.image)
+    if tuple(result.image.shape) != tuple(sample.image.shape):
+        raise ValueError(f"`EditResult.image` must have the input's shape {tuple(sample.image.shape)}, "
+                         f"got {tuple(result.image.shape)}.")
+    return result
+
+
+def _format_error() -> str:
+    lines = traceback.format_exc().strip().splitlines()
+    return lines[-1] if lines else "unknown error"
+
+
+def _run_batch(editor: Any, comp: Component, batch: Sequence[Sample], metric_specs: list[Component],
+               metric_objs: list[Any], suite: Suite, run_dir: Path) -> list[dict[str, Any]]:
+    edited = _edit_batch(editor, batch, suite)
+    ok = [(s, r) for s, (r, err, _) in zip(batch, edited) if r is not None]
+    metric_values: dict[str, dict[str, dict[str, Any]]] = {s.sample_id: {} for s in batch}
+    for spec, metric in zip(metric_specs, metric_objs):
+        for (s, _), values in zip(ok, _compute_isolated(metric, ok)):
+            metric_values[s.sample_id][spec.key] = values
+    recs = []
+    for s, (r, err, latency) in zip(batch, edited):
+        rec: dict[str, Any] = {
+            "editor": comp.key, "sample_id": s.sample_id, "patient_id": s.patient_id,
+            "instruction": s.instruction, "status": "ok" if r is not None else "failed",
+            "error": err, "latency_s": latency, "metrics": metric_values[s.sample_id],
+            "info": dict(r.info) if r is not None else {}, "image": None,
+        }
+        if r is not None and suite.save_images:
+            rel = Path("images") / comp.key / f"{_safe(s.sample_id)}.png"
+            save_image(run_dir / rel, r.image)
+            if r.guidance_map is not None:
+                save_image(run_dir / rel.with_name(rel.stem + ".guidance.png"), r.guidance_map.clamp(0, 1))
+            rec["image"] = str(rel)
+        recs.append(rec)
+    return recs
+
+
+def _compute_isolated(metric: Any, pairs: list[tuple[Sample, EditResult]]) -> list[dict[str, Any]]:
+    """Per-sample values; a metric that raises on a batch is retried per sample, and a sample it
+    still fails on gets ``{"error": ...}`` instead of values."""
+    if not pairs:
+        return []
+    samples, results = [p[0] for p in pairs], [p[1] for p in pairs]
+    try:
+        values = metric.compute(samples, results)
+        if len(values) != len(pairs):
+            raise RuntimeError(f"metric returned {len(values)} values for {len(pairs)} samples")
+        return values
+    except Exception:
+        if len(pairs) == 1:
+            return [{"error": _format_error()}]
+    return [_compute_isolated(metric, [p])[0] for p in pairs]
+
+
+def _safe(sample_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
+
+
+def finalize(run_dir: Path) -> RunOutcome:
+    """Aggregate ``samples.jsonl`` into ``summary.csv`` and mark the run complete.
+    Distribution-level statistics are computed here, over all records, never per batch."""
+    suite = load_run_suite(run_dir)
+    editors, metrics = resolve(suite)
+    recs = records.read_records(run_dir / records.SAMPLES_FILE)
+    metric_objs = {c.key: c.cls(c.config) for c in metrics}
+    rows: list[dict[str, Any]] = []
+    n_failed: dict[str, int] = {}
+    n_metric_errors = 0
+    for comp in editors:
+        mine = [r for r in recs if r["editor"] == comp.key]
+        ok = [r for r in mine if r["status"] == "ok"]
+        n_failed[comp.key] = len(mine) - len(ok)
+        rows.append(_row(comp.key, "run", "failed", len(mine), 0, float(n_failed[comp.key]), False))
+        patients = [r.get("patient_id") for r in ok]
+        clusters = patients if all(patients) and len(set(patients)) < len(patients) else None
+        for key, metric in metric_objs.items():
+            kept = [(r["metrics"].get(key, {}), c) for r, c in zip(ok, clusters or [None] * len(ok))]
+            n_metric_errors += sum(1 for v, _ in kept if "error" in v)
+            kept = [(v, c) for v, c in kept if "error" not in v]
+            values = [_nan_from_null(v) for v, _ in kept]
+            cl = [c for _, c in kept] if clusters else None
+            for agg in metric.aggregate(values, seed=suite.seed, clusters=cl):
+                rows.append({"editor": comp.key, **agg.as_row()})
+        rows.extend(_latency_rows(comp.key, ok, suite.seed))
+    records.write_summary(run_dir / records.SUMMARY_FILE, rows)
+    meta = records.RunDir.open(run_dir).meta
+    meta.update(status="complete", n_records=len(recs), n_failed=n_failed,
+                n_metric_errors=n_metric_errors,
+                finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    records.write_json_atomic(run_dir / records.RUN_FILE, meta)
+    return RunOutcome(run_dir, len(recs), n_failed, n_metric_errors)
+
+
+def _nan_from_null(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (math.nan if v is None else v) for k, v in values.items()}
+
+
+def _row(editor: str, metric: str, key: str, n: int, n_nan: int, value: float, hib: bool,
+         low: float = math.nan, high: float = math.nan) -> dict[str, Any]:
+    return {"editor": editor, "metric": metric, "key": key, "n": n, "n_nan": n_nan, "value": value,
+            "ci_low": low, "ci_high": high, "higher_is_better": hib}
+
+
+def _latency_rows(editor: str, ok: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    lat = np.array([r["latency_s"] for r in ok if r.get("latency_s") is not None], dtype=float)
+    if lat.size == 0:
+        return []
+    rows = []
+    for key, q in (("median_s", 0.5), ("p90_s", 0.9)):
+        low, high = bootstrap_ci(lambda idx: float(np.quantile(lat[idx], q)), lat.size, seed=seed)
+        rows.append(_row(editor, "latency", key, int(lat.size), 0, float(np.quantile(lat, q)), False,
+                         low, high))
+    return rows

@@ -1,0 +1,69 @@
+"""``ix2x run``: run a benchmark suite and write a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "run a benchmark suite (default: phantom_smoke on generated phantoms, CPU)"
+DESCRIPTION = """Run every editor of a suite over its samples, score every metric, and write
+results/<suite>/<run-id>/ with run.json, samples.jsonl, summary.csv and the edited images.
+Settings: suite defaults, then the suite file, then these options."""
+EXAMPLES = """examples:
+  ix2x run
+  ix2x run --suite phantom --limit 20 --quiet
+  ix2x run --suite mimic --data /data/mimic-edit-instruction --device cuda
+  ix2x run --editors identity,oracle --editor-arg instructx2x.steps=20
+  ix2x run --resume results/phantom/20261125-120000-ab12cd
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--suite", default=None, help="built-in suite name or path to a .yaml suite file "
+                   "(default: phantom_smoke; `ix2x ls suites` lists them)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="MIMIC-EDIT-INSTRUCTION directory; switches the data source to it")
+    p.add_argument("--split", default=None, help="dataset split to evaluate (default: the suite's, usually test)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--editors", default=None, help="comma-separated editor labels of the suite to keep, "
+                   "or registry names to run with default settings")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (replaces the suite's)")
+    p.add_argument("--editor-arg", action="append", default=[], metavar="[EDITOR.]KEY=VALUE",
+                   help="editor setting; without EDITOR. it applies to every editor (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="global seed (per-sample seeds derive from it)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--out", default="results", help="root of run directories (default: results)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run; other options are ignored (the run's own suite is used)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmarks import runner
+    from ix2x.cli.common import suite_from_args
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        runner.load_run_suite(run_dir)  # clear error if it is not a run directory
+    else:
+        suite = suite_from_args(args)
+        run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
+    if not args.quiet:
+        print(f"run directory: {run_dir}", file=sys.stderr)
+    outcome = runner.execute(run_dir, progress=not args.quiet)
+    print(f"records: {outcome.run_dir / 'samples.jsonl'} ({outcome.n_records})")
+    print(f"summary: {outcome.run_dir / 'summary.csv'}")
+    report = outcome.run_dir / "report.html"
+    if report.exists():
+        print(f"report:  {report}")
+    failed = {k: v for k, v in outcome.n_failed.items() if v}
+    for editor, n in failed.items():
+        print(f"FAILED: editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl",
+              file=sys.stderr)
+    if outcome.n_metric_errors:
+        print(f"FAILED: {outcome.n_metric_errors} metric value(s) could not be computed; "
+              "see `error` under `metrics` in samples.jsonl", file=sys.stderr)
+    return 0 if outcome.ok else 1

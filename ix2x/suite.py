@@ -1,0 +1,101 @@
+"""Suite files: one complete YAML file per benchmark, loaded into a frozen dataclass.
+
+Precedence: the dataclass defaults below, then the file, then the command line. Unknown keys are
+errors. The built-in suites live in ``benchmarks/suites/``; any path to a YAML file works too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ix2x.configs import ConfigError, build
+from ix2x.errors import UserError
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """Phantom data generated on first use and cached (same settings, same bytes)."""
+
+    n: int = 200
+    seed: int = 0
+    size: int = 128
+    jitter: bool = False
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: Literal["phantom", "dir"] = "phantom"
+    path: str | None = None  # a MIMIC-EDIT-INSTRUCTION directory when source is "dir"
+    split: str = "test"
+    limit: int | None = None  # first N samples of the split
+    phantom: PhantomSpec = PhantomSpec()
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """An editor or metric of a suite: its registry name, settings, and for editors an optional
+    label that tells two configurations of one editor apart (e.g. a tau sweep)."""
+
+    name: str
+    label: str | None = None
+    args: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str = ""
+    seed: int = 0
+    data: DataSpec = DataSpec()
+    editors: tuple[ComponentSpec, ...] = ()
+    metrics: tuple[ComponentSpec, ...] = ()
+    batch_size: int = 4
+    device: str = "cpu"
+    save_images: bool = True
+    report_images: bool = True  # False for real patient data: reports then carry no images
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Suite file {path} does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"Suite file {path} is not valid YAML: {e}") from e
+    return suite_from_dict(raw, where=f"suite file {path}")
+
+
+def suite_from_dict(raw: dict[str, Any], *, where: str = "suite") -> Suite:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a YAML mapping, got {type(raw).__name__}.")
+    suite = build(Suite, raw, where=where)
+    keys = [e.key for e in suite.editors]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: editor labels must be unique, got {duplicates} more than once. "
+                          "Give each configuration a `label:`.")
+    if suite.batch_size < 1:
+        raise ConfigError(f"{where}: `batch_size` must be >= 1, got {suite.batch_size}.")
+    return suite
+
+
+def with_overrides(suite: Suite, **overrides: Any) -> Suite:
+    """A copy of ``suite`` with top-level and ``data`` fields replaced (command-line precedence)."""
+    data_fields = {f.name for f in dataclasses.fields(DataSpec)}
+    data_over = {k: v for k, v in overrides.items() if k in data_fields and v is not None}
+    top = {k: v for k, v in overrides.items() if k not in data_fields and v is not None}
+    data = dataclasses.replace(suite.data, **data_over) if data_over else suite.data
+    return dataclasses.replace(suite, data=data, **top)
