@@ -1,0 +1,407 @@
+"""The MIMIC-EDIT-INSTRUCTION instruction grammar: parse instructions into structured edit ops and
+render ops back into instructions.
+
+Grammar (case-insensitive; sentences end with a period, several sentences are joined by spaces)::
+
+    Add the finding(s) of ITEMS.
+    Remove the finding(s) of ITEMS.
+    Change the level of ITEM from LEVEL to LEVEL.
+
+    ITEMS := ITEM | ITEM and ITEM | ITEM, ITEM, ... and ITEM | ITEM, ITEM, ..., and ITEM
+    ITEM  := [MODIFIER ...] FINDING [in the LOCATION WORDS]
+    MODIFIER := severity ("mild", "small", "mild to moderate", ...) | side ("left", "right",
+                "bilateral") | location word ("lower", "lobe", "basal", ...)
+
+``FINDING`` is any phrase of :data:`SYNONYMS` (the 31 MIMIC-Diff-VQA categories, torchxrayvision's
+pathology names and a few plurals and variants); it maps to one canonical name
+(:mod:`ix2x.data.findings`). Version-2 location and severity words go to ``EditOp.side``,
+``EditOp.location`` and ``EditOp.severity``. Anything else is an :class:`InstructionError` that quotes
+the text: the caller decides what to do, nothing falls back to "the whole image" here.
+
+Rendering puts the side before the finding ("left pleural effusion") unless the op also has a
+location, which is rendered after it ("atelectasis in the left lower lobe"); both forms parse.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from ix2x.data.findings import LATERALITIES, LEVELS
+from ix2x.errors import DataError
+
+__all__ = [
+    "EditOp", "InstructionError", "SYNONYMS", "CANONICAL_FINDINGS", "DIFF_VQA_CATEGORIES",
+    "SEVERITY_WORDS", "LOCATION_WORDS", "canonical_finding", "finding_phrase", "parse", "render",
+]
+
+OPS: tuple[str, ...] = ("add", "remove", "change")
+
+
+class InstructionError(DataError):
+    """An instruction that the grammar cannot parse. The message quotes the instruction."""
+
+
+# The 31 finding categories of MIMIC-Diff-VQA that the original RSE code recognises, each mapped to
+# its canonical name: torchxrayvision's name where one exists, otherwise ``str.title()`` of the phrase.
+DIFF_VQA_CATEGORIES: dict[str, str] = {
+    "atelectasis": "Atelectasis",
+    "blunting of the costophrenic angle": "Effusion",  # a blunted angle is how effusion shows on PA
+    "calcification": "Calcification",
+    "cardiomegaly": "Cardiomegaly",
+    "consolidation": "Consolidation",
+    "edema": "Edema",
+    "emphysema": "Emphysema",
+    # RSE maps cardiac silhouette enlargement to cardiomegaly, not to "Enlarged Cardiomediastinum".
+    "enlargement of the cardiac silhouette": "Cardiomegaly",
+    "fracture": "Fracture",
+    "granuloma": "Granuloma",
+    "heart failure": "Heart Failure",
+    "hernia": "Hernia",
+    "hilar congestion": "Hilar Congestion",
+    "hypertensive heart disease": "Hypertensive Heart Disease",
+    "infiltration": "Infiltration",
+    "lung opacity": "Lung Opacity",
+    "mass": "Mass",
+    "nodule": "Nodule",
+    "pleural effusion": "Effusion",
+    "pleural thickening": "Pleural_Thickening",
+    "pneumonia": "Pneumonia",
+    "pneumothorax": "Pneumothorax",
+    "scoliosis": "Scoliosis",
+    "tortuosity of the descending aorta": "Tortuosity Of The Descending Aorta",
+    "tortuosity of the thoracic aorta": "Tortuosity Of The Thoracic Aorta",
+    "vascular congestion": "Vascular Congestion",
+    "air collection": "Air Collection",
+    "contusion": "Contusion",
+    "hematoma": "Hematoma",
+    "thymoma": "Thymoma",
+    "lung lesion": "Lung Lesion",
+}
+
+# torchxrayvision 1.5.7 ``xrv.datasets.default_pathologies`` (copied so that parsing needs no torch).
+XRV_PATHOLOGIES: tuple[str, ...] = (
+    "Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis",
+    "Effusion", "Pneumonia", "Pleural_Thickening", "Cardiomegaly", "Nodule", "Mass", "Hernia",
+    "Lung Lesion", "Fracture", "Lung Opacity", "Enlarged Cardiomediastinum",
+)
+
+_VARIANTS: dict[str, str] = {
+    "effusion": "Effusion",
+    "pleural effusions": "Effusion",
+    "effusions": "Effusion",
+    "blunting of the costophrenic angles": "Effusion",
+    "blunted costophrenic angle": "Effusion",
+    "blunted costophrenic angles": "Effusion",
+    "enlarged cardiac silhouette": "Cardiomegaly",
+    "enlargement of the cardiac silhouettes": "Cardiomegaly",
+    "pleural_thickening": "Pleural_Thickening",
+    "opacity": "Lung Opacity",
+    "opacities": "Lung Opacity",
+    "lung opacities": "Lung Opacity",
+    "infiltrate": "Infiltration",
+    "infiltrates": "Infiltration",
+    "pulmonary edema": "Edema",
+    "pulmonary vascular congestion": "Vascular Congestion",
+    "enlarged cardiomediastinum": "Enlarged Cardiomediastinum",
+    "fibrosis": "Fibrosis",
+    "nodules": "Nodule",
+    "masses": "Mass",
+    "fractures": "Fracture",
+    "granulomas": "Granuloma",
+    "calcifications": "Calcification",
+    "consolidations": "Consolidation",
+    "lung lesions": "Lung Lesion",
+    "hematomas": "Hematoma",
+    "contusions": "Contusion",
+    "hernias": "Hernia",
+    "air collections": "Air Collection",
+}
+
+
+def _build_synonyms() -> dict[str, str]:
+    table = dict(DIFF_VQA_CATEGORIES)
+    for name in XRV_PATHOLOGIES:
+        table.setdefault(name.lower(), name)
+    for phrase, name in _VARIANTS.items():
+        if table.setdefault(phrase, name) != name:
+            raise AssertionError(f"synonym {phrase!r} mapped twice")
+    return table
+
+
+#: Lower-case finding phrase -> canonical finding name.
+SYNONYMS: dict[str, str] = _build_synonyms()
+#: Every canonical name a phrase can map to.
+CANONICAL_FINDINGS: frozenset[str] = frozenset(SYNONYMS.values())
+
+# The phrase ``render`` writes for a canonical name (lower case, as MIMIC-Diff-VQA writes it).
+_RENDER_PHRASE: dict[str, str] = {
+    "Effusion": "pleural effusion",
+    "Pleural_Thickening": "pleural thickening",
+}
+
+#: Severity words, multi-word ones included (MIMIC-Diff-VQA's level library plus common variants).
+SEVERITY_WORDS: tuple[str, ...] = tuple(dict.fromkeys(LEVELS + (
+    "minimal", "trace", "tiny", "slight", "subtle", "minor", "massive", "extensive", "acute",
+    "mildly", "moderately", "minimally", "increasing", "decreasing",
+    "small to moderate", "moderate to severe", "minimal to mild", "mild to severe",
+)))
+
+_SIDE_WORDS: dict[str, str] = {
+    "left": "left", "right": "right", "bilateral": "bilateral",
+    "left-sided": "left", "right-sided": "right", "bilaterally": "bilateral",
+}
+
+#: Words allowed before a finding besides severity and side; kept, in order, in ``EditOp.location``.
+LOCATION_WORDS: frozenset[str] = frozenset({
+    "lower", "upper", "middle", "mid", "lobe", "lobes", "lung", "lungs", "zone", "zones", "base",
+    "bases", "basal", "basilar", "bibasilar", "apical", "apex", "apices", "perihilar", "hilar",
+    "retrocardiac", "lingula", "lingular", "costophrenic", "subsegmental", "segmental", "pleural",
+    "parenchymal", "peripheral", "central", "lateral", "medial", "posterior", "anterior", "area",
+    "areas", "region", "field", "fields", "hemithorax", "patchy", "focal", "diffuse", "multifocal",
+    "interstitial", "airspace", "linear", "plate-like", "platelike",
+})
+
+
+def canonical_finding(phrase: str) -> str:
+    """Canonical name of a finding phrase ("pleural effusion" -> "Effusion"), case-insensitive.
+
+    Raises :class:`InstructionError` naming close matches when the phrase is unknown.
+    """
+    key = " ".join(str(phrase).lower().split())
+    if key in SYNONYMS:
+        return SYNONYMS[key]
+    for name in CANONICAL_FINDINGS:  # canonical names themselves, any case ("Lung Opacity")
+        if key == name.lower():
+            return name
+    close = difflib.get_close_matches(key, list(SYNONYMS), n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise InstructionError(f"unknown finding {phrase!r}.{hint} Known findings: "
+                           f"{', '.join(sorted(CANONICAL_FINDINGS))}.")
+
+
+def finding_phrase(finding: str) -> str:
+    """The lower-case phrase :func:`render` writes for a canonical finding name."""
+    return _RENDER_PHRASE.get(finding, finding.lower())
+
+
+@dataclass(frozen=True)
+class EditOp:
+    """One structured edit.
+
+    ``op`` is "add", "remove" or "change"; ``finding`` a canonical name (see :func:`canonical_finding`);
+    ``from_level``/``to_level`` are set for "change" only; ``side`` is "left", "right", "bilateral" or
+    None; ``location`` other location words as text ("lower lobe"); ``severity`` a severity word of
+    an added or removed finding ("mild"). ``phrase`` is the finding as written in the instruction
+    (kept so that rendering reproduces it; ignored by ``==``).
+    """
+
+    op: str
+    finding: str
+    from_level: str | None = None
+    to_level: str | None = None
+    side: str | None = None
+    location: str | None = None
+    severity: str | None = None
+    phrase: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"`op` must be one of {OPS}, got {self.op!r}.")
+        if self.finding not in CANONICAL_FINDINGS:
+            raise ValueError(f"`finding` must be a canonical finding name, got {self.finding!r}. "
+                             "Map phrases with ix2x.data.instructions.canonical_finding().")
+        has_levels = (self.from_level is not None, self.to_level is not None)
+        if self.op == "change" and not all(has_levels):
+            raise ValueError("a 'change' op needs `from_level` and `to_level`, got "
+                             f"{self.from_level!r} and {self.to_level!r}.")
+        if self.op != "change" and any(has_levels):
+            raise ValueError(f"only 'change' ops have levels; this {self.op!r} op has "
+                             f"from_level={self.from_level!r}, to_level={self.to_level!r}.")
+        if self.side is not None and self.side not in LATERALITIES:
+            raise ValueError(f"`side` must be one of {LATERALITIES} or None, got {self.side!r}.")
+
+
+# --------------------------------------------------------------------------------------- parsing
+
+_SENTENCE_PATTERNS = (
+    ("add", re.compile(r"^add the findings? of (?P<items>.+)$")),
+    ("remove", re.compile(r"^remove the findings? of (?P<items>.+)$")),
+    ("change", re.compile(r"^change the levels? of (?P<item>.+?) from (?P<levels>.+)$")),
+)
+_LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+")
+_TRAILING_LOCATION = re.compile(r"^(?P<head>.+?)\s+in the\s+(?P<where>.+)$")
+_MAX_SEVERITY_WORDS = max(len(s.split()) for s in SEVERITY_WORDS)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split on periods; the last sentence may lack one. Whitespace is collapsed, case is kept."""
+    flat = " ".join(str(text).split())
+    parts = [p.strip() for p in re.split(r"\.(?:\s+|$)", flat)]
+    if parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def parse(text: str) -> list[EditOp]:
+    """Parse an instruction into edit ops, in the order they are written.
+
+    >>> parse("Add the finding of left pleural effusion.")[0].side
+    'left'
+
+    Raises :class:`InstructionError` (quoting ``text``) when any part of it does not parse.
+    """
+    if not isinstance(text, str):
+        raise InstructionError(f"instruction must be a string, got {type(text).__name__}: {text!r}.")
+    sentences = split_sentences(text)
+    if not sentences:
+        raise InstructionError(f"empty instruction {text!r}.")
+    ops: list[EditOp] = []
+    for number, sentence in enumerate(sentences, start=1):
+        try:
+            ops.extend(_parse_sentence(sentence))
+        except InstructionError as e:
+            where = f" (sentence {number}: {sentence!r})" if len(sentences) > 1 else ""
+            raise InstructionError(f"cannot parse instruction {text!r}{where}: {e}") from None
+    return ops
+
+
+def _parse_sentence(sentence: str) -> list[EditOp]:
+    lowered = sentence.lower()
+    if not lowered:
+        raise InstructionError("empty sentence (two periods in a row?).")
+    for op, pattern in _SENTENCE_PATTERNS:
+        m = pattern.match(lowered)
+        if m is None:
+            continue
+        if op == "change":
+            from_level, to_level = _split_levels(m["levels"])
+            item = _parse_item(m["item"], allow_severity=True)
+            return [EditOp("change", from_level=from_level, to_level=to_level, **item)]
+        items = [s for s in _LIST_SPLIT.split(m["items"])]
+        if any(not s for s in items):
+            raise InstructionError(f"empty item in the finding list {m['items']!r}.")
+        return [EditOp(op, **_parse_item(s, allow_severity=True)) for s in items]
+    raise InstructionError(
+        "expected 'Add the finding(s) of X.', 'Remove the finding(s) of X.' or "
+        "'Change the level of X from A to B.'")
+
+
+def _split_levels(text: str) -> tuple[str, str]:
+    """Split "A to B" where A and B may themselves contain "to" ("mild to moderate")."""
+    words = text.split()
+    cuts = [i for i, w in enumerate(words) if w == "to" and 0 < i < len(words) - 1]
+    if not cuts:
+        raise InstructionError(f"expected levels 'from A to B', got 'from {text}'.")
+    known = set(SEVERITY_WORDS)
+    candidates = [(" ".join(words[:i]), " ".join(words[i + 1:])) for i in cuts]
+    valid = [c for c in candidates if c[0] in known and c[1] in known]
+    if len(valid) == 1:
+        return valid[0]
+    if len(valid) > 1:
+        readings = "; ".join(f"from {a!r} to {b!r}" for a, b in valid)
+        raise InstructionError(f"ambiguous levels 'from {text}': could read {readings}.")
+    if len(candidates) == 1:  # unknown level words, but only one way to read them: keep as written
+        return candidates[0]
+    raise InstructionError(f"cannot tell the two levels apart in 'from {text}'.")
+
+
+def _parse_item(text: str, *, allow_severity: bool) -> dict:
+    """One finding with its modifiers -> keyword arguments of :class:`EditOp`."""
+    where_words: list[str] = []
+    m = _TRAILING_LOCATION.match(text)
+    if m is not None:
+        text, where_words = m["head"], m["where"].split()
+    words = text.split()
+    start = next((i for i in range(len(words)) if " ".join(words[i:]) in SYNONYMS), None)
+    if start is None:
+        close = difflib.get_close_matches(" ".join(words[-3:]), list(SYNONYMS), n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise InstructionError(f"no known finding in {text!r}.{hint}")
+    phrase = " ".join(words[start:])
+    severity, sides, location = _parse_modifiers(words[:start], phrase)
+    for w in where_words:  # "in the left lower lobe": side words go to side, the rest is kept
+        if w in _SIDE_WORDS:
+            sides.append(_SIDE_WORDS[w])
+        else:
+            location.append(w)
+    if len(set(sides)) > 1:
+        raise InstructionError(f"conflicting sides {sorted(set(sides))} for {phrase!r}.")
+    if severity is not None and not allow_severity:
+        raise InstructionError(f"unexpected severity {severity!r} before {phrase!r}.")
+    return dict(finding=SYNONYMS[phrase], side=sides[0] if sides else None,
+                location=" ".join(location) or None, severity=severity, phrase=phrase)
+
+
+def _parse_modifiers(words: list[str], phrase: str) -> tuple[str | None, list[str], list[str]]:
+    severity, sides, location = None, [], []
+    i = 0
+    while i < len(words):
+        for n in range(min(_MAX_SEVERITY_WORDS, len(words) - i), 0, -1):
+            candidate = " ".join(words[i:i + n])
+            if candidate in SEVERITY_WORDS:
+                if severity is not None:
+                    raise InstructionError(f"two severities ({severity!r}, {candidate!r}) for {phrase!r}.")
+                severity, i = candidate, i + n
+                break
+        else:
+            w = words[i]
+            if w in _SIDE_WORDS:
+                sides.append(_SIDE_WORDS[w])
+            elif w in LOCATION_WORDS:
+                location.append(w)
+            else:
+                raise InstructionError(f"unknown word {w!r} before the finding {phrase!r} (known "
+                                       "modifiers are severity, side and location words).")
+            i += 1
+    return severity, sides, location
+
+
+# ------------------------------------------------------------------------------------- rendering
+
+def render(ops: Iterable[EditOp]) -> str:
+    """Render ops as an instruction in the grammar :func:`parse` reads (its inverse up to wording).
+
+    Consecutive "add" ops share one sentence ("Add the findings of X, Y and Z."), as do consecutive
+    "remove" ops; each "change" op is its own sentence. Sentences are joined by a space.
+    """
+    ops = list(ops)
+    if not ops:
+        raise ValueError("`ops` must hold at least one EditOp, got none.")
+    sentences: list[str] = []
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if not isinstance(op, EditOp):
+            raise TypeError(f"`ops` must hold EditOp objects, got {type(op).__name__}.")
+        if op.op == "change":
+            sentences.append(f"Change the level of {_render_item(op)} from {op.from_level} to {op.to_level}.")
+            i += 1
+            continue
+        j = i
+        while j < len(ops) and isinstance(ops[j], EditOp) and ops[j].op == op.op:
+            j += 1
+        items = [_render_item(o) for o in ops[i:j]]
+        noun = "finding" if len(items) == 1 else "findings"
+        listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+        sentences.append(f"{op.op.capitalize()} the {noun} of {listed}.")
+        i = j
+    return " ".join(sentences)
+
+
+def _render_item(op: EditOp) -> str:
+    phrase = op.phrase if op.phrase and SYNONYMS.get(op.phrase) == op.finding else finding_phrase(op.finding)
+    words = [op.severity] if op.severity else []
+    if op.location:
+        words.append(phrase)
+        words.append("in the " + " ".join(w for w in (op.side, op.location) if w))
+    else:
+        words.extend(w for w in (op.side, phrase) if w)
+    return " ".join(words)
+
+
+def findings_of(ops: Sequence[EditOp]) -> list[str]:
+    """Canonical findings named by ``ops``, first occurrence first, without repeats."""
+    return list(dict.fromkeys(op.finding for op in ops))
