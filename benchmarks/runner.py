@@ -80,7 +80,10 @@ def new_run_dir(out_root: Path, suite: Suite) -> Path:
 
 def start_run(suite: Suite, out_root: Path, *, argv: Sequence[str] = ()) -> Path:
     """Create the run directory and its ``run.json`` (status "running")."""
+    from ix2x.data.sources import check_data
+
     editors, metrics = resolve(suite)
+    check_data(suite.data)
     run_dir = new_run_dir(out_root, suite)
     meta = {
         "schema_version": records.SCHEMA_VERSION,

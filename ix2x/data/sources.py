@@ -44,6 +44,12 @@ def phantom_dir(spec: PhantomSpec, *, progress: bool = False) -> Path:
     return final
 
 
+def check_data(spec: DataSpec) -> None:
+    """Cheap checks before a run starts (a dataset folder that does not exist...)."""
+    if spec.source == "dir":
+        data_root(spec)
+
+
 def data_root(spec: DataSpec, *, progress: bool = False) -> Path:
     if spec.source == "phantom":
         return phantom_dir(spec.phantom, progress=progress)

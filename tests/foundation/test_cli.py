@@ -1,0 +1,67 @@
+"""The command line: listing, errors that teach, editor-arg precedence."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ix2x.cli.main import main
+
+
+def test_ls_editors_lists_builtins(capsys):
+    assert main(["ls", "editors"]) == 0
+    out = capsys.readouterr().out
+    assert "identity" in out and "oracle" in out and "editors.identity:Identity" in out
+
+
+def test_ls_suites(capsys):
+    assert main(["ls", "suites"]) == 0
+    assert "phantom_smoke" in capsys.readouterr().out
+
+
+def test_unknown_editor_says_did_you_mean(capsys):
+    assert main(["run", "--editors", "identiti", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown editor `identiti`. Did you mean 'identity'?" in err and "oracle" in err
+
+
+def test_unknown_suite(capsys):
+    assert main(["run", "--suite", "phantom_smok"]) == 2
+    assert "Did you mean 'phantom_smoke'" in capsys.readouterr().err
+
+
+def test_suite_with_unknown_key(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\neditors: [{name: identity}]\nbatchsize: 3\n")
+    assert main(["run", "--suite", str(bad)]) == 2
+    assert "Unknown setting(s) batchsize" in capsys.readouterr().err
+
+
+def test_missing_dataset_dir(tmp_path, capsys):
+    assert main(["run", "--data", str(tmp_path / "nope"), "--editors", "identity", "--quiet",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_editor_arg_for_unknown_editor(capsys):
+    assert main(["run", "--editors", "identity", "--editor-arg", "oracle.x=1", "--quiet"]) == 2
+    assert "names editor `oracle`, which is not in this run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", ["run", "ls", "validate"])
+def test_every_subcommand_has_help_with_example(cmd):
+    out = subprocess.run([sys.executable, "-m", "ix2x", cmd, "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "example" in out
+
+
+def test_editor_args_precedence():
+    import argparse
+
+    from ix2x.cli.common import apply_editor_args
+    from ix2x.suite import suite_from_dict
+
+    suite = suite_from_dict({"name": "s", "editors": [{"name": "a", "args": {"steps": 5, "tau": 0.1}},
+                                                      {"name": "b", "args": {"steps": 7}}]})
+    out = apply_editor_args(suite, ["steps=9", "a.tau=0.3"])
+    assert out.editors[0].args == {"steps": 9, "tau": 0.3} and out.editors[1].args == {"steps": 9}

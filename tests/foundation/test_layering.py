@@ -1,0 +1,71 @@
+"""DESIGN.md's layering table, enforced by walking every import of every module."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+OURS = {"ix2x", "editors", "metrics", "benchmarks", "reports", "training"}
+# Which of our packages each package may import.
+ALLOWED = {
+    "ix2x": {"ix2x"},
+    "editors": {"ix2x", "editors"},
+    "metrics": {"ix2x", "metrics"},
+    "benchmarks": {"ix2x", "benchmarks"},  # editors and metrics by registry name only
+    "reports": {"ix2x", "reports"},
+    "training": {"ix2x", "training"},
+}
+# reports/ reads run records only: these ix2x modules import no torch.
+REPORTS_MAY_USE = {"ix2x.records", "ix2x.data.instructions", "ix2x.data.findings", "ix2x.stats"}
+
+
+def _imports(path: Path):
+    """(module imported, is at module level) for every import in ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    top_level = {id(n) for n in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, id(node) in top_level
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module, id(node) in top_level
+
+
+def _modules():
+    for package in OURS:
+        for path in sorted((REPO / package).rglob("*.py")):
+            yield package, path
+
+
+def test_layering_table():
+    violations = []
+    for package, path in _modules():
+        rel = path.relative_to(REPO)
+        in_cli = rel.parts[:2] == ("ix2x", "cli")
+        for module, at_top in _imports(path):
+            root = module.split(".")[0]
+            if root not in OURS or root in ALLOWED[package]:
+                if package == "reports" and root == "ix2x" and module not in REPORTS_MAY_USE:
+                    violations.append(f"{rel}: reports may read run records only, imports {module}")
+                continue
+            if in_cli and not at_top:
+                continue  # the CLI imports other packages lazily, per subcommand
+            where = "at module level " if in_cli else ""
+            violations.append(f"{rel}: {package} may not import {module} {where}")
+    assert not violations, "\n".join(violations)
+
+
+def test_reports_import_no_torch():
+    mods = [".".join(p.relative_to(REPO).with_suffix("").parts) for p in (REPO / "reports").rglob("*.py")]
+    code = "import sys\n" + "".join(f"import {m}\n" for m in mods) + "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_checker_catches_a_violation(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import metrics.out_of_mask_change\ndef f():\n    from benchmarks import runner\n")
+    assert list(_imports(bad)) == [("metrics.out_of_mask_change", True), ("benchmarks", False)]

@@ -1,0 +1,93 @@
+"""The runner end to end on in-memory samples: records, summary, failures, editor args."""
+
+import json
+import math
+
+import pytest
+
+from benchmarks import runner
+from ix2x import records
+from ix2x.configs import ConfigError
+from ix2x.suite import suite_from_dict
+
+
+def _suite(**over):
+    raw = {"name": "t", "editors": [{"name": "identity"}, {"name": "oracle"}],
+           "metrics": [{"name": "out_of_mask_change"}], "batch_size": 4}
+    raw.update(over)
+    return suite_from_dict(raw)
+
+
+def _run(tmp_path, samples, **over):
+    run_dir = runner.start_run(_suite(**over), tmp_path)
+    return runner.execute(run_dir, samples, progress=False)
+
+
+def test_identity_and_oracle_records(tmp_path, samples):
+    outcome = _run(tmp_path, samples)
+    assert outcome.ok and outcome.n_records == 2 * len(samples)
+    recs = records.RunDir.open(outcome.run_dir).records()
+    assert [r["editor"] for r in recs] == ["identity"] * 6 + ["oracle"] * 6
+    for r in recs:
+        m = r["metrics"]["out_of_mask_change"]
+        # Both editors change nothing outside the true region: the oracle is exact.
+        assert m["mae"] == 0.0 and m["changed_fraction"] == 0.0 and m["psnr"] == 100.0
+        if r["editor"] == "oracle":
+            assert m["locality"] == 1.0
+        else:
+            assert m["locality"] is None and "no change" in m["nan_reason"]
+
+
+def test_summary_rows_have_n_and_ci(tmp_path, samples):
+    outcome = _run(tmp_path, samples)
+    rows = records.RunDir.open(outcome.run_dir).summary()
+    by = {(r["editor"], r["metric"], r["key"]): r for r in rows}
+    mae = by[("oracle", "out_of_mask_change", "mae")]
+    assert (mae["n"], mae["value"], mae["ci_low"], mae["ci_high"]) == (6, 0.0, 0.0, 0.0)
+    loc = by[("identity", "out_of_mask_change", "locality")]
+    assert loc["n"] == 0 and loc["n_nan"] == 6 and math.isnan(loc["value"])
+    assert by[("identity", "run", "failed")]["value"] == 0.0
+    assert by[("identity", "latency", "median_s")]["n"] == 6
+    meta = json.loads((outcome.run_dir / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["schema_version"] == records.SCHEMA_VERSION
+    assert meta["packages"]["torch"] == "2.14.1"
+
+
+def test_edited_images_saved_and_reloadable(tmp_path, samples):
+    from ix2x.images import load_image
+
+    outcome = _run(tmp_path, samples)
+    rec = [r for r in records.RunDir.open(outcome.run_dir).records() if r["editor"] == "oracle"][0]
+    img = load_image(outcome.run_dir / rec["image"])
+    assert (img - samples[0].target).abs().max() <= 0.5 / 65535 + 1e-7
+
+
+def test_oracle_without_aligned_target_fails_per_sample_and_run_goes_on(tmp_path, samples):
+    import dataclasses
+
+    broken = [dataclasses.replace(s, target_aligned=(i != 2)) for i, s in enumerate(samples)]
+    outcome = _run(tmp_path, broken)
+    assert outcome.n_failed == {"identity": 0, "oracle": 1} and not outcome.ok
+    bad = [r for r in records.RunDir.open(outcome.run_dir).records() if r["status"] == "failed"]
+    assert [r["sample_id"] for r in bad] == ["s002"]
+    assert "pixel-aligned target" in bad[0]["error"]
+
+
+def test_unknown_editor_setting_is_rejected_before_running(tmp_path):
+    with pytest.raises(ConfigError, match=r"Unknown setting\(s\) steps for editor `identity`"):
+        runner.start_run(_suite(editors=[{"name": "identity", "args": {"steps": 3}}]), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_wrong_setting_type_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="must be a number, got 'abc'"):
+        runner.start_run(_suite(editors=[{"name": "identity"}],
+                                metrics=[{"name": "out_of_mask_change",
+                                          "args": {"change_threshold": "abc"}}]), tmp_path)
+
+
+def test_results_do_not_depend_on_batch_size(tmp_path, samples):
+    a = records.RunDir.open(_run(tmp_path / "a", samples, batch_size=1).run_dir).records()
+    b = records.RunDir.open(_run(tmp_path / "b", samples, batch_size=5).run_dir).records()
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "latency_s"} for r in rs]  # noqa: E731
+    assert strip(a) == strip(b)

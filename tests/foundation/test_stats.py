@@ -1,0 +1,40 @@
+import math
+
+import numpy as np
+
+from ix2x.stats import bootstrap_ci, mean_ci, paired_difference
+
+
+def test_mean_ci_counts_nans_and_covers_the_mean():
+    vals = [1.0, 2.0, math.nan, 3.0, 4.0]
+    mean, low, high, n, n_nan = mean_ci(vals, seed=0)
+    assert (mean, n, n_nan) == (2.5, 4, 1)
+    assert 1.0 <= low < 2.5 < high <= 4.0
+
+
+def test_ci_is_reproducible_for_a_seed():
+    x = np.random.default_rng(1).normal(size=50)
+    assert mean_ci(x, seed=3) == mean_ci(x, seed=3)
+
+
+def test_cluster_bootstrap_is_wider_for_correlated_samples():
+    # 10 patients with 5 identical samples each: resampling samples one by one pretends n = 50.
+    per_patient = np.random.default_rng(0).normal(size=10)
+    x = np.repeat(per_patient, 5)
+    clusters = [str(i) for i in range(10) for _ in range(5)]
+    _, lo_naive, hi_naive, *_ = mean_ci(x, seed=0)
+    _, lo_cl, hi_cl, *_ = mean_ci(x, seed=0, clusters=clusters)
+    assert (hi_cl - lo_cl) > 1.5 * (hi_naive - lo_naive)
+
+
+def test_bootstrap_ci_of_constant_statistic():
+    assert bootstrap_ci(lambda idx: 7.0, 10) == (7.0, 7.0)
+    assert all(math.isnan(v) for v in bootstrap_ci(lambda idx: 7.0, 1))
+
+
+def test_paired_difference():
+    a = np.arange(20, dtype=float) + 1.0
+    b = np.arange(20, dtype=float)
+    d = paired_difference(a, b)
+    assert d["n"] == 20 and d["mean_difference"] == 1.0 and d["ci_low"] == d["ci_high"] == 1.0
+    assert d["wilcoxon_p"] < 1e-4
