@@ -24,27 +24,29 @@ MAX_TOKENS = 32
 
 
 def make_tokenizer(max_length: int = MAX_TOKENS):
-    """A CLIPTokenizer (byte-level BPE, ``</w>`` word suffix) trained on :data:`PHRASES`."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A CLIPTokenizer (byte-level BPE with CLIP's ``</w>`` word suffix) whose merges spell out the words
+    of :data:`PHRASES`. Built by hand rather than trained: ``tokenizers``' BPE trainer breaks frequency
+    ties differently from one process to the next, and a tiny model must be the same for the same seed."""
+    import re
+
+    from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
-    bos, eos = "<|startoftext|>", "<|endoftext|>"
-    tok = Tokenizer(models.BPE(unk_token=eos, end_of_word_suffix="</w>", continuing_subword_prefix=""))
-    tok.normalizer = normalizers.Sequence(
-        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
-                             behavior="removed", invert=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False),
-    ])
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=[bos, eos], end_of_word_suffix="</w>",
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(list(PHRASES), trainer=trainer)
-    import json
-
-    model = json.loads(tok.to_str())["model"]
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
-    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=max_length)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab: dict[str, int] = {}
+    for token in ["<|startoftext|>", "<|endoftext|>", *alphabet, *(c + "</w>" for c in alphabet)]:
+        vocab.setdefault(token, len(vocab))
+    merges: list[tuple[str, str]] = []
+    words = sorted({w for p in PHRASES for w in re.findall(r"[a-z]+", p.lower())})
+    for word in words:
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        left = pieces[0]
+        for right in pieces[1:]:
+            if left + right not in vocab:
+                vocab[left + right] = len(vocab)
+                merges.append((left, right))
+            left += right
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
 
 
 def make_components(seed: int = 0, image_size: int = 64, *, vae_blocks: int = 3):

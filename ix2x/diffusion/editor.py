@@ -1,0 +1,265 @@
+"""Editors built on the InstructPix2Pix loop: one config, one base class, one pure core.
+
+``editors/`` holds the registered adapters (``instructx2x``, ``instructpix2pix`` and the ablations); each
+only changes :class:`DiffusionEditorConfig` defaults. :func:`edit_images` is the pure core: it takes
+the pseudo-masks as tensors, so it is tested with explicit masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+import torch
+
+from ix2x.diffusion import loop, rse
+from ix2x.errors import UserError
+from ix2x.types import EditRequest, EditResult, Editor, check_image
+
+
+@dataclass(frozen=True)
+class DiffusionEditorConfig:
+    """Settings of an InstructPix2Pix-architecture editor. Defaults are the original InstructX2X's.
+
+    model: diffusers folder (or hub id when online). steps/scheduler/text_scale/image_scale: sampling.
+    tau: RSE threshold on G = M * R (0 = plain editing, no relevance pass, no mask).
+    noise_level: the relevance map's noise level (fraction of T). relevance / pseudo_mask: which factors
+    of G are used (ablations). mask_source: "atlas", a folder of original ``pseudo_mask_*.npy`` files, or
+    "density:<folder>". start: "input" (input latents noised to the first timestep) or "noise".
+    composite: copy pixels outside the mask from the input after decoding. latent_blend: replace latents
+    outside the mask after each step. dtype "auto": float32 on CPU, float16 on CUDA. device "auto": CUDA
+    when available. channels_last/compile: CUDA speed-ups.
+    """
+
+    model: str = "models/diffusers/InstructX2X"
+    steps: int = 100
+    text_scale: float = 7.5
+    image_scale: float = 1.5
+    tau: float = 0.1
+    noise_level: float = 0.8
+    scheduler: Literal["ddim", "ddpm", "euler", "euler_ancestral", "dpm_multistep", "model"] = "ddim"
+    resolution: int = 512
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    mask_source: str = "atlas"
+    start: Literal["input", "noise"] = "input"
+    composite: bool = True
+    latent_blend: bool = True
+    relevance: bool = True
+    pseudo_mask: bool = True
+    device: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    eta: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.steps >= 1, "`steps` must be >= 1"),
+            (0.0 <= self.tau <= 1.0, "`tau` must be in [0, 1]"),
+            (0.0 < self.noise_level <= 1.0, "`noise_level` must be in (0, 1]"),
+            (self.resolution >= 8 and self.resolution % 8 == 0, "`resolution` must be a positive multiple of 8"),
+            (self.text_scale >= 0 and self.image_scale >= 0, "`text_scale` and `image_scale` must be >= 0"),
+            (self.relevance or self.pseudo_mask or self.tau == 0,
+             "with tau > 0 at least one of `relevance` and `pseudo_mask` must be true"),
+            (bool(self.model), "`model` must name a model folder"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"{message}, got {self!r}.")
+
+    @property
+    def rse(self) -> bool:
+        return self.tau > 0
+
+    def sampler(self) -> loop.SamplerSettings:
+        return loop.SamplerSettings(steps=self.steps, text_scale=self.text_scale, image_scale=self.image_scale,
+                                    scheduler=self.scheduler, start=self.start, eta=self.eta)
+
+
+@dataclass
+class Edit:
+    """One output of :func:`edit_images`: ``image`` (1, H, W), ``guidance_map`` and ``edit_mask`` at the
+    input's size (None without RSE), ``info`` JSON-serialisable."""
+
+    image: torch.Tensor
+    guidance_map: torch.Tensor | None
+    edit_mask: torch.Tensor | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompts: Sequence[str],
+                seeds: Sequence[int], config: DiffusionEditorConfig,
+                pseudo_masks: Sequence[torch.Tensor | None] | None = None) -> list[Edit]:
+    """Edit a batch. ``images``: (1, H, W) in [0, 1] each (sizes may differ); ``pseudo_masks``: per sample a
+    (1, S, S) prior in [0, 1] or None (whole image), ignored unless ``config.pseudo_mask``.
+
+    With ``config.tau == 0`` this is plain InstructPix2Pix: no relevance pass, no masks.
+    """
+    n = len(images)
+    if not (len(prompts) == len(seeds) == n):
+        raise ValueError(f"`images`, `prompts` and `seeds` must have one entry per sample, got {n}, "
+                         f"{len(prompts)} and {len(seeds)}.")
+    res = config.resolution
+    sizes = [tuple(im.shape[-2:]) for im in images]
+    x = torch.cat([loop.to_model_images(im[None].float(), res) for im in images])
+    calls0, vae0 = model.unet_calls, model.vae_calls
+    cond = loop.condition(model, x, prompts)
+    latent_size = tuple(cond.x0.shape[-2:])
+    gens = loop.generators(seeds)
+    warnings: list[list[str]] = [[] for _ in range(n)]
+
+    g_full = g_lat = None
+    if config.rse:
+        rel = None
+        if config.relevance:
+            rel, degenerate = rse.relevance(model, cond, loop.generators(rse.relevance_seeds(seeds)),
+                                            config.noise_level)
+            for i, bad in enumerate(degenerate):
+                if bad:
+                    warnings[i].append("relevance map is constant (no spatial information): nothing edited")
+        priors = None
+        if config.pseudo_mask:
+            priors = torch.stack([_prior(m, res) for m in (pseudo_masks or [None] * n)])
+        g_full, g_lat = rse.guidance(rel, priors, (res, res), latent_size)
+    latent_mask = (g_lat >= config.tau).float() if (g_lat is not None and config.latent_blend) else None
+
+    latents = loop.denoise(model, cond, config.sampler(), gens, latent_mask=latent_mask)
+    decoded = model.decode(latents)
+    model_calls, vae_calls = model.unet_calls - calls0, model.vae_calls - vae0
+
+    out = []
+    for i, size in enumerate(sizes):
+        edited = loop.from_model_images(decoded[i:i + 1], size)[0].cpu()
+        gmap = mask = None
+        if g_full is not None:
+            gmap = rse._resize(g_full[i:i + 1], size)[0].clamp(0, 1).cpu()
+            mask = (gmap >= config.tau).float()
+            if config.composite:
+                edited = loop.composite(edited, images[i].cpu(), mask)
+        info = {
+            "steps": config.steps, "scheduler": config.scheduler, "start": config.start,
+            "unet_calls": model_calls, "unet_evals": _evals(config, model_calls), "vae_calls": vae_calls,
+            "batch_size": n, "rse": config.rse, "tau": config.tau,
+            "edit_fraction": float(mask.mean()) if mask is not None else 1.0,
+            "warnings": warnings[i],
+        }
+        out.append(Edit(edited, gmap, mask, info))
+    return out
+
+
+def _evals(config: DiffusionEditorConfig, calls: int) -> int:
+    """Per-sample UNet evaluations: 3 branches per guided step, 2 for the relevance pass."""
+    per_step = 3 if config.sampler().guided else 1
+    relevance = 2 if (config.rse and config.relevance) else 0
+    return per_step * config.steps + relevance
+
+
+def _prior(mask: torch.Tensor | None, resolution: int) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(1, resolution, resolution)
+    if mask.dim() != 3 or mask.shape[0] != 1:
+        raise ValueError(f"A pseudo-mask must be (1, S, S), got {tuple(mask.shape)}.")
+    return rse._resize(mask.float()[None], (resolution, resolution))[0]
+
+
+class DiffusionEditor(Editor):
+    """Base of the InstructPix2Pix-architecture editors. Loads its model on the first edit or in
+    :meth:`to`; a missing model raises :class:`~ix2x.errors.MissingWeightsError` before anything heavy."""
+
+    Config = DiffusionEditorConfig
+
+    def __init__(self, config: DiffusionEditorConfig | None = None) -> None:
+        super().__init__(config)
+        self.device = torch.device(_auto_device(self.config.device))
+        self._model: loop.Pix2PixModel | None = None
+
+    def to(self, device: str | torch.device) -> "DiffusionEditor":
+        self.device = torch.device(_auto_device(str(device)))
+        if self._model is not None:
+            self._model.c.unet.to(self.device)
+            self._model.c.vae.to(self.device)
+            self._model.c.text_encoder.to(self.device)
+            self._model._uncond = None
+        else:
+            self.model()
+        return self
+
+    def model(self) -> loop.Pix2PixModel:
+        if self._model is None:
+            from ix2x.diffusion.loading import load_components, resolve_model
+
+            resolve_model(self.config.model)  # raises MissingWeightsError naming the files, reads nothing
+            dtype = self.config.dtype
+            if dtype == "auto":
+                dtype = "float16" if self.device.type == "cuda" else "float32"
+            model = loop.Pix2PixModel(load_components(self.config.model, device=str(self.device), dtype=dtype))
+            if self.device.type == "cuda":
+                model.optimize(channels_last=self.config.channels_last, compile=self.config.compile)
+            elif self.config.compile:
+                model.optimize(compile=True)
+            self._model = model
+        return self._model
+
+    def edit(self, requests: Sequence[EditRequest]) -> list[EditResult]:
+        for r in requests:
+            check_image(f"request {r.sample_id!r} image", r.image)
+        if not requests:
+            return []
+        model = self.model()
+        cfg = self.config
+        priors, prior_infos = [None] * len(requests), [None] * len(requests)
+        if cfg.rse and cfg.pseudo_mask:
+            for i, r in enumerate(requests):
+                priors[i], prior_infos[i] = pseudo_mask_for(r.instruction, cfg.resolution, cfg.mask_source)
+        cuda = model.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(model.device)
+        edits = edit_images(model, [r.image for r in requests], [r.instruction for r in requests],
+                            [r.seed for r in requests], cfg, priors)
+        peak = torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None
+        results = []
+        for edit, prior_info in zip(edits, prior_infos):
+            info = dict(edit.info, device=str(model.device), dtype=str(model.dtype).replace("torch.", ""))
+            if peak is not None:
+                info["peak_memory_mb"] = round(peak, 1)
+            if prior_info is not None:
+                info["pseudo_mask"] = prior_info
+                info["warnings"] = list(info["warnings"]) + list(prior_info.get("warnings", []))
+            results.append(EditResult(image=edit.image, guidance_map=edit.guidance_map,
+                                      edit_mask=edit.edit_mask, info=info))
+        return results
+
+
+def pseudo_mask_for(instruction: str, size: int, source: str) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The anatomical prior M (1, size, size) of the instruction's findings and what it was made of.
+    An instruction the grammar cannot read gets the whole image, and the info says so."""
+    from ix2x.data.instructions import InstructionError, parse
+    from ix2x.data.masks import pseudo_mask
+
+    try:
+        ops = parse(instruction)
+    except InstructionError as e:
+        return torch.ones(1, size, size), {
+            "findings": [], "source": source,
+            "warnings": [f"instruction not understood ({e}); pseudo-mask is the whole image"]}
+    mask, info = pseudo_mask(ops, size, source=source)
+    info = _jsonable(dict(info))
+    info.setdefault("findings", [op.finding for op in ops])
+    return mask.float(), info
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return str(value)
+
+
+def _auto_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
