@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import os
 import secrets
 import time
 import traceback
@@ -22,6 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from benchmarks.shard import Shard, barrier
 from ix2x import records, registry
 from ix2x.configs import build
 from ix2x.errors import UserError
@@ -50,6 +52,10 @@ class RunOutcome:
     n_records: int
     n_failed: dict[str, int] = field(default_factory=dict)
     n_metric_errors: int = 0
+    n_per_editor: dict[str, int] = field(default_factory=dict)
+
+    def n_records_of(self, editor: str) -> int:
+        return self.n_per_editor.get(editor, 0)
 
     @property
     def ok(self) -> bool:
@@ -102,6 +108,13 @@ def start_run(suite: Suite, out_root: Path, *, argv: Sequence[str] = ()) -> Path
     return run_dir
 
 
+def prepare_data(run_dir: Path, *, progress: bool = True) -> None:
+    """Make the run's data available (phantoms are generated and cached on first use)."""
+    from ix2x.data.sources import data_root
+
+    data_root(load_run_suite(run_dir).data, progress=progress)
+
+
 def load_run_suite(run_dir: Path) -> Suite:
     meta = records.RunDir.open(run_dir).meta
     if meta.get("schema_version") != records.SCHEMA_VERSION:
@@ -111,11 +124,12 @@ def load_run_suite(run_dir: Path) -> Suite:
 
 
 def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress: bool = True,
-            on_batch: Callable[[int], None] | None = None) -> RunOutcome:
+            on_batch: Callable[[int], None] | None = None, shard: Shard = Shard()) -> RunOutcome:
     """Run (or continue) the suite recorded in ``run_dir``, then write ``summary.csv``.
 
     ``dataset`` overrides the suite's data (tests pass in-memory samples). ``on_batch`` is called
     after each batch is on disk with the number of records written so far (tests use it to kill).
+    With several ``shard`` processes, each edits its share and rank 0 merges and aggregates.
     """
     from tqdm.auto import tqdm
 
@@ -124,28 +138,27 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
     if dataset is None:
         from ix2x.data.sources import open_dataset
 
-        dataset = open_dataset(suite.data, progress=progress)
-    samples_path = run_dir / records.SAMPLES_FILE
-    done = {(r["editor"], r["sample_id"]) for r in records.read_records(samples_path, repair=True)}
-    metric_objs = [c.cls(c.config).to(suite.device) for c in metrics]
+        dataset = open_dataset(suite.data, progress=progress and shard.rank == 0)
     ids = [_sample_id(dataset, i) for i in range(len(dataset))]
-    pending = {e.key: [i for i, sid in enumerate(ids) if (e.key, sid) not in done] for e in editors}
+    own_file = run_dir / (f"samples.rank{shard.rank}.jsonl" if shard.distributed else records.SAMPLES_FILE)
+    done = {(r["editor"], r["sample_id"]) for r in _all_records(run_dir, repair_file=own_file)}
+    metric_objs = [c.cls(c.config).to(suite.device) for c in metrics]
+    pending = {e.key: [i for i, sid in enumerate(ids) if shard.owns(i) and (e.key, sid) not in done]
+               for e in editors}
     total = sum(len(v) for v in pending.values())
     written = len(done)
-    with records.RecordWriter(samples_path) as writer, \
-            tqdm(total=total, disable=not progress, unit="edit", dynamic_ncols=True) as bar:
+    with records.RecordWriter(own_file) as writer, \
+            tqdm(total=total, disable=not progress, unit="edit", dynamic_ncols=True,
+                 position=shard.rank) as bar:
         for comp in editors:
             todo = pending[comp.key]
             if not todo:
                 continue
-            bar.set_description(comp.key)
+            bar.set_description(comp.key if not shard.distributed else f"[rank {shard.rank}] {comp.key}")
             editor = comp.cls(comp.config).to(suite.device)
-            warmed = False
+            _warm_up(editor, dataset[todo[0]], suite)
             for start in range(0, len(todo), suite.batch_size):
                 batch = [dataset[i] for i in todo[start:start + suite.batch_size]]
-                if not warmed:
-                    _warm_up(editor, batch[0], suite)
-                    warmed = True
                 recs = _run_batch(editor, comp, batch, metrics, metric_objs, suite, run_dir)
                 writer.write_batch(recs)
                 written += len(recs)
@@ -153,7 +166,50 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
                 if on_batch is not None:
                     on_batch(written)
             del editor
-    return finalize(run_dir)
+    barrier(shard)
+    if shard.rank == 0:
+        merge(run_dir, [e.key for e in editors], ids)
+        outcome = finalize(run_dir)
+    barrier(shard)
+    if shard.rank != 0:
+        meta = records.RunDir.open(run_dir).meta
+        outcome = RunOutcome(run_dir, meta["n_records"], meta["n_failed"], meta["n_metric_errors"],
+                             meta["n_per_editor"])
+    return outcome
+
+
+def _record_files(run_dir: Path) -> list[Path]:
+    return [run_dir / records.SAMPLES_FILE] + sorted(run_dir.glob("samples.rank*.jsonl"))
+
+
+def _all_records(run_dir: Path, *, repair_file: Path | None = None) -> list[dict[str, Any]]:
+    out = []
+    for path in _record_files(run_dir):
+        out.extend(records.read_records(path, repair=path == repair_file))
+    return out
+
+
+def merge(run_dir: Path, editor_keys: Sequence[str], ids: Sequence[str]) -> None:
+    """Fold every rank's records into ``samples.jsonl`` in canonical order (editor order of the
+    suite, then dataset order), the order a single process writes: the merged file of a sharded
+    run is byte-identical to an unsharded one, timings aside."""
+    files = _record_files(run_dir)
+    if len(files) == 1:
+        return
+    editor_pos = {k: i for i, k in enumerate(editor_keys)}
+    sample_pos = {s: i for i, s in enumerate(ids)}
+    unique: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in _all_records(run_dir):
+        unique.setdefault((rec["editor"], rec["sample_id"]), rec)
+    ordered = sorted(unique.values(), key=lambda r: (editor_pos.get(r["editor"], len(editor_pos)),
+                                                     sample_pos.get(r["sample_id"], len(sample_pos))))
+    tmp = run_dir / (records.SAMPLES_FILE + ".tmp")
+    tmp.unlink(missing_ok=True)
+    with records.RecordWriter(tmp) as w:
+        w.write_batch(ordered)
+    os.replace(tmp, run_dir / records.SAMPLES_FILE)
+    for path in files[1:]:
+        path.unlink()
 
 
 def _sample_id(dataset: Sequence[Sample], i: int) -> str:
@@ -267,9 +323,11 @@ def finalize(run_dir: Path) -> RunOutcome:
     metric_objs = {c.key: c.cls(c.config) for c in metrics}
     rows: list[dict[str, Any]] = []
     n_failed: dict[str, int] = {}
+    n_per_editor: dict[str, int] = {}
     n_metric_errors = 0
     for comp in editors:
         mine = [r for r in recs if r["editor"] == comp.key]
+        n_per_editor[comp.key] = len(mine)
         ok = [r for r in mine if r["status"] == "ok"]
         n_failed[comp.key] = len(mine) - len(ok)
         rows.append(_row(comp.key, "run", "failed", len(mine), 0, float(n_failed[comp.key]), False))
@@ -287,10 +345,10 @@ def finalize(run_dir: Path) -> RunOutcome:
     records.write_summary(run_dir / records.SUMMARY_FILE, rows)
     meta = records.RunDir.open(run_dir).meta
     meta.update(status="complete", n_records=len(recs), n_failed=n_failed,
-                n_metric_errors=n_metric_errors,
+                n_metric_errors=n_metric_errors, n_per_editor=n_per_editor,
                 finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     records.write_json_atomic(run_dir / records.RUN_FILE, meta)
-    return RunOutcome(run_dir, len(recs), n_failed, n_metric_errors)
+    return RunOutcome(run_dir, len(recs), n_failed, n_metric_errors, n_per_editor)
 
 
 def _nan_from_null(values: dict[str, Any]) -> dict[str, Any]:

@@ -42,27 +42,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmarks import runner
+    from benchmarks import runner, shard as sharding
     from ix2x.cli.common import suite_from_args
 
-    if args.resume:
-        run_dir = Path(args.resume)
-        runner.load_run_suite(run_dir)  # clear error if it is not a run directory
-    else:
-        suite = suite_from_args(args)
-        run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
-    if not args.quiet:
-        print(f"run directory: {run_dir}", file=sys.stderr)
-    outcome = runner.execute(run_dir, progress=not args.quiet)
+    shard = sharding.current()  # set by torchrun / accelerate launch; one process otherwise
+    sharding.init(shard)
+    try:
+        run_dir = None
+        if shard.rank == 0:
+            if args.resume:
+                run_dir = Path(args.resume)
+                runner.load_run_suite(run_dir)  # a clear error if it is not a run directory
+            else:
+                suite = suite_from_args(args)
+                run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
+            runner.prepare_data(run_dir, progress=not args.quiet)  # generate phantoms once, on rank 0
+            if not args.quiet:
+                print(f"run directory: {run_dir}", file=sys.stderr)
+        run_dir = Path(sharding.broadcast_text(shard, str(run_dir) if run_dir else None))
+        outcome = runner.execute(run_dir, progress=not args.quiet, shard=shard)
+    finally:
+        sharding.finish(shard)
+    if shard.rank != 0:
+        return 0 if outcome.ok else 1
     print(f"records: {outcome.run_dir / 'samples.jsonl'} ({outcome.n_records})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
     report = outcome.run_dir / "report.html"
     if report.exists():
         print(f"report:  {report}")
-    failed = {k: v for k, v in outcome.n_failed.items() if v}
-    for editor, n in failed.items():
-        print(f"FAILED: editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl",
-              file=sys.stderr)
+    for editor, n in outcome.n_failed.items():
+        if n == outcome.n_records_of(editor):
+            print(f"FAILED: editor `{editor}` failed on EVERY sample ({n}); see `error` in samples.jsonl",
+                  file=sys.stderr)
+        elif n:
+            print(f"FAILED: editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl",
+                  file=sys.stderr)
     if outcome.n_metric_errors:
         print(f"FAILED: {outcome.n_metric_errors} metric value(s) could not be computed; "
               "see `error` under `metrics` in samples.jsonl", file=sys.stderr)
