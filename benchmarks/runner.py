@@ -196,6 +196,7 @@ def merge(run_dir: Path, editor_keys: Sequence[str], ids: Sequence[str]) -> None
     files = _record_files(run_dir)
     if len(files) == 1:
         return
+    counts = {p.name: len(records.read_records(p)) for p in files if p.exists()}
     editor_pos = {k: i for i, k in enumerate(editor_keys)}
     sample_pos = {s: i for i, s in enumerate(ids)}
     unique: dict[tuple[str, str], dict[str, Any]] = {}
@@ -210,6 +211,9 @@ def merge(run_dir: Path, editor_keys: Sequence[str], ids: Sequence[str]) -> None
     os.replace(tmp, run_dir / records.SAMPLES_FILE)
     for path in files[1:]:
         path.unlink()
+    meta = records.RunDir.open(run_dir).meta
+    meta["merged_from"] = counts  # how many records each rank wrote: shows the work was split
+    records.write_json_atomic(run_dir / records.RUN_FILE, meta)
 
 
 def _sample_id(dataset: Sequence[Sample], i: int) -> str:

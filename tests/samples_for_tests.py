@@ -20,3 +20,27 @@ def tiny_samples(n: int = 6, size: int = 16, seed: int = 0) -> list[Sample]:
         out.append(Sample(sample_id=f"s{i:03d}", image=image, instruction="Add the finding of pleural effusion.",
                           target=target, target_aligned=True, region=region, patient_id=f"p{i:03d}"))
     return out
+
+
+def write_mimic_dir(root, samples, split: str = "test"):
+    """Write samples in the MIMIC-EDIT-INSTRUCTION layout (8-bit PNGs, region masks, aligned)."""
+    import csv
+    from pathlib import Path
+
+    from ix2x.images import save_image
+
+    root = Path(root)
+    rows = []
+    for s in samples:
+        past, current = f"{s.sample_id}p", f"{s.sample_id}c"
+        save_image(root / "past" / f"{past}.png", s.image, bits=8)
+        save_image(root / "current" / f"{current}.png", s.target, bits=8)
+        save_image(root / "masks" / f"{s.sample_id}.png", s.region, bits=8)
+        rows.append({"split": split, "past_dicom_id": past, "current_dicom_id": current,
+                     "instruction": s.instruction, "subject_id": s.patient_id, "aligned": 1,
+                     "mask": f"{s.sample_id}.png"})
+    with open(root / "instructions.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root
