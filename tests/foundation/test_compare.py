@@ -1,0 +1,53 @@
+"""`ix2x compare` reports paired differences and gates regressions."""
+
+import pytest
+
+from benchmarks import runner
+from benchmarks.compare import Gate, compare_runs
+from ix2x.cli.main import main
+from ix2x.errors import UserError
+from ix2x.suite import suite_from_dict
+
+
+def _run(tmp_path, samples, editors):
+    suite = suite_from_dict({"name": "c", "editors": editors, "metrics": [{"name": "out_of_mask_change"}]})
+    return runner.execute(runner.start_run(suite, tmp_path), samples, progress=False).run_dir
+
+
+@pytest.fixture
+def two_runs(tmp_path, samples):
+    a = _run(tmp_path / "a", samples, [{"name": "identity", "label": "ed"}])
+    b = _run(tmp_path / "b", samples, [{"name": "identity", "label": "ed"}])
+    return a, b
+
+
+def test_identical_runs_pass_every_gate(two_runs, capsys):
+    a, b = two_runs
+    assert main(["compare", str(a), str(b), "--fail-if", "out_of_mask_change.mae:+5%"]) == 0
+
+
+def test_gate_fails_on_a_regression(tmp_path, samples, capsys):
+    import dataclasses
+
+    a = _run(tmp_path / "a", samples, [{"name": "identity", "label": "ed"}])
+    # B's "editor" is the oracle under the same label, scored against a region that excludes the
+    # change: every changed pixel now counts as out-of-mask change.
+    shifted = [dataclasses.replace(s, region=s.region * 0) for s in samples]
+    b = _run(tmp_path / "b", shifted, [{"name": "oracle", "label": "ed"}])
+    rows = {(r["metric"], r["key"]): r for r in compare_runs(str(a), str(b))}
+    mae = rows[("out_of_mask_change", "mae")]
+    assert mae["a"] == 0 and mae["b"] > 0 and mae["n_paired"] == 6 and mae["ci_low"] > 0
+    assert main(["compare", str(a), str(b), "--fail-if", "out_of_mask_change.mae:+5%"]) == 1
+    assert "GATE FAILED: ed out_of_mask_change.mae" in capsys.readouterr().out
+    # The same move is not a failure for a gate on decreases.
+    assert main(["compare", str(a), str(b), "--fail-if", "out_of_mask_change.mae:-5%"]) == 0
+
+
+def test_gate_parsing():
+    g = Gate.parse("out_of_mask_change.mae@instructx2x:+5%")
+    assert (g.metric, g.key, g.editor, g.sign, g.amount, g.percent) == (
+        "out_of_mask_change", "mae", "instructx2x", 1, 5.0, True)
+    assert Gate.parse("lpips.x_vs_edit:-0.01").fails(0.5, 0.45) and not Gate.parse("lpips.x:-0.1").fails(0.5, 0.45)
+    assert Gate.parse("m.k:+10%").fails(1.0, 1.2) and not Gate.parse("m.k:+10%").fails(1.0, 1.05)
+    with pytest.raises(UserError, match="must look like"):
+        Gate.parse("mae>5")
