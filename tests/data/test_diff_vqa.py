@@ -152,3 +152,13 @@ def test_missing_inputs_are_clear_errors(tmp_path):
     pd.DataFrame([dict(study_id=1)]).to_csv(tmp_path / "mimic_pair_questions.csv", index=False)
     with pytest.raises(DataError, match="lacks column"):
         build_dataset(tmp_path, tmp_path / "cxr", tmp_path / "out")
+
+
+def test_cli_dataset_build(release, capsys):
+    from ix2x.cli.main import main
+
+    assert main(["dataset", "build", "--diff-vqa", str(release / "dvqa"), "--mimic-cxr",
+                 str(release / "cxr"), "--out", str(release / "cli"), "--copy"]) == 0
+    out = capsys.readouterr().out
+    assert "instructions written: 4" in out and "change_level: 3" in out and "no_change: 1" in out
+    assert not (release / "cli" / "past" / "d501.jpg").is_symlink()

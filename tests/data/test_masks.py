@@ -188,3 +188,17 @@ def test_atlas_source_uses_side_and_unions(monkeypatch):
     assert info["mask_source"] == "atlas" and info["side_ignored"] == []
     _, info = pseudo_mask([EditOp("add", "Fracture")], 4, missing="whole_image")
     assert info["without_prior"] == ["Fracture"] and info["whole_image"] is True
+
+
+def test_cli_masks_build_prints_counts(tmp_path, capsys):
+    from ix2x.cli.main import main
+
+    csv, meta = _ms_cxr(tmp_path)
+    assert main(["masks", "build", "--ms-cxr", str(csv), "--metadata", str(meta),
+                 "--out", str(tmp_path / "cli"), "--size", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "dropped (not pa): 1" in out and "Cardiomegaly: 1 box(es) on 1 PA image(s)" in out
+    assert (tmp_path / "cli" / "density_prior_Cardiomegaly.npy").is_file()
+    assert main(["masks", "build", "--ms-cxr", str(tmp_path / "none.csv"), "--metadata", str(meta),
+                 "--out", str(tmp_path / "cli")]) == 2
+    assert "does not exist" in capsys.readouterr().err
