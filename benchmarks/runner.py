@@ -291,7 +291,9 @@ def _run_batch(editor: Any, comp: Component, batch: Sequence[Sample], metric_spe
             rel = Path("images") / comp.key / f"{_safe(s.sample_id)}.png"
             save_image(run_dir / rel, r.image)
             if r.guidance_map is not None:
-                save_image(run_dir / rel.with_name(rel.stem + ".guidance.png"), r.guidance_map.clamp(0, 1))
+                save_image(run_dir / _sidecar(rel, "guidance"), r.guidance_map.clamp(0, 1))
+            if r.edit_mask is not None:
+                save_image(run_dir / _sidecar(rel, "mask"), (r.edit_mask > 0.5).float(), bits=8)
             rec["image"] = str(rel)
         recs.append(rec)
     return recs
@@ -312,6 +314,67 @@ def _compute_isolated(metric: Any, pairs: list[tuple[Sample, EditResult]]) -> li
         if len(pairs) == 1:
             return [{"error": _format_error()}]
     return [_compute_isolated(metric, [p])[0] for p in pairs]
+
+
+def _sidecar(image_rel: Path, kind: str) -> Path:
+    return image_rel.with_name(f"{image_rel.stem}.{kind}.png")
+
+
+def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Sequence[Sample] | None = None,
+            *, progress: bool = True) -> RunOutcome:
+    """Recompute ``metric_specs`` from the edited images cached in ``run_dir`` (no editing),
+    replace or add their values in every record, and aggregate again."""
+    from tqdm.auto import tqdm
+
+    from ix2x.images import load_image
+
+    suite = load_run_suite(run_dir)
+    new_suite = dataclasses.replace(suite, metrics=tuple(
+        [m for m in suite.metrics if m.key not in {s.key for s in metric_specs}] + list(metric_specs)))
+    _, metrics = resolve(new_suite)
+    metrics = [c for c in metrics if c.key in {s.key for s in metric_specs}]
+    if dataset is None:
+        from ix2x.data.sources import open_dataset
+
+        dataset = open_dataset(suite.data)
+    index = {_sample_id(dataset, i): i for i in range(len(dataset))}
+    recs = records.read_records(run_dir / records.SAMPLES_FILE)
+    todo = [r for r in recs if r["status"] == "ok"]
+    missing = [r for r in todo if not r.get("image") or not (run_dir / r["image"]).is_file()]
+    if missing:
+        raise UserError(f"{len(missing)} record(s) of {run_dir} have no cached edit image (first: "
+                        f"{missing[0]['editor']}/{missing[0]['sample_id']}); the run was made with "
+                        "save_images: false, so it cannot be rescored without editing again.")
+    objs = [c.cls(c.config).to(suite.device) for c in metrics]
+    for start in tqdm(range(0, len(todo), suite.batch_size), disable=not progress, unit="batch"):
+        chunk = todo[start:start + suite.batch_size]
+        samples = [dataset[index[r["sample_id"]]] for r in chunk]
+        results = [_cached_result(run_dir, r) for r in chunk]
+        for comp, metric in zip(metrics, objs):
+            for r, values in zip(chunk, _compute_isolated(metric, list(zip(samples, results)))):
+                r["metrics"][comp.key] = values
+    tmp = run_dir / (records.SAMPLES_FILE + ".tmp")
+    tmp.unlink(missing_ok=True)
+    with records.RecordWriter(tmp) as w:
+        w.write_batch(recs)
+    os.replace(tmp, run_dir / records.SAMPLES_FILE)
+    meta = records.RunDir.open(run_dir).meta
+    meta["suite"] = new_suite.as_dict()
+    meta["metrics"].update({c.key: {"name": c.spec.name, "config": dataclasses.asdict(c.config)}
+                            for c in metrics})
+    records.write_json_atomic(run_dir / records.RUN_FILE, meta)
+    return finalize(run_dir)
+
+
+def _cached_result(run_dir: Path, rec: dict[str, Any]) -> EditResult:
+    from ix2x.images import load_image
+
+    rel = Path(rec["image"])
+    guidance, mask = run_dir / _sidecar(rel, "guidance"), run_dir / _sidecar(rel, "mask")
+    return EditResult(image=load_image(run_dir / rel),
+                      guidance_map=load_image(guidance) if guidance.is_file() else None,
+                      edit_mask=load_image(mask) if mask.is_file() else None,
+                      info=rec.get("info", {}))
 
 
 def _safe(sample_id: str) -> str:

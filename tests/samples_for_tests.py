@@ -8,15 +8,16 @@ from ix2x.types import Sample
 
 
 def tiny_samples(n: int = 6, size: int = 16, seed: int = 0) -> list[Sample]:
-    """Random backgrounds; the target differs from the input exactly inside a square region."""
+    """Random 8-bit-valued backgrounds (as read from real PNGs); the target differs from the input
+    exactly inside a square region."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(n):
-        image = torch.rand(1, size, size, generator=g) * 0.5
+        image = torch.round(torch.rand(1, size, size, generator=g) * 127) / 255
         region = torch.zeros(1, size, size)
         r0 = i % (size // 2)
         region[:, r0:r0 + 4, 2:8] = 1
-        target = torch.where(region > 0, image + 0.4, image)
+        target = torch.where(region > 0, image + 102 / 255, image)
         out.append(Sample(sample_id=f"s{i:03d}", image=image, instruction="Add the finding of pleural effusion.",
                           target=target, target_aligned=True, region=region, patient_id=f"p{i:03d}"))
     return out
