@@ -1,0 +1,115 @@
+"""What every classifier behind the metrics returns, and the shared input preparation.
+
+A classifier takes a batch of harness images, float32 ``(B, 1, H, W)`` in ``[0, 1]``, and returns
+:class:`Outputs`: calibrated finding probabilities (0.5 is the operating point; no caller applies
+another sigmoid) and whichever attributes it predicts. Each adapter owns its model's input contract
+(size, normalisation); callers never preprocess.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+SEX_CLASSES: tuple[str, str] = ("M", "F")
+
+
+@dataclass
+class Outputs:
+    """Predictions for a batch of B images. Every tensor is on the CPU, float32.
+
+    ``probs`` ``(B, len(findings))``: P(finding present), calibrated so that 0.5 is the operating
+    point. ``levels`` ``(B, len(findings))``: predicted severity on the phantom's ordinal scale
+    (0 = absent), only from classifiers that predict levels. ``sex`` ``(B,)``: P(female).
+    ``age`` ``(B,)``: years. ``group`` ``(B, len(group_names))``: class probabilities of the
+    three-class attribute (``group_kind`` says which: "race" for real data, "habitus" for phantoms).
+    """
+
+    findings: tuple[str, ...] = ()
+    probs: torch.Tensor | None = None
+    levels: torch.Tensor | None = None
+    sex: torch.Tensor | None = None
+    age: torch.Tensor | None = None
+    group: torch.Tensor | None = None
+    group_names: tuple[str, ...] = ()
+    group_kind: str | None = None
+
+    def merged(self, other: "Outputs") -> "Outputs":
+        """Fields of ``self`` where set, else ``other``'s (combines a pathology and a
+        demographic model into one output)."""
+        out = Outputs(**{f: getattr(self, f) for f in self.__dataclass_fields__})
+        for f in out.__dataclass_fields__:
+            if getattr(out, f) in (None, ()):
+                setattr(out, f, getattr(other, f))
+        return out
+
+
+class Classifier(abc.ABC):
+    """A frozen, batched predictor over harness images. Subclasses implement ``_predict`` on a
+    chunk already on ``self.device``; ``predict`` handles chunking, no-grad and the device."""
+
+    max_batch: ClassVar[int] = 32
+
+    def __init__(self, name: str, device: str | torch.device = "cpu") -> None:
+        self.name = name
+        self.device = torch.device(device)
+
+    findings: tuple[str, ...] = ()
+    attributes: frozenset[str] = frozenset()  # subset of {"sex", "age", "group"}
+    predicts_levels: bool = False
+
+    @abc.abstractmethod
+    def _predict(self, images: torch.Tensor) -> Outputs:
+        """``images`` ``(b, 1, H, W)`` in [0, 1] on ``self.device``."""
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> Outputs:
+        """Predictions for ``images``, float32 ``(B, 1, H, W)`` in ``[0, 1]`` (any device)."""
+        if images.dim() != 4 or images.shape[1] != 1:
+            raise ValueError(f"`images` must have shape (B, 1, H, W), got {tuple(images.shape)}.")
+        chunks = [self._predict(images[i:i + self.max_batch].to(self.device).float())
+                  for i in range(0, images.shape[0], self.max_batch)]
+        return _concat(chunks)
+
+
+def _concat(chunks: list[Outputs]) -> Outputs:
+    first = chunks[0]
+    out = Outputs(findings=first.findings, group_names=first.group_names, group_kind=first.group_kind)
+    for f in ("probs", "levels", "sex", "age", "group"):
+        if getattr(first, f) is not None:
+            setattr(out, f, torch.cat([getattr(c, f).detach().float().cpu() for c in chunks]))
+    return out
+
+
+def square_resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre-crop ``(B, C, H, W)`` to a square, then resize to ``size`` with the antialiased
+    bilinear resize torchxrayvision itself uses (``xrv.utils.fix_resolution``)."""
+    h, w = images.shape[-2:]
+    if h != w:
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        images = images[..., top:top + s, left:left + s]
+    if images.shape[-1] != size:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
+    return images
+
+
+class Combined(Classifier):
+    """A pathology classifier and an attribute classifier answering as one."""
+
+    def __init__(self, name: str, parts: list[Classifier]) -> None:
+        super().__init__(name, parts[0].device)
+        self.parts = parts
+        self.findings = next((p.findings for p in parts if p.findings), ())
+        self.attributes = frozenset().union(*(p.attributes for p in parts))
+        self.predicts_levels = any(p.predicts_levels for p in parts)
+
+    def _predict(self, images: torch.Tensor) -> Outputs:
+        out = Outputs()
+        for p in self.parts:
+            out = out.merged(p.predict(images))
+        return out

@@ -1,0 +1,111 @@
+"""The phantom classifiers: one small CNN with finding, level and attribute heads.
+
+Trained by this project on the phantom training split (``ix2x train-classifier``, code in
+``training/classifiers.py``) and shipped as ``weights/phantom.safetensors`` with
+``weights/phantom.json`` (architecture, label names, training config and held-out scores).
+
+Input: harness images ``(B, 1, H, W)`` in [0, 1], resized to ``config["size"]`` (64 px by default)
+and standardised by the training-set mean and std stored in the config. Outputs: P(finding) from a
+sigmoid of a BCE-trained head, so 0.5 is its operating point like xrv's calibrated outputs; level on
+the ordinal scale of :func:`level_value` (0 = absent); P(female); age in years; habitus probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ix2x.classifiers.base import Classifier, Outputs, square_resize
+from ix2x.data.findings import LEVELS
+from ix2x.errors import MissingWeightsError, UserError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "phantom.safetensors"
+
+
+def level_value(level: str | None) -> float:
+    """Ordinal severity of a level word: 0 absent/unknown... the position in ``LEVELS`` + 1,
+    so that "small" < "moderate" < "large". A present finding with no level word is 1."""
+    if level is None or level == "":
+        return 1.0
+    key = str(level).lower()
+    return float(LEVELS.index(key) + 1) if key in LEVELS else 1.0
+
+
+class PhantomNet(nn.Module):
+    """Four conv blocks (width w, 2w, 4w, 8w; each halves the size), a 4x4 spatial summary (the
+    heads need where things are: side, heart size), a hidden layer, then one linear layer whose
+    outputs split into: finding logits (F), levels (F), sex logit (1), age (1, standardised),
+    group logits (G)."""
+
+    def __init__(self, n_findings: int, n_groups: int = 3, width: int = 16, hidden: int = 128) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c in (width, 2 * width, 4 * width, 8 * width):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            c_in = c
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
+        self.hidden = nn.Sequential(nn.Dropout(0.2), nn.Linear(c_in * 16, hidden), nn.ReLU(inplace=True))
+        self.n_findings, self.n_groups = n_findings, n_groups
+        self.head = nn.Linear(hidden, 2 * n_findings + 2 + n_groups)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.head(self.hidden(self.features(x)))
+        f, g = self.n_findings, self.n_groups
+        return {"finding_logits": out[:, :f], "levels": out[:, f:2 * f], "sex_logit": out[:, 2 * f],
+                "age_z": out[:, 2 * f + 1], "group_logits": out[:, 2 * f + 2:2 * f + 2 + g]}
+
+
+def build_net(config: Mapping[str, Any]) -> PhantomNet:
+    return PhantomNet(len(config["findings"]), len(config["group_names"]), config["width"], config["hidden"])
+
+
+def prepare(images: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+    """Harness images -> the network's input (``size`` px, standardised)."""
+    x = square_resize(images, int(config["size"]))
+    return (x - config["pixel_mean"]) / config["pixel_std"]
+
+
+class PhantomClassifier(Classifier):
+    """The trained phantom CNN. ``path``: a ``.safetensors`` file with a ``.json`` config beside it."""
+
+    attributes = frozenset({"sex", "age", "group"})
+    predicts_levels = True
+
+    def __init__(self, path: str | Path | None = None, device: str | torch.device = "cpu") -> None:
+        from safetensors.torch import load_file
+
+        path = Path(path) if path is not None else DEFAULT_WEIGHTS
+        config_path = path.with_suffix(".json")
+        for p in (path, config_path):
+            if not p.is_file():
+                raise MissingWeightsError(
+                    f"phantom classifier file not found: {p}. The repository ships it under {WEIGHTS_DIR}; "
+                    "retrain it with `ix2x train-classifier --out ix2x/classifiers/weights` "
+                    "(CPU, a few minutes), or pass the path of your own .safetensors file.")
+        super().__init__(f"phantom:{path.name}" if path != DEFAULT_WEIGHTS else "phantom", device)
+        self.config = json.loads(config_path.read_text())
+        try:
+            net = build_net(self.config)
+            net.load_state_dict(load_file(str(path)))
+        except (KeyError, RuntimeError) as e:
+            raise UserError(f"{path} does not match its config {config_path}: {e}") from e
+        self.net = net.eval().to(self.device)
+        self.findings = tuple(self.config["findings"])
+        self.group_names = tuple(self.config["group_names"])
+
+    def _predict(self, images: torch.Tensor) -> Outputs:
+        out = self.net(prepare(images, self.config))
+        c = self.config
+        return Outputs(findings=self.findings, probs=out["finding_logits"].sigmoid(),
+                       levels=out["levels"].clamp(min=0), sex=out["sex_logit"].sigmoid(),
+                       age=out["age_z"] * c["age_std"] + c["age_mean"],
+                       group=out["group_logits"].softmax(dim=1), group_names=self.group_names,
+                       group_kind=c.get("group_kind", "habitus"))

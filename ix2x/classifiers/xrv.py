@@ -1,0 +1,177 @@
+"""torchxrayvision classifiers for real radiographs, each with its own input contract.
+
+| model | input | output |
+|---|---|---|
+| pathology DenseNet (``densenet121-res224-*``) | 1 channel, 224 px, ``[-1024, 1024]`` | calibrated P(finding), 0.5 = operating point; slots the weights do not support return 0.5 and are dropped here |
+| Emory HITI ``RaceModel`` (Gichoya et al. 2022) | 3 channels, 320 px, ImageNet normalisation of ``[0, 1]`` | log-softmax over (Asian, Black, White) |
+| MIRA ``SexModel`` (Glocker et al. 2023) | 3 channels, 224 px, ``[0, 255]`` | raw logits over (Male, Female) |
+| RIKEN ``AgeModel`` (Ieki et al. 2022) | 3 channels, 320 px, ImageNet normalisation | years (TorchScript SENet-154) |
+
+Weights come from a path the user gives or from torchxrayvision's cache,
+``~/.torchxrayvision/models_data/`` (``~`` is ``$HOME``). Nothing here downloads: a missing file is a
+:class:`~ix2x.errors.MissingWeightsError` naming the file, where it goes and the ``wget`` command.
+
+Loading follows the project rule (``torch.load`` only with ``weights_only=True``): torchxrayvision's
+own DenseNet and SexModel loaders unpickle with ``weights_only=False``, so we rebuild the
+architecture with random weights and load the state dict ourselves. DenseNet files are whole pickled
+modules; they are read with the restricted (weights-only) unpickler, allowing only classes from
+``torch.nn`` and ``torchxrayvision`` (which we then discard, keeping the tensors).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ix2x.classifiers.base import Classifier, Outputs, square_resize
+from ix2x.errors import MissingWeightsError, UserError
+
+RELEASE = "https://github.com/mlmed/torchxrayvision/releases/download/v1/"
+RACE_FILE = "resnet_race_detection_val-loss_0.157_mimic_public.pt"
+SEX_FILE = "mira_sex_resnet-all_epoch_13-step_7125.ckpt"
+AGE_FILE = "baseline_models_riken_xray_age_every_model_age_senet154_v2_tl_26_ft_7_fp32.pt"
+RACE_CLASSES: tuple[str, ...] = ("Asian", "Black", "White")
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+# Module prefixes whose classes the restricted unpickler may rebuild from a whole-module file.
+_ALLOWED_PICKLE_PREFIXES = ("torch.nn.modules.", "torchxrayvision.", "collections.OrderedDict")
+
+
+def cache_dir() -> Path:
+    """torchxrayvision's weights folder, ``$HOME/.torchxrayvision/models_data``."""
+    return Path(os.path.expanduser(os.path.join("~", ".torchxrayvision", "models_data")))
+
+
+def require_file(path: Path, *, what: str, url: str) -> Path:
+    """``path`` if it is a file, else a MissingWeightsError saying how to get it."""
+    if path.is_file():
+        return path
+    raise MissingWeightsError(
+        f"{what} weights not found: {path}. Put the file there (torchxrayvision's cache, under $HOME), "
+        f"or pass its path. On a machine with internet: `mkdir -p {path.parent} && wget {url} -O {path}`, "
+        "then copy the file here."
+    )
+
+
+def xrv_to_range(images: torch.Tensor) -> torch.Tensor:
+    """Harness images in [0, 1] -> torchxrayvision's [-1024, 1024] (``xrv.utils.normalize``)."""
+    return (2 * images - 1) * 1024
+
+
+def safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint: a state dict, a ``{"state_dict": ...}`` checkpoint or a whole
+    pickled ``nn.Module``, read with ``torch.load(weights_only=True)``.
+
+    A whole module needs its classes: only those under ``torch.nn`` and ``torchxrayvision`` are
+    allowed into the restricted unpickler; anything else is refused with its name.
+    """
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    refused = [g for g in unsafe if not g.startswith(_ALLOWED_PICKLE_PREFIXES)]
+    if refused:
+        raise UserError(
+            f"{path} needs classes outside torch.nn / torchxrayvision to load ({', '.join(refused[:5])}); "
+            "refusing to unpickle it. Save its state dict instead: "
+            "`torch.save(model.state_dict(), PATH)` (or safetensors)."
+        )
+    with torch.serialization.safe_globals([_resolve(g) for g in unsafe]):
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(obj, torch.nn.Module):
+        return obj.state_dict()
+    if isinstance(obj, Mapping) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise UserError(f"{path} holds a {type(obj).__name__}, not a model or a state dict.")
+    return dict(obj)
+
+
+def _resolve(qualified: str) -> Any:
+    module, _, attr = qualified.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+
+
+class XrvPathology(Classifier):
+    """A torchxrayvision pathology DenseNet (``densenet121-res224-*`` weights)."""
+
+    def __init__(self, weights: str = "densenet121-res224-all", path: str | Path | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        import torchxrayvision as xrv
+
+        known = sorted(k for k in xrv.models.model_urls if k.startswith("densenet"))
+        if weights not in known:
+            raise UserError(f"`weights` must be one of {', '.join(known)}, got {weights!r}.")
+        super().__init__(f"xrv:{weights}", device)
+        info = xrv.models.model_urls[weights]
+        url = info["weights_url"]
+        file = Path(path) if path is not None else cache_dir() / os.path.basename(url)
+        require_file(file, what=f"torchxrayvision {weights}", url=url)
+        labels = list(info["labels"])
+        model = xrv.models.DenseNet(weights=None, num_classes=len(labels))
+        model.load_state_dict(safe_state_dict(file))
+        model.op_threshs = torch.tensor(info["op_threshs"], dtype=torch.float32)
+        self.model = model.eval().to(self.device)
+        self.resolution = int(info.get("input_resolution", 224))
+        # Slots the weights were not trained for come back as exactly 0.5: keep only the real ones.
+        thresholds = info["op_threshs"]
+        self.columns = [i for i, n in enumerate(labels) if n and thresholds[i] == thresholds[i]]
+        self.findings = tuple(labels[i] for i in self.columns)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` in [0, 1] -> the DenseNet's input (224 px, [-1024, 1024])."""
+        return xrv_to_range(square_resize(images, self.resolution))
+
+    def _predict(self, images: torch.Tensor) -> Outputs:
+        probs = self.model(self.preprocess(images))  # calibrated already: no sigmoid here
+        return Outputs(findings=self.findings, probs=probs[:, self.columns])
+
+
+class XrvDemographics(Classifier):
+    """Race (Emory HITI), sex (MIRA) and age (RIKEN) from torchxrayvision's baseline models.
+
+    ``folder`` holds the three files under their release names (default: xrv's cache)."""
+
+    attributes = frozenset({"sex", "age", "group"})
+
+    def __init__(self, folder: str | Path | None = None, device: str | torch.device = "cpu") -> None:
+        import torchvision
+
+        super().__init__("xrv:demographics", device)
+        folder = Path(folder) if folder is not None else cache_dir()
+        files = {f: require_file(folder / f, what=what, url=RELEASE + f) for f, what in
+                 ((RACE_FILE, "Emory HITI race model"), (SEX_FILE, "MIRA sex model"),
+                  (AGE_FILE, "RIKEN age model"))}
+        race = torchvision.models.resnet34(weights=None)
+        race.fc = torch.nn.Sequential(torch.nn.Linear(512, 3), torch.nn.LogSoftmax(dim=1))
+        race.load_state_dict(_strip(safe_state_dict(files[RACE_FILE]), "module."))
+        sex = torchvision.models.resnet34(weights=None)
+        sex.fc = torch.nn.Linear(512, 2)
+        sex.load_state_dict(_strip(safe_state_dict(files[SEX_FILE]), "model."))
+        # RIKEN ships TorchScript (a program archive, not a pickle): torch.jit.load is its loader.
+        age = torch.jit.load(str(files[AGE_FILE]), map_location="cpu")
+        self.race, self.sex, self.age = (m.eval().to(self.device) for m in (race, sex, age))
+        self.mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+
+    def race_input(self, images: torch.Tensor) -> torch.Tensor:
+        """RaceModel's and AgeModel's contract: 320 px, 3 channels, ImageNet-normalised [0, 1]."""
+        x = square_resize(images, 320).repeat(1, 3, 1, 1)
+        return (x - self.mean) / self.std
+
+    def sex_input(self, images: torch.Tensor) -> torch.Tensor:
+        """SexModel's contract: 224 px, 3 channels, [0, 255]."""
+        return square_resize(images, 224).repeat(1, 3, 1, 1) * 255
+
+    def _predict(self, images: torch.Tensor) -> Outputs:
+        # xrv's models map [-1024, 1024] back to [0, 1]; starting from [0, 1] we skip the round trip.
+        x320 = self.race_input(images)
+        race = self.race(x320).exp()  # log-softmax -> probabilities
+        sex = self.sex(self.sex_input(images)).softmax(dim=1)[:, 1]  # logits -> P(female)
+        age = self.age(x320).reshape(-1)
+        return Outputs(sex=sex, age=age, group=race, group_names=RACE_CLASSES, group_kind="race")
