@@ -278,12 +278,12 @@ def _parse_sentence(sentence: str) -> list[EditOp]:
             continue
         if op == "change":
             from_level, to_level = _split_levels(m["levels"])
-            item = _parse_item(m["item"], allow_severity=True)
+            item = _parse_item(m["item"])
             return [EditOp("change", from_level=from_level, to_level=to_level, **item)]
         items = [s for s in _LIST_SPLIT.split(m["items"])]
         if any(not s for s in items):
             raise InstructionError(f"empty item in the finding list {m['items']!r}.")
-        return [EditOp(op, **_parse_item(s, allow_severity=True)) for s in items]
+        return [EditOp(op, **_parse_item(s)) for s in items]
     raise InstructionError(
         "expected 'Add the finding(s) of X.', 'Remove the finding(s) of X.' or "
         "'Change the level of X from A to B.'")
@@ -308,7 +308,7 @@ def _split_levels(text: str) -> tuple[str, str]:
     raise InstructionError(f"cannot tell the two levels apart in 'from {text}'.")
 
 
-def _parse_item(text: str, *, allow_severity: bool) -> dict:
+def _parse_item(text: str) -> dict:
     """One finding with its modifiers -> keyword arguments of :class:`EditOp`."""
     where_words: list[str] = []
     m = _TRAILING_LOCATION.match(text)
@@ -329,8 +329,6 @@ def _parse_item(text: str, *, allow_severity: bool) -> dict:
             location.append(w)
     if len(set(sides)) > 1:
         raise InstructionError(f"conflicting sides {sorted(set(sides))} for {phrase!r}.")
-    if severity is not None and not allow_severity:
-        raise InstructionError(f"unexpected severity {severity!r} before {phrase!r}.")
     return dict(finding=SYNONYMS[phrase], side=sides[0] if sides else None,
                 location=" ".join(location) or None, severity=severity, phrase=phrase)
 

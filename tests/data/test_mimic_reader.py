@@ -1,6 +1,5 @@
 """MIMIC-EDIT-INSTRUCTION reader and validator on tiny folders written here."""
 
-import json
 import tracemalloc
 
 import numpy as np
