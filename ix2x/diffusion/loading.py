@@ -82,25 +82,30 @@ def resolve_model(model: str | Path) -> Path:
 
 
 def _from_hub(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-    try:
-        folder = Path(snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS, local_files_only=True))
-    except Exception:  # not in the cache: any error of the hub client means the same here
-        if offline:
-            raise MissingWeightsError(
-                f"`model` {repo_id!r} is a hub id, it is not in the local Hugging Face cache and HF_HUB_OFFLINE "
-                f"is set. {HOW_TO_GET}") from None
-        try:
-            folder = Path(snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS))
-        except Exception as e:
-            raise MissingWeightsError(f"Could not download {repo_id!r} ({type(e).__name__}: {e}). {HOW_TO_GET}") from e
+    folder = _from_hub_files(repo_id, _WEIGHT_PATTERNS)
     missing = missing_files(folder)
     if missing:
         raise MissingWeightsError(
             f"The hub model {repo_id!r} (at {folder}) lacks {', '.join(missing)} in safetensors form. {HOW_TO_GET}")
     return folder
+
+
+def _from_hub_files(repo_id: str, patterns: list[str]) -> Path:
+    """The files of ``repo_id`` matching ``patterns``: from the local cache, else (online only) the hub."""
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+    except Exception:  # not in the cache: any error of the hub client means the same here
+        if offline:
+            raise MissingWeightsError(
+                f"{repo_id!r} is a hub id, it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set. "
+                f"{HOW_TO_GET}") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as e:
+        raise MissingWeightsError(f"Could not download {repo_id!r} ({type(e).__name__}: {e}). {HOW_TO_GET}") from e
 
 
 @dataclass

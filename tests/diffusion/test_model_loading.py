@@ -1,0 +1,64 @@
+"""Model folders: what is missing is named before anything heavy loads; placeholder tokenizers are refused."""
+
+import shutil
+
+import pytest
+import torch
+
+from ix2x.diffusion.loading import load_components, missing_files, resolve_model
+from ix2x.errors import MissingWeightsError
+from ix2x.types import EditRequest
+
+
+def test_tiny_model_loads_with_real_tokenizer(tiny_model):
+    c = load_components(tiny_model)
+    assert len(c.tokenizer) > 2 and c.unet.config.in_channels == 8
+    assert missing_files(tiny_model) == []
+
+
+def test_partial_folder_names_every_missing_file(tiny_model, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "unet/diffusion_pytorch_model.safetensors").unlink()
+    shutil.rmtree(broken / "tokenizer")
+    with pytest.raises(MissingWeightsError) as e:
+        resolve_model(broken)
+    msg = str(e.value)
+    assert "unet/diffusion_pytorch_model.safetensors" in msg and "tokenizer/tokenizer.json" in msg
+    assert "vae/" not in msg.split("missing")[1].split(".")[0]  # present parts are not reported
+    assert "ix2x convert" in msg and "huggingface-cli download" in msg
+
+
+def test_missing_folder_fails_at_first_edit_before_loading(tmp_path, monkeypatch):
+    import ix2x.diffusion.loading as loading
+    from editors.instructx2x import InstructX2X
+
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded weights"))
+    editor = InstructX2X(InstructX2X.Config(model=str(tmp_path / "nowhere")))
+    with pytest.raises(MissingWeightsError, match="does not exist"):
+        editor.edit([EditRequest("a", torch.zeros(1, 8, 8), "Add the finding of edema.", 0)])
+
+
+def test_hub_id_offline_not_cached_is_missing_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(MissingWeightsError, match="HF_HUB_OFFLINE"):
+        resolve_model("nobody/no-such-model")
+
+
+def test_placeholder_tokenizer_is_refused(tiny_model, tmp_path):
+    from transformers import CLIPTokenizer
+
+    broken = tmp_path / "two_tokens"
+    shutil.copytree(tiny_model, broken)
+    shutil.rmtree(broken / "tokenizer")
+    CLIPTokenizer().save_pretrained(broken / "tokenizer")  # what an offline hub lookup silently returns
+    with pytest.raises(MissingWeightsError, match="placeholder"):
+        load_components(broken)
+
+
+def test_checkpoint_file_is_pointed_to_convert(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"x")
+    with pytest.raises(Exception, match="ix2x convert"):
+        resolve_model(ckpt)
