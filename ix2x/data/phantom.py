@@ -346,7 +346,8 @@ def _cardiomediastinal(cv: _Canvas, scale: float) -> np.ndarray:
     kx, ky, kr = cv.knob
     med = np.maximum(med, 0.42 * smoothstep(0, 0.006, kr - np.sqrt((X - kx) ** 2 + (Y - ky) ** 2)))
     rho = pa.heart_rho(A, X, Y, scale)
-    heart = 0.52 * smoothstep(0.0, 0.06, 1 - rho) * (0.8 + 0.2 * np.sqrt(np.clip(1 - rho * rho, 0, 1)))
+    # A flat plateau inside the border: enlarging the heart changes only its margins.
+    heart = 0.5 * smoothstep(0.0, 0.08, 1 - rho)
     return np.maximum(med, heart)
 
 
@@ -448,10 +449,10 @@ def finding_layer(cv: _Canvas, name: str, finding: Finding) -> np.ndarray:
     X, Y, A = cv.X, cv.Y, cv.A
     out = np.zeros_like(X)
     if name == "Cardiomegaly":
-        scale = (1.2, 1.33, 1.47)[k] * rng.uniform(0.98, 1.02)
+        scale = pa.CARDIOMEGALY_SCALE[k] * rng.uniform(0.98, 1.02)
         return _cardiomediastinal(cv, scale) - _cardiomediastinal(cv, 1.0)
     if name == "Edema":
-        R = (0.12, 0.155, 0.19)[k]
+        R = pa.EDEMA_RADIUS[k]
         amp = (0.28, 0.42, 0.55)[k]
         tex = 1 + 0.25 * _lowfreq(rng, cv.size, 14)
         for side in (-1, 1):
@@ -474,15 +475,17 @@ def finding_layer(cv: _Canvas, name: str, finding: Finding) -> np.ndarray:
         lat = max(A.lat_d)
         if name == "Effusion":
             _, _, lat_s, _, dome, dome_d, cp = A.lung(side)
-            level_y = (cp - 0.035, dome + 0.005, dome - 0.11)[k] + rng.uniform(-0.01, 0.01)
-            rise = (0.05, 0.09, 0.13)[k]
+            level_y = cp - pa.EFFUSION_TOP_ABOVE_CP if k == 0 else dome - pa.EFFUSION_TOP_BELOW_DOME[k]
+            level_y += rng.uniform(-0.01, 0.01)
+            rise = pa.EFFUSION_RISE[k]
             frac = np.clip((d - dome_d * 0.6) / (lat_s - dome_d * 0.6), 0, 1)
             top = level_y - rise * frac ** 1.5
             w = smoothstep(top, top + 0.045, Y) * lw
             out += w * (cv.air[side] + 0.4 - 0.9 * cv.markings[side])
         elif name == "Pneumothorax":
-            delta = (0.03, 0.06, 0.1)[k] * rng.uniform(0.9, 1.1)
-            outer, inner = pa.lung_sd(A, side, X, Y, apex_drop=1.4 * delta, lat_shrink=delta, parts=True)
+            delta = pa.PNEUMOTHORAX_DEPTH[k] * rng.uniform(0.9, 1.1)
+            outer, inner = pa.lung_sd(A, side, X, Y, apex_drop=pa.PNEUMOTHORAX_APEX * delta, lat_shrink=delta,
+                                      parts=True)
             collapsed = smoothstep(0, 0.006, np.minimum(outer, inner))
             rim = lw * (1 - collapsed)
             line = smoothstep(0.0035, 0.0, np.abs(outer)) * smoothstep(0, 0.01, inner) * lw

@@ -67,6 +67,16 @@ class Anatomy:
 
 MEAN = Anatomy()
 
+# Finding geometry by level (index 0, 1, 2 = mildest to worst), shared with the atlas.
+EFFUSION_TOP_BELOW_DOME = (None, -0.005, 0.11)   # flat fluid level below (-) / above (+) the dome;
+EFFUSION_TOP_ABOVE_CP = 0.035                      # small: just above the costophrenic angle
+EFFUSION_RISE = (0.05, 0.09, 0.13)                 # meniscus rise along the lateral wall
+PNEUMOTHORAX_DEPTH = (0.03, 0.06, 0.1)             # lung edge retraction from the lateral wall
+PNEUMOTHORAX_APEX = 1.4                            # apical retraction relative to lateral
+CARDIOMEGALY_SCALE = (1.2, 1.33, 1.47)             # heart long-axis scale
+EDEMA_RADIUS = (0.12, 0.155, 0.19)                 # perihilar haze radius
+JITTER = 0.1                                       # relative random jitter of the sizes above (max)
+
 # Half-ranges of the per-patient variation the phantom draws (uniform), in normalised units.
 VARIATION = {
     "shift_x": 0.012,   # whole thorax left/right
