@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow bench clean
+.PHONY: run test test-slow bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,17 @@ run: $(STAMP)
 
 # Offline, with a throwaway HOME and TORCH_HOME: nothing is downloaded and nothing the user
 # cached can leak into a test.
-test: $(STAMP)
+test: $(STAMP) chromium
 	@tmp=$$(mktemp -d); \
 	HF_HUB_OFFLINE=1 HOME=$$tmp TORCH_HOME=$$tmp/torch IX2X_CACHE=$$tmp/ix2x \
 	  $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; rm -rf $$tmp; exit $$rc
+
+# The report test opens the HTML report in headless Chromium; install Debian's package when we can,
+# otherwise that one test is skipped and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1; } || \
+	  echo "note: chromium could not be installed; the report's browser test will be skipped"
 
 test-slow: $(STAMP)
 	@tmp=$$(mktemp -d); \

@@ -147,6 +147,9 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
                for e in editors}
     total = sum(len(v) for v in pending.values())
     written = len(done)
+    if suite.report_images:
+        _save_report_inputs(run_dir, dataset, [i for i in range(min(suite.report_samples, len(ids)))
+                                               if shard.owns(i)])
     with records.RecordWriter(own_file) as writer, \
             tqdm(total=total, disable=not progress, unit="edit", dynamic_ncols=True,
                  position=shard.rank) as bar:
@@ -314,6 +317,21 @@ def _compute_isolated(metric: Any, pairs: list[tuple[Sample, EditResult]]) -> li
         if len(pairs) == 1:
             return [{"error": _format_error()}]
     return [_compute_isolated(metric, [p])[0] for p in pairs]
+
+
+REPORT_INPUTS = {"input": "image", "target": "target", "region": "region"}
+
+
+def _save_report_inputs(run_dir: Path, dataset: Sequence[Sample], indices: Sequence[int]) -> None:
+    """Keep the input, target and region of a few samples, so that reports (which read only the
+    run directory) can draw image grids. Never done when the suite sets ``report_images: false``."""
+    for i in indices:
+        s = dataset[i]
+        for folder, attr in REPORT_INPUTS.items():
+            path = run_dir / "images" / f"_{folder}" / f"{_safe(s.sample_id)}.png"
+            value = getattr(s, attr)
+            if value is not None and not path.exists():
+                save_image(path, value.clamp(0, 1), bits=8 if folder == "region" else 16)
 
 
 def _sidecar(image_rel: Path, kind: str) -> Path:

@@ -62,6 +62,7 @@ class Suite:
     device: str = "cpu"
     save_images: bool = True
     report_images: bool = True  # False for real patient data: reports then carry no images
+    report_samples: int = 8  # inputs, targets and masks of this many samples are kept for report grids
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         sharding.finish(shard)
     if shard.rank != 0:
         return 0 if outcome.ok else 1
+    from reports import write_report
+
+    write_report([outcome.run_dir], outcome.run_dir / "report.html")
     print(f"records: {outcome.run_dir / 'samples.jsonl'} ({outcome.n_records})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
     report = outcome.run_dir / "report.html"
