@@ -100,3 +100,13 @@ def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 def relevance_seeds(seeds: Sequence[int]) -> list[int]:
     """Seeds of the relevance noise: a fixed function of the edit's seed, distinct from it."""
     return [(int(s) * 6364136223846793005 + 1442695040888963407) % 2**63 for s in seeds]
+
+
+def guidance_overlay(image: torch.Tensor, gmap: torch.Tensor) -> torch.Tensor:
+    """The original's visualisation: the radiograph with G painted red. ``image`` (1, H, W) and ``gmap``
+    (1, H, W) in [0, 1] -> RGB (3, H, W) in [0, 1]: ``image * (1 - G) + G * (1, 1 - G, 1 - G)``."""
+    if image.shape != gmap.shape:
+        raise ValueError(f"`image` and `gmap` must have the same shape, got {tuple(image.shape)} and {tuple(gmap.shape)}.")
+    g = gmap.clamp(0, 1)
+    red = torch.cat([torch.ones_like(g), 1 - g, 1 - g])
+    return image.expand(3, -1, -1) * (1 - g) + red * g
