@@ -257,6 +257,11 @@ class _Canvas:
     air: dict[int, np.ndarray] = field(default_factory=dict)        # lung air density per side
     markings: dict[int, np.ndarray] = field(default_factory=dict)   # vessel density per side
     knob: tuple[float, float, float] = (0.0, 0.0, 0.0)              # aortic knob x, y, radius
+    abdomen: np.ndarray | None = None   # density below the diaphragm
+    lat: np.ndarray | None = None       # lateral lung edge (distance from the midline) per row
+    dia: np.ndarray | None = None       # diaphragm height under each column
+    body: np.ndarray | None = None      # body thickness profile in [0, 1]
+    inside: np.ndarray | None = None    # soft body outline mask
 
     @property
     def A(self) -> Anatomy:
@@ -316,6 +321,17 @@ def _lowfreq(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
 def _canvas(patient: Patient, size: int) -> _Canvas:
     X, Y = grid(size)
     cv = _Canvas(patient, size, X, Y)
+    A, p = cv.A, patient
+    dx = X - A.cx
+    ad = np.abs(dx)
+    # Body outline: the chest wall plus soft tissue, curving out to the shoulders.
+    cv.lat = np.where(dx < 0, pa.lung_lateral(A, -1, Y), pa.lung_lateral(A, 1, Y))
+    chest = max(A.lat_d) + 0.035 + p.soft
+    hw = np.maximum(chest, cv.lat + 0.035 + p.soft) + 0.16 * (1 - smoothstep(0.0, 0.3, Y)) ** 2
+    cv.body = np.sqrt(np.clip(1 - (dx / hw) ** 2, 0, 1))
+    cv.inside = smoothstep(0, 0.008, hw - ad)
+    cv.dia = np.where(dx < 0, pa.diaphragm_y(A, -1, ad), pa.diaphragm_y(A, 1, ad))
+    cv.abdomen = 0.42 * smoothstep(0.0, 0.02, Y - cv.dia) * cv.inside
     years = patient.age - AGE_RANGE[0]  # the aorta unfolds and widens with age
     cv.knob = (cv.A.cx + 0.052 + 0.0005 * years, cv.A.knob_y, 0.02 + 0.00035 * years)
     rng = np.random.default_rng([patient.texture_seed, 1])
@@ -348,7 +364,7 @@ def _cardiomediastinal(cv: _Canvas, scale: float) -> np.ndarray:
     rho = pa.heart_rho(A, X, Y, scale)
     # A flat plateau inside the border: enlarging the heart changes only its margins.
     heart = 0.5 * smoothstep(0.0, 0.08, 1 - rho)
-    return np.maximum(med, heart)
+    return np.maximum(np.maximum(med, heart), cv.abdomen)  # the heart sinks into the abdomen
 
 
 def _anatomy(cv: _Canvas) -> np.ndarray:
@@ -359,16 +375,9 @@ def _anatomy(cv: _Canvas) -> np.ndarray:
     rng = np.random.default_rng([p.texture_seed, 2])
     dx = X - A.cx
     ad = np.abs(dx)
-    # Body outline: the chest wall plus soft tissue, curving out to the shoulders.
-    lat = np.where(dx < 0, pa.lung_lateral(A, -1, Y), pa.lung_lateral(A, 1, Y))
-    chest = max(A.lat_d) + 0.035 + p.soft
-    hw = np.maximum(chest, lat + 0.035 + p.soft) + 0.16 * (1 - smoothstep(0.0, 0.3, Y)) ** 2
-    body = np.sqrt(np.clip(1 - (dx / hw) ** 2, 0, 1))
-    inside = smoothstep(0, 0.008, hw - ad)
+    lat, dia, body, inside = cv.lat, cv.dia, cv.body, cv.inside
     D = p.soft_density * (0.32 + 0.3 * body) * inside
-    # Abdomen below the diaphragm, with the gastric bubble under the left dome.
-    dia = np.where(dx < 0, pa.diaphragm_y(A, -1, ad), pa.diaphragm_y(A, 1, ad))
-    D += 0.42 * smoothstep(0.0, 0.02, Y - dia) * inside
+    # The abdomen is part of _cardiomediastinal; the gastric bubble sits under the left dome.
     gb = ((X - A.cx - 0.15) / 0.05) ** 2 + ((Y - A.dome_y[1] - 0.055) / 0.03) ** 2
     D -= 0.25 * smoothstep(0, 0.4, 1 - gb)
     # Lungs (air) with vascular markings, hila and parenchymal texture.
@@ -379,7 +388,7 @@ def _anatomy(cv: _Canvas) -> np.ndarray:
         hx, hy = A.hilum[0 if side < 0 else 1]
         D += 0.16 * smoothstep(0, 0.6, 1 - ((X - hx) / 0.035) ** 2 - ((Y - hy) / 0.05) ** 2)
     # Heart and mediastinum, aortic knob and descending aorta (the aorta unfolds with age).
-    D += _cardiomediastinal(cv, 1.0)
+    D += _cardiomediastinal(cv, 1.0)  # includes the abdomen
     kx, ky, kr = cv.knob
     kd = np.sqrt((X - kx) ** 2 + (Y - ky) ** 2)
     calc = max(0.0, (p.age - 50) / 40)
@@ -396,9 +405,9 @@ def _anatomy(cv: _Canvas) -> np.ndarray:
     bone = p.bone
     phase = np.mod(Y - A.apex_y[0], 0.05)
     vert = 0.75 + 0.25 * smoothstep(0.0, 0.008, phase) * smoothstep(0.05, 0.042, phase)
-    D += 0.16 * bone * smoothstep(0, 0.006, 0.032 - ad) * vert * smoothstep(0.95, 0.75, Y)
+    D += 0.13 * bone * smoothstep(0, 0.008, 0.032 - ad) * vert * smoothstep(0.95, 0.75, Y)
     ped = smoothstep(0, 0.4, 1 - ((ad - 0.022) / 0.007) ** 2 - ((phase - 0.018) / 0.01) ** 2)
-    D += 0.14 * bone * ped
+    D += 0.08 * bone * ped * smoothstep(0.9, 0.7, Y)
     cage = smoothstep(-0.04, -0.02, lat - ad) * smoothstep(0.03, 0.05, ad) \
         * smoothstep(0.05, 0.0, Y - dia - 0.01)
     g = -0.35 * ad + 1.5 * ad ** 2
@@ -422,7 +431,7 @@ def _anatomy(cv: _Canvas) -> np.ndarray:
         for s in (-1, 1):
             bx, by = A.cx + s * 0.25, A.cp_y[0] - 0.13
             br = ((X - bx) / 0.2) ** 2 + ((Y - by) / 0.13) ** 2
-            D += 0.45 * p.soft_density * smoothstep(0, 0.15, 1 - br) * smoothstep(by - 0.12, by + 0.04, Y)
+            D += 0.45 * p.soft_density * smoothstep(0, 0.12, 1 - br) * smoothstep(by - 0.14, by + 0.01, Y) * inside
     D = gaussian_filter(D.astype(np.float32), sigma=p.blur * size, mode="nearest", truncate=3.0)
     return D
 
@@ -486,9 +495,8 @@ def finding_layer(cv: _Canvas, name: str, finding: Finding) -> np.ndarray:
             delta = pa.PNEUMOTHORAX_DEPTH[k] * rng.uniform(0.9, 1.1)
             outer, inner = pa.lung_sd(A, side, X, Y, apex_drop=pa.PNEUMOTHORAX_APEX * delta, lat_shrink=delta,
                                       parts=True)
-            collapsed = smoothstep(0, 0.006, np.minimum(outer, inner))
-            rim = lw * (1 - collapsed)
-            line = smoothstep(0.0035, 0.0, np.abs(outer)) * smoothstep(0, 0.01, inner) * lw
+            rim = lw * (1 - smoothstep(0, 0.006, outer))
+            line = smoothstep(0.0035, 0.0, np.abs(outer)) * lw
             out += -rim * (cv.markings[side] + 0.12) + 0.2 * line
         elif name == "Consolidation":
             R = (0.06, 0.09, 0.125)[k]
@@ -496,7 +504,7 @@ def finding_layer(cv: _Canvas, name: str, finding: Finding) -> np.ndarray:
             d0 = rng.uniform(0.17, 0.22)
             rr = np.sqrt(((d - d0) / (1.25 * R)) ** 2 + ((Y - y0) / R) ** 2)
             phi = np.arctan2(Y - y0, d - d0)
-            rr = rr * (1 + 0.1 * np.sin(3 * phi + rng.uniform(0, 6.3)) + 0.06 * np.sin(5 * phi + rng.uniform(0, 6.3)))
+            rr = rr * (1 + 0.05 * np.sin(3 * phi + rng.uniform(0, 6.3)) + 0.04 * np.sin(5 * phi + rng.uniform(0, 6.3)))
             fissure = y0 - 0.55 * R + 0.15 * (d - d0)
             w = smoothstep(0, 0.2, 1 - rr) * smoothstep(fissure, fissure + 0.004, Y) * lw
             br = np.zeros_like(X)
@@ -508,7 +516,8 @@ def finding_layer(cv: _Canvas, name: str, finding: Finding) -> np.ndarray:
                 segs.append((x0, yb, x0 + side * math.cos(ang - 0.5) * 1.3 * R, yb + math.sin(ang - 0.5) * R,
                              0.0035, 1.0))
             _draw_segments(br, segs, cv.size)
-            out += w * (0.45 - 0.3 * br)
+            tex = 1 + 0.15 * _lowfreq(rng, cv.size, 30)
+            out += w * (0.45 * tex - 0.3 * br)
         elif name == "Pneumonia":
             n = (5, 9, 14)[k]
             Z = (0.05, 0.075, 0.1)[k]
