@@ -44,6 +44,8 @@ def save_grid(dataset_dir: str | Path, out_png: str | Path, n: int = 6, *, dpi: 
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
+    # A 128-colour palette keeps the README figure small (grey images, one red overlay).
+    Image.open(out).convert("RGB").quantize(colors=128).save(out, optimize=True)
     return out
 
 
