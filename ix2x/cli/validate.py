@@ -44,7 +44,32 @@ def run(args: argparse.Namespace) -> int:
     else:
         p = suite.data.phantom
         print(f"data: phantoms generated on first use (n={p.n}, seed={p.seed}, size={p.size})")
+    problems += _requirement_problems(suite, metrics)
     for problem in problems:
         print(f"PROBLEM: {problem}")
     print("ok" if not problems else f"{len(problems)} problem(s)")
     return 0 if not problems else 1
+
+
+def _requirement_problems(suite, metrics) -> list[str]:
+    """What each metric needs (``Metric.requires``) against what the data provides, judged on the
+    split's first sample (loads one sample, no model)."""
+    from ix2x.data.sources import open_dataset
+    from ix2x.errors import DataError
+
+    try:
+        dataset = open_dataset(suite.data)
+        if len(dataset) == 0:
+            return [f"split `{suite.data.split}` has no samples"]
+        s = dataset[0]
+    except DataError as e:
+        return [f"metric requirements not checked: the first sample cannot be read ({e})"]
+    provided = {"region": s.region is not None, "target": s.target is not None,
+                "aligned_target": s.target is not None and s.target_aligned, "labels": bool(s.labels)}
+    out = []
+    for comp in metrics:
+        for need in sorted(getattr(comp.cls, "requires", ())):
+            if need in provided and not provided[need]:
+                out.append(f"metric `{comp.key}` requires {need}, which this dataset does not provide "
+                           "(its values would all be NaN)")
+    return out
