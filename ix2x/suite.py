@@ -34,6 +34,10 @@ class DataSpec:
     split: str = "test"
     limit: int | None = None  # first N samples of the split
     phantom: PhantomSpec = PhantomSpec()
+    # Where change is allowed, for region-based metrics: the dataset's own masks (phantoms: the
+    # true change mask), or the pseudo-mask of the instruction's findings (real data has no truth).
+    region: Literal["dataset", "pseudo_mask"] = "dataset"
+    mask_source: str = "atlas"  # for region: pseudo_mask; "atlas", a folder of .npy masks, "density:<dir>"
 
 
 @dataclass(frozen=True)

@@ -67,4 +67,35 @@ def open_dataset(spec: DataSpec, *, progress: bool = False) -> Sequence[Sample]:
     """A lazy sequence of the split's samples (images load on access)."""
     from ix2x.data.mimic import MimicEditDataset
 
-    return MimicEditDataset(data_root(spec, progress=progress), split=spec.split, limit=spec.limit)
+    dataset = MimicEditDataset(data_root(spec, progress=progress), split=spec.split, limit=spec.limit)
+    if spec.region == "pseudo_mask":
+        return PseudoMaskRegions(dataset, spec.mask_source)
+    return dataset
+
+
+class PseudoMaskRegions(Sequence[Sample]):
+    """Samples whose ``region`` is the pseudo-mask of their instruction's findings, at the image's
+    size. What the mask fell back to (a finding with no prior...) goes to ``labels["region_info"]``."""
+
+    def __init__(self, base: Sequence[Sample], mask_source: str) -> None:
+        self.base = base
+        self.mask_source = mask_source
+        self.sample_ids = getattr(base, "sample_ids", None)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        import dataclasses
+
+        import torch.nn.functional as F
+
+        from ix2x.data.masks import pseudo_mask
+
+        s = self.base[index]
+        h, w = s.image.shape[-2:]
+        mask, info = pseudo_mask(s.instruction, max(h, w), self.mask_source)
+        # The priors are square (the original's are 512x512 over a square PA crop): stretch nearest.
+        region = F.interpolate(mask[None], size=(h, w), mode="nearest")[0]
+        return dataclasses.replace(s, region=(region > 0.5).float(),
+                                   labels={**s.labels, "region_info": info})
