@@ -1,9 +1,15 @@
 """`out_of_mask_change`: how much an edit changed the image where it was not allowed to.
 
 Region M (1 = allowed to change) comes from the sample: the phantom's true change mask, or the
-pseudo-mask of the instruction's findings on real data. "Outside" is M == 0. Errors are averaged
-over the outside pixels only (normalised by the outside area), not PIE-Bench's
-zero-the-mask-then-average-over-the-whole-image, which shrinks as the mask grows.
+pseudo-mask of the instruction's findings on real data. "Outside" is M == 0, optionally shrunk by a
+border ``margin_px`` around M (edits blend across the mask edge; the margin keeps that band out).
+Every statistic is averaged over the outside pixels only (normalised by the outside area): MAE, MSE,
+PSNR, the changed-pixel fraction, SSIM (the per-pixel SSIM map averaged outside) and LPIPS (the
+spatial LPIPS map averaged outside). ``locality`` is the share of squared change inside M.
+
+PIE-Bench (Ju et al. 2024) instead zeroes the mask in both images and averages over the whole
+image, which shrinks every error as the mask grows; ``pie_bench: true`` adds those values
+(``pie_mse``, ``pie_psnr``, ``pie_ssim``, ``pie_lpips``) for comparison with published numbers.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, Metric, Sample
+from metrics._shared import add_reason, dilate, masked_mean
 
 PSNR_CAP_DB = 100.0  # identical outside pixels give an infinite PSNR; cap so that means stay finite
+SSIM_MIN_SIZE = 11  # torchmetrics' Gaussian window
 
 
 def outside_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor,
@@ -37,14 +45,50 @@ def outside_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor,
         return {"mae": nan, "mse": nan, "psnr": nan, "changed_fraction": nan, "locality": locality}
     d_out = diff[outside]
     mse = float(d_out.square().mean())
-    psnr = PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(1.0 / mse))
     return {
         "mae": float(d_out.abs().mean()),
         "mse": mse,
-        "psnr": psnr,
+        "psnr": psnr_db(mse),
         "changed_fraction": float((d_out.abs() > change_threshold).double().mean()),
         "locality": locality,
     }
+
+
+def psnr_db(mse: float) -> float:
+    """PSNR of images in [0, 1], capped at ``PSNR_CAP_DB``."""
+    return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(1.0 / mse))
+
+
+def outside_ssim(x: torch.Tensor, x_edit: torch.Tensor, outside: torch.Tensor) -> float:
+    """The SSIM map of ``x_edit`` against ``x``, averaged over ``outside`` (bool ``(1, H, W)``)."""
+    from ix2x.classifiers.perceptual import ssim_map
+
+    return masked_mean(ssim_map(x_edit[None], x[None])[0], outside)
+
+
+def outside_lpips(model: torch.nn.Module, x: torch.Tensor, x_edit: torch.Tensor,
+                  outside: torch.Tensor) -> float:
+    """The spatial LPIPS map of ``x_edit`` against ``x``, averaged over ``outside``."""
+    from ix2x.classifiers.perceptual import lpips_distance
+
+    return masked_mean(lpips_distance(model, x[None], x_edit[None], spatial=True)[0], outside)
+
+
+def pie_bench_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor,
+                     lpips_model: torch.nn.Module | None) -> dict[str, float]:
+    """PIE-Bench's background preservation: zero the mask in both images, then MSE, PSNR, SSIM
+    and LPIPS over the whole image (so values depend on the mask's size)."""
+    from ix2x.classifiers.perceptual import lpips_distance, ssim_map
+
+    keep = (region < 0.5).float()
+    a, b = x * keep, x_edit * keep
+    mse = float((b - a).double().square().mean())
+    out = {"pie_mse": mse, "pie_psnr": psnr_db(mse),
+           "pie_ssim": float(ssim_map(b[None], a[None]).double().mean())
+           if min(x.shape[-2:]) >= SSIM_MIN_SIZE else math.nan, "pie_lpips": math.nan}
+    if lpips_model is not None:
+        out["pie_lpips"] = float(lpips_distance(lpips_model, a[None], b[None])[0])
+    return out
 
 
 class OutOfMaskChange(Metric):
@@ -52,22 +96,90 @@ class OutOfMaskChange(Metric):
     class Config:
         # Half an 8-bit grey level: any visible change of an 8-bit image counts, float noise does not.
         change_threshold: float = 0.5 / 255
+        # Pixels within this distance of the region are left out of "outside".
+        margin_px: int = 0
+        ssim: bool = True
+        # LPIPS backbone ("alex", "vgg", "squeeze"), or null for no LPIPS.
+        lpips_net: str | None = "alex"
+        # Real LPIPS heads on a random backbone (offline smoke runs only).
+        lpips_random_backbone: bool = False
+        pie_bench: bool = False
 
     higher_is_better = {"mae": False, "mse": False, "psnr": True, "changed_fraction": False,
-                        "locality": True}
+                        "locality": True, "ssim": True, "lpips": False, "pie_mse": False,
+                        "pie_psnr": True, "pie_ssim": True, "pie_lpips": False}
     requires = frozenset({"region"})
 
+    def __init__(self, config: Any | None = None) -> None:
+        super().__init__(config)
+        if self.config.margin_px < 0:
+            raise ValueError(f"`margin_px` must be >= 0, got {self.config.margin_px}.")
+        from ix2x.classifiers.perceptual import NETS
+
+        if self.config.lpips_net is not None and self.config.lpips_net not in NETS:
+            raise ValueError(f"`lpips_net` must be one of {', '.join(NETS)} or null, "
+                             f"got {self.config.lpips_net!r}.")
+
+    def _keys(self) -> list[str]:
+        c = self.config
+        keys = ["mae", "mse", "psnr", "changed_fraction", "locality"]
+        keys += ["ssim"] if c.ssim else []
+        keys += ["lpips"] if c.lpips_net else []
+        keys += ["pie_mse", "pie_psnr", "pie_ssim", "pie_lpips"] if c.pie_bench else []
+        return keys
+
+    def _lpips_model(self) -> tuple[torch.nn.Module | None, str | None]:
+        """The LPIPS network, or None and why (a missing backbone is a NaN with its reason, so
+        that the pixel statistics of this metric are still recorded)."""
+        if not self.config.lpips_net:
+            return None, None
+        from ix2x.classifiers.perceptual import get_lpips
+        from ix2x.errors import MissingWeightsError
+
+        try:
+            return get_lpips(self.config.lpips_net, random_backbone=self.config.lpips_random_backbone,
+                             device=self.device), None
+        except MissingWeightsError as e:
+            return None, f"lpips: {e}"
+
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
+        c = self.config
+        keys = self._keys()
+        lpips_model, lpips_problem = self._lpips_model()
         out = []
         for s, r in zip(samples, results, strict=True):
             if s.region is None:
-                values = {k: math.nan for k in self.higher_is_better}
+                values: dict[str, Any] = {k: math.nan for k in keys}
                 values["nan_reason"] = "sample has no region mask"
+                out.append(values)
+                continue
+            grown = dilate(s.region, c.margin_px)
+            values = {k: math.nan for k in keys}
+            values.update(outside_errors(s.image, r.image, grown, c.change_threshold))
+            values["locality"] = outside_errors(s.image, r.image, s.region, c.change_threshold)["locality"]
+            outside = grown < 0.5
+            if math.isnan(values["mae"]):
+                values["nan_reason"] = "region covers the whole image" + (
+                    f" (after a {c.margin_px} px margin)" if c.margin_px else "")
             else:
-                values = outside_errors(s.image, r.image, s.region, self.config.change_threshold)
-                if math.isnan(values["mae"]):
-                    values["nan_reason"] = "region covers the whole image"
-                elif math.isnan(values["locality"]):
-                    values["nan_reason"] = "no change anywhere (locality undefined)"
+                if c.ssim:
+                    if min(s.image.shape[-2:]) >= SSIM_MIN_SIZE:
+                        values["ssim"] = outside_ssim(s.image, r.image, outside)
+                    else:
+                        add_reason(values, f"ssim: image smaller than the {SSIM_MIN_SIZE} px SSIM window")
+                if lpips_model is not None:
+                    values["lpips"] = outside_lpips(lpips_model, s.image, r.image, outside)
+                if lpips_problem:
+                    add_reason(values, lpips_problem)
+                if math.isnan(values["locality"]):
+                    add_reason(values, "no change anywhere (locality undefined)")
+            if c.pie_bench:
+                values.update(pie_bench_errors(s.image, r.image, s.region, lpips_model))
             out.append(values)
         return out
+
+    def aggregate(self, values, *, seed=0, clusters=None):
+        from ix2x.stats import mean_aggregates
+
+        hib = {k: self.higher_is_better[k] for k in self._keys()}
+        return mean_aggregates(self.name, values, hib, seed=seed, clusters=clusters)

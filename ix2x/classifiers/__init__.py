@@ -24,15 +24,23 @@ from ix2x.classifiers.base import SEX_CLASSES, Classifier, Combined, Outputs, sq
 from ix2x.errors import UserError
 
 __all__ = ["Classifier", "Outputs", "SEX_CLASSES", "check_spec", "clear_cache", "get_classifier",
-           "square_resize"]
+           "register", "square_resize"]
 
 _CACHE: dict[tuple[str, str], Classifier] = {}
 _FORMS = ("phantom, PATH.safetensors, PATH.pt, xrv:<densenet weights>[=PATH], xrv:demographics[=DIR], "
           "or two of these joined by '+'")
 
 
+def register(spec: str, classifier: Classifier, device: str | torch.device = "cpu") -> None:
+    """Make ``get_classifier(spec, device)`` return ``classifier`` (a plugin's own classifier, or a
+    test double), for the rest of the process or until :func:`clear_cache`."""
+    _CACHE[(spec, str(torch.device(device)))] = classifier
+
+
 def check_spec(spec: str) -> None:
     """Raise a UserError if ``spec`` is not a classifier spec (checks the form, loads nothing)."""
+    if any(key[0] == spec for key in _CACHE):
+        return
     for part in _parts(spec):
         _kind(part)
 

@@ -1,0 +1,169 @@
+"""`classifier_shift`: did the edit change what a pathology classifier sees, as instructed, and
+nothing else?
+
+Per sample the classifier's whole probability vector on the input x and the edit x' is recorded
+(``p_input``, ``p_edit``; calibrated probabilities, 0.5 = operating point, never re-sigmoided) and
+dp = p(x') - p(x). From the instruction's ops (the phantom's own ops where present, else the parsed
+instruction):
+
+- ``effect``: mean over Add/Remove ops of the signed dp of the target finding in the instructed
+  direction (+dp for Add, -dp for Remove), in [-1, 1]; 0 for an unchanged image.
+- ``flip_rate``: among those ops whose input was on the wrong side of the operating point, the share
+  whose edit crossed it in the instructed direction.
+- ``level_effect`` / ``level_direction``: for Change-the-level ops, the predicted level change in the
+  instructed direction, and the share that moved at least ``level_step`` levels that way (classifiers
+  that predict levels only: the phantom classifier).
+- ``collateral``: mean |dp| over the findings the instruction does not name.
+- ``auroc_target`` (set level, in ``aggregate``): AUROC of p(x') against the intended presence of the
+  instructed findings, pooled over samples; ``auroc_all`` uses every finding whose intended label is
+  known (all generator findings on phantoms). Bootstrap CIs resample samples (patients where they
+  repeat).
+- With ``second_classifier``: ``effect_second`` and ``agreement`` (share of instructed findings on
+  which both classifiers make the same present/absent call on x').
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ix2x.types import Aggregate, EditResult, Metric, Sample
+from metrics._shared import add_reason, auroc, direction, edit_ops, intended_presence, predict_both
+
+KEYS = ("effect", "flip_rate", "level_effect", "level_direction", "collateral")
+
+
+def shift_values(p_in: Mapping[str, float], p_out: Mapping[str, float], ops: Sequence[Mapping[str, Any]],
+                 *, levels_in: Mapping[str, float] | None = None,
+                 levels_out: Mapping[str, float] | None = None, operating_point: float = 0.5,
+                 level_step: float = 0.5) -> dict[str, Any]:
+    """Effectiveness and collateral of one edit from finding -> probability maps (see module doc).
+    Values that cannot be computed are NaN, with the reasons under ``nan_reason``."""
+    t = operating_point
+    named = {op["finding"] for op in ops}
+    presence = [(op["finding"], direction(op)) for op in ops
+                if op["op"] in ("add", "remove") and op["finding"] in p_in]
+    out: dict[str, Any] = {k: math.nan for k in KEYS}
+    if presence:
+        out["effect"] = float(np.mean([d * (p_out[f] - p_in[f]) for f, d in presence]))
+        wrong_side = [(f, d) for f, d in presence if (p_in[f] >= t) != (d > 0)]
+        if wrong_side:
+            out["flip_rate"] = float(np.mean([(p_out[f] >= t) == (d > 0) for f, d in wrong_side]))
+        else:
+            add_reason(out, "flip_rate: every target finding was already on the instructed side in the input")
+    else:
+        add_reason(out, "effect: no Add/Remove op on a finding the classifier predicts")
+    changes = [(op["finding"], direction(op)) for op in ops if op["op"] == "change" and op["finding"] in p_in]
+    changes = [(f, d) for f, d in changes if d != 0]
+    if changes and levels_in is not None and levels_out is not None:
+        moved = [d * (levels_out[f] - levels_in[f]) for f, d in changes]
+        out["level_effect"] = float(np.mean(moved))
+        out["level_direction"] = float(np.mean([m >= level_step for m in moved]))
+    elif changes:
+        add_reason(out, "level: the classifier predicts no levels")
+    others = [f for f in p_in if f not in named]
+    if others:
+        out["collateral"] = float(np.mean([abs(p_out[f] - p_in[f]) for f in others]))
+    return out
+
+
+def pooled_auroc(values: Sequence[Mapping[str, Any]], idx: Sequence[int], *, targets_only: bool) -> float:
+    """AUROC of ``p_edit`` against ``intended`` pooled over the samples ``idx`` (NaN with one class)."""
+    scores, labels = [], []
+    for i in idx:
+        v = values[i]
+        p, intended = v.get("p_edit"), v.get("intended")
+        if not isinstance(p, Mapping) or not isinstance(intended, Mapping):
+            continue
+        keep = v.get("targets", []) if targets_only else list(intended)
+        for f in keep:
+            if f in intended and f in p and p[f] is not None:
+                scores.append(float(p[f]))
+                labels.append(int(intended[f]))
+    return auroc(labels, scores)
+
+
+class ClassifierShift(Metric):
+    @dataclass(frozen=True)
+    class Config:
+        # "phantom", "xrv:<densenet weights>[=PATH]", or a weights path (see ix2x.classifiers).
+        classifier: str = "phantom"
+        second_classifier: str | None = None
+        operating_point: float = 0.5
+        level_step: float = 0.5
+
+    higher_is_better = {"effect": True, "flip_rate": True, "level_effect": True, "level_direction": True,
+                        "collateral": False, "effect_second": True, "agreement": True}
+    requires = frozenset({"classifier"})
+
+    def __init__(self, config: Any | None = None) -> None:
+        super().__init__(config)
+        from ix2x.classifiers import check_spec
+
+        check_spec(self.config.classifier)
+        if self.config.second_classifier is not None:
+            check_spec(self.config.second_classifier)
+        if not 0 < self.config.operating_point < 1:
+            raise ValueError(f"`operating_point` must be in (0, 1), got {self.config.operating_point}.")
+
+    def _per_classifier(self, spec: str, samples, results, ops_list):
+        from ix2x.classifiers import get_classifier
+
+        clf = get_classifier(spec, self.device)
+        o_in, o_out = predict_both(clf, samples, results)
+        rows = []
+        for i, ops in enumerate(ops_list):
+            p_in = dict(zip(clf.findings, o_in.probs[i].tolist()))
+            p_out = dict(zip(clf.findings, o_out.probs[i].tolist()))
+            lv = {}
+            if o_in.levels is not None:
+                lv = {"levels_in": dict(zip(clf.findings, o_in.levels[i].tolist())),
+                      "levels_out": dict(zip(clf.findings, o_out.levels[i].tolist()))}
+            values = shift_values(p_in, p_out, ops, operating_point=self.config.operating_point,
+                                  level_step=self.config.level_step, **lv)
+            rows.append((clf, p_in, p_out, values))
+        return rows
+
+    def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
+        ops_list = [edit_ops(s) for s in samples]
+        first = self._per_classifier(self.config.classifier, samples, results, ops_list)
+        second = (self._per_classifier(self.config.second_classifier, samples, results, ops_list)
+                  if self.config.second_classifier else None)
+        t = self.config.operating_point
+        out = []
+        for i, (s, ops) in enumerate(zip(samples, ops_list)):
+            clf, p_in, p_out, values = first[i]
+            values["p_input"], values["p_edit"] = p_in, p_out
+            values["targets"] = [op["finding"] for op in ops if op["finding"] in p_in]
+            values["intended"] = intended_presence(s, ops, clf.findings)
+            if second is not None:
+                _, _, p2_out, v2 = second[i]
+                values["effect_second"] = v2["effect"]
+                both = [f for f in values["targets"] if f in p2_out]
+                values["agreement"] = (float(np.mean([(p_out[f] >= t) == (p2_out[f] >= t) for f in both]))
+                                       if both else math.nan)
+                if not both:
+                    add_reason(values, "agreement: no instructed finding both classifiers predict")
+            out.append(values)
+        return out
+
+    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
+        from ix2x.stats import bootstrap_ci, mean_aggregates
+
+        keys = [k for k in self.higher_is_better if any(k in v for v in values)]
+        rows = mean_aggregates(self.name, values, {k: self.higher_is_better[k] for k in keys},
+                               seed=seed, clusters=clusters)
+        n = len(values)
+        for key, targets_only in (("auroc_target", True), ("auroc_all", False)):
+            labelled = [i for i, v in enumerate(values) if isinstance(v.get("intended"), Mapping)
+                        and (v.get("targets") if targets_only else v.get("intended"))]
+            value = pooled_auroc(values, labelled, targets_only=targets_only)
+            sub = [values[i] for i in labelled]
+            low, high = bootstrap_ci(lambda idx: pooled_auroc(sub, idx, targets_only=targets_only),
+                                     len(sub), seed=seed,
+                                     clusters=None if clusters is None else [clusters[i] for i in labelled])
+            rows.append(Aggregate(self.name, key, len(labelled), n - len(labelled), value, low, high, True))
+        return rows

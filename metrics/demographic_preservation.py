@@ -1,0 +1,158 @@
+"""`demographic_preservation`: does the edit keep who the patient is?
+
+Attribute classifiers run on the input x and the edit x' (phantom: sex, age, habitus; real data:
+torchxrayvision's MIRA sex, RIKEN age and Emory HITI race models, ``classifier: xrv:demographics``).
+Per sample:
+
+- ``sex_agree``: 1 if the predicted sex (P(female) >= 0.5) is the same on x and x'.
+- ``group_agree``: 1 if the predicted three-class attribute (race or habitus) is the same.
+- ``age_abs_diff``: |age(x') - age(x)| in years.
+
+Set level (``aggregate``): ``age_pearson_r``, Pearson r of age(x') against age(x) across the set
+(InstructX2X's "age correlation"); where true labels exist also ``sex_accuracy_edit``,
+``group_accuracy_edit`` and ``age_pearson_r_true`` (edit predictions against the truth); and every
+per-sample mean stratified by group, as ``<key>|<attribute>=<class>`` (by the true class where known,
+else the class predicted on x), so that an editor that changes one group more than another shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ix2x.types import Aggregate, EditResult, Metric, Sample
+from metrics._shared import predict_both
+
+PER_SAMPLE = {"sex_agree": True, "group_agree": True, "age_abs_diff": False}
+
+
+def preservation_values(sex_in: float, sex_out: float, group_in: Sequence[float], group_out: Sequence[float],
+                        age_in: float, age_out: float, group_names: Sequence[str]) -> dict[str, Any]:
+    """Per-sample agreement of attribute predictions on x and x' (see module doc)."""
+    gi, go = int(np.argmax(group_in)), int(np.argmax(group_out))
+    return {
+        "sex_agree": float((sex_in >= 0.5) == (sex_out >= 0.5)),
+        "group_agree": float(gi == go),
+        "age_abs_diff": abs(age_out - age_in),
+        "sex_input": "F" if sex_in >= 0.5 else "M", "sex_edit": "F" if sex_out >= 0.5 else "M",
+        "group_input": group_names[gi], "group_edit": group_names[go],
+        "age_input": age_in, "age_edit": age_out,
+    }
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson r (scipy), NaN when fewer than 3 finite pairs or a constant side."""
+    from scipy.stats import pearsonr
+
+    a, b = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if a.size < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return math.nan
+    return float(pearsonr(a, b).statistic)
+
+
+class DemographicPreservation(Metric):
+    @dataclass(frozen=True)
+    class Config:
+        # "phantom" or "xrv:demographics[=DIR]" (see ix2x.classifiers).
+        classifier: str = "phantom"
+        stratify: bool = True
+
+    higher_is_better = dict(PER_SAMPLE)
+    requires = frozenset({"classifier"})
+
+    def __init__(self, config: Any | None = None) -> None:
+        super().__init__(config)
+        from ix2x.classifiers import check_spec
+
+        check_spec(self.config.classifier)
+
+    def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
+        from ix2x.classifiers import get_classifier
+
+        clf = get_classifier(self.config.classifier, self.device)
+        missing = {"sex", "age", "group"} - set(clf.attributes)
+        if missing:
+            raise ValueError(f"classifier `{self.config.classifier}` predicts no {', '.join(sorted(missing))}; "
+                             "use `phantom` or `xrv:demographics`.")
+        o_in, o_out = predict_both(clf, samples, results)
+        out = []
+        for i, s in enumerate(samples):
+            v = preservation_values(float(o_in.sex[i]), float(o_out.sex[i]), o_in.group[i].tolist(),
+                                    o_out.group[i].tolist(), float(o_in.age[i]), float(o_out.age[i]),
+                                    o_in.group_names)
+            v["group_kind"] = o_in.group_kind
+            labels = s.labels or {}
+            v["true_sex"] = labels.get("sex")
+            v["true_group"] = labels.get(o_in.group_kind)
+            v["true_age"] = _number(labels.get("age"))
+            out.append(v)
+        return out
+
+    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
+        from ix2x.stats import bootstrap_ci, mean_aggregates
+
+        rows = mean_aggregates(self.name, values, PER_SAMPLE, seed=seed, clusters=clusters)
+        n = len(values)
+
+        def set_stat(key: str, fn, keep: list[int], hib: bool = True) -> None:
+            sub = [values[i] for i in keep]
+            value = fn(sub, range(len(sub))) if sub else math.nan
+            low, high = bootstrap_ci(lambda idx: fn(sub, idx), len(sub), seed=seed,
+                                     clusters=None if clusters is None else [clusters[i] for i in keep])
+            rows.append(Aggregate(self.name, key, len(sub), n - len(sub), value, low, high, hib))
+
+        has_age = [i for i, v in enumerate(values) if _finite(v.get("age_input")) and _finite(v.get("age_edit"))]
+        set_stat("age_pearson_r", lambda sub, idx: pearson([sub[j]["age_input"] for j in idx],
+                                                           [sub[j]["age_edit"] for j in idx]), has_age)
+        true_age = [i for i in has_age if _finite(values[i].get("true_age"))]
+        if true_age:
+            set_stat("age_pearson_r_true", lambda sub, idx: pearson([sub[j]["true_age"] for j in idx],
+                                                                    [sub[j]["age_edit"] for j in idx]), true_age)
+        for key, truth, pred in (("sex_accuracy_edit", "true_sex", "sex_edit"),
+                                 ("group_accuracy_edit", "true_group", "group_edit")):
+            known = [i for i, v in enumerate(values) if v.get(truth) not in (None, "") and pred in v]
+            if known:
+                set_stat(key, lambda sub, idx, t=truth, p=pred: float(np.mean([sub[j][t] == sub[j][p] for j in idx])),
+                         known)
+        if self.config.stratify:
+            rows += self._strata(values, seed, clusters)
+        return rows
+
+    def _strata(self, values, seed, clusters) -> list[Aggregate]:
+        from ix2x.stats import mean_ci
+
+        rows = []
+        for attr, truth, pred in (("sex", "true_sex", "sex_input"), ("group", "true_group", "group_input")):
+            groups: dict[str, list[int]] = {}
+            for i, v in enumerate(values):
+                g = v.get(truth) if v.get(truth) not in (None, "") else v.get(pred)
+                if g is not None:
+                    groups.setdefault(str(g), []).append(i)
+            kind = next((v.get("group_kind") for v in values if v.get("group_kind")), "group") if attr == "group" else "sex"
+            for g, idx in sorted(groups.items()):
+                for key, hib in PER_SAMPLE.items():
+                    col = [_as_float(values[i].get(key)) for i in idx]
+                    cl = None if clusters is None else [clusters[i] for i in idx]
+                    mean, low, high, n_ok, n_nan = mean_ci(col, seed=seed, clusters=cl)
+                    rows.append(Aggregate(self.name, f"{key}|{kind}={g}", n_ok, n_nan, mean, low, high, hib))
+        return rows
+
+
+def _number(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _as_float(v: Any) -> float:
+    return _number(v)

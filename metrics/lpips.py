@@ -1,0 +1,65 @@
+"""`lpips`: perceptual distance (Zhang et al. 2018, the ``lpips`` package) of the edit to the input
+and, where the dataset has a pixel-aligned true counterfactual (phantoms), to that target.
+
+``lpips_input`` measures how much the edit changed the image as a whole (no mask: preservation and
+effect together); ``lpips_target`` how far the edit is from the right answer (0 = perfect).
+Backbone weights: see :mod:`ix2x.classifiers.perceptual` (never downloaded; a missing file raises).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from ix2x.types import EditResult, Metric, Sample
+
+
+def lpips_pairs(model: torch.nn.Module, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> list[float]:
+    """LPIPS of each pair of ``(1, H, W)`` images in [0, 1], batched where shapes agree."""
+    from ix2x.classifiers.perceptual import lpips_distance
+
+    out = [math.nan] * len(a)
+    groups: dict[tuple, list[int]] = {}
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        groups.setdefault(tuple(x.shape) + tuple(y.shape), []).append(i)
+    for idx in groups.values():
+        d = lpips_distance(model, torch.stack([a[i] for i in idx]), torch.stack([b[i] for i in idx]))
+        for i, v in zip(idx, d.tolist()):
+            out[i] = v
+    return out
+
+
+class Lpips(Metric):
+    @dataclass(frozen=True)
+    class Config:
+        net: str = "alex"  # "alex", "vgg" or "squeeze"
+        random_backbone: bool = False  # offline smoke runs only: values not comparable
+
+    higher_is_better = {"lpips_input": False, "lpips_target": False}
+
+    def __init__(self, config: Any | None = None) -> None:
+        super().__init__(config)
+        from ix2x.classifiers.perceptual import NETS
+
+        if self.config.net not in NETS:
+            raise ValueError(f"`net` must be one of {', '.join(NETS)}, got {self.config.net!r}.")
+
+    def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
+        from ix2x.classifiers.perceptual import get_lpips
+
+        model = get_lpips(self.config.net, random_backbone=self.config.random_backbone, device=self.device)
+        to_input = lpips_pairs(model, [s.image for s in samples], [r.image for r in results])
+        with_target = [i for i, s in enumerate(samples) if s.target is not None and s.target_aligned]
+        to_target = lpips_pairs(model, [results[i].image for i in with_target],
+                                [samples[i].target for i in with_target])
+        out = [{"lpips_input": v, "lpips_target": math.nan} for v in to_input]
+        for i, v in zip(with_target, to_target):
+            out[i]["lpips_target"] = v
+        for i, s in enumerate(samples):
+            if i not in with_target:
+                out[i]["nan_reason"] = ("lpips_target: no true counterfactual" if s.target is None else
+                                        "lpips_target: target not pixel-aligned with the input")
+        return out
