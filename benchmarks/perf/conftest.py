@@ -1,0 +1,51 @@
+"""Fixtures and the ratio summary of the denoising-loop benchmarks (``pytest benchmarks/perf --benchmark-only``)."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from ix2x.diffusion.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("bench") / "tiny", seed=0, image_size=64)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Ratios the issue sets targets for, from the medians of this run."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    med = {b.name: b.stats.median for b in session.benchmarks if getattr(b, "stats", None)}
+    extra = {b.name: b.extra_info for b in session.benchmarks}
+    lines = []
+    for size in ("tiny", "full"):
+        for batch in (1, 8):
+            key = lambda v: f"test_loop[{size}-{v}-b{batch}]"  # noqa: E731
+            plain, rse_, ref = med.get(key("plain")), med.get(key("rse")), med.get(key("diffusers"))
+            if plain and rse_:
+                lines.append(f"{size} b{batch}: RSE / plain = {rse_ / plain:.3f} (target <= 1.03)")
+            if plain and ref:
+                lines.append(f"{size} b{batch}: ours / diffusers = {plain / ref:.3f} (target <= 1.0)")
+            for variant in ("plain", "rse"):
+                frac = extra.get(key(variant), {}).get("outside_unet_vae_fraction")
+                if frac is not None:
+                    lines.append(f"{size} b{batch}: {variant} time outside UNet+VAE = {100 * frac:.2f} % (target < 5 %)")
+    for b in session.benchmarks:
+        if b.name.startswith("test_paired_ratios"):
+            e = b.extra_info
+            lines.append(
+                f"tiny {b.name[-3:-1]} interleaved ({e['steps']} steps): RSE / plain = "
+                f"{e['rse_over_plain_wall']:.3f} wall, {e['rse_over_plain_cpu']:.3f} CPU "
+                f"(UNet work {e['unet_work_rse_over_plain']:.4f}); ours / diffusers = "
+                f"{e['ours_over_diffusers_wall']:.3f} wall, {e['ours_over_diffusers_cpu']:.3f} CPU")
+    if lines:
+        terminalreporter.section("ix2x denoising-loop ratios")
+        for line in lines:
+            terminalreporter.write_line(line)
