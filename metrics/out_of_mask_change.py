@@ -5,7 +5,9 @@ pseudo-mask of the instruction's findings on real data. "Outside" is M == 0, opt
 border ``margin_px`` around M (edits blend across the mask edge; the margin keeps that band out).
 Every statistic is averaged over the outside pixels only (normalised by the outside area): MAE, MSE,
 PSNR, the changed-pixel fraction, SSIM (the per-pixel SSIM map averaged outside) and LPIPS (the
-spatial LPIPS map averaged outside). ``locality`` is the share of squared change inside M.
+spatial LPIPS map averaged outside); for the two windowed statistics the edit's pixels inside M are
+first reset to the input's, so that allowed change does not leak into outside windows (the oracle
+scores SSIM 1 and LPIPS 0). ``locality`` is the share of squared change inside M.
 
 PIE-Bench (Ju et al. 2024) instead zeroes the mask in both images and averages over the whole
 image, which shrinks every error as the mask grows; ``pie_bench: true`` adds those values
@@ -59,19 +61,28 @@ def psnr_db(mse: float) -> float:
     return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(1.0 / mse))
 
 
+def outside_only(x: torch.Tensor, x_edit: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
+    """``x_edit`` with the input's pixels put back where change is allowed. Windowed statistics
+    (SSIM's 11 px window, LPIPS's receptive fields) computed on it see only the outside change:
+    allowed change inside M does not leak into the outside average."""
+    return torch.where(outside, x_edit, x)
+
+
 def outside_ssim(x: torch.Tensor, x_edit: torch.Tensor, outside: torch.Tensor) -> float:
-    """The SSIM map of ``x_edit`` against ``x``, averaged over ``outside`` (bool ``(1, H, W)``)."""
+    """The SSIM map of the outside-only edit against ``x``, averaged over ``outside``
+    (bool ``(1, H, W)``)."""
     from ix2x.classifiers.perceptual import ssim_map
 
-    return masked_mean(ssim_map(x_edit[None], x[None])[0], outside)
+    return masked_mean(ssim_map(outside_only(x, x_edit, outside)[None], x[None])[0], outside)
 
 
 def outside_lpips(model: torch.nn.Module, x: torch.Tensor, x_edit: torch.Tensor,
                   outside: torch.Tensor) -> float:
-    """The spatial LPIPS map of ``x_edit`` against ``x``, averaged over ``outside``."""
+    """The spatial LPIPS map of the outside-only edit against ``x``, averaged over ``outside``."""
     from ix2x.classifiers.perceptual import lpips_distance
 
-    return masked_mean(lpips_distance(model, x[None], x_edit[None], spatial=True)[0], outside)
+    edit = outside_only(x, x_edit, outside)
+    return masked_mean(lpips_distance(model, x[None], edit[None], spatial=True)[0], outside)
 
 
 def pie_bench_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor,

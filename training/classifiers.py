@@ -159,8 +159,11 @@ def train(data_dir: Path, tc: TrainConfig, *, log=print) -> tuple[torch.nn.Modul
         val = scores(net, va, cfg)
         crit = min(min(val["auroc"].values()), val["sex_accuracy"], val["habitus_accuracy"],
                    val["age_pearson_r"])
-        log(f"epoch {epoch + 1}/{tc.epochs} loss {loss.item():.3f} val min-criterion {crit:.4f} "
-            f"({time.perf_counter() - t0:.0f} s)")
+        worst = min(val["auroc"], key=val["auroc"].get)
+        log(f"epoch {epoch + 1}/{tc.epochs} loss {loss.item():.3f} val: min-criterion {crit:.4f}, "
+            f"worst AUROC {worst} {val['auroc'][worst]:.3f}, sex {val['sex_accuracy']:.3f}, "
+            f"habitus {val['habitus_accuracy']:.3f}, age r {val['age_pearson_r']:.3f} "
+            f"({time.perf_counter() - t0:.0f} s)", flush=True)
         if crit > best:
             best, best_state = crit, {k: v.clone() for k, v in net.state_dict().items()}
     net.load_state_dict(best_state)

@@ -12,6 +12,7 @@ published LPIPS values.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -53,7 +54,9 @@ def get_lpips(net: str = "alex", *, random_backbone: bool = False,
                 f"$TORCH_HOME/hub/checkpoints). On a machine with internet: `mkdir -p {file.parent} && "
                 f"wget {backbone_url(net)} -O {file}`, then copy the file here; or set "
                 "`random_backbone: true` for an offline smoke run (values not comparable).")
-        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)  # heads from the lpips package
+        with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=`
+            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+            model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)  # heads from the lpips package
         if not random_backbone:
             state = torch.load(str(file), map_location="cpu", weights_only=True)
             features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}

@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# These tests run beside other work on 2 shared cores: one thread avoids oversubscription stalls.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 from metric_helpers import LookupClassifier, phantom_samples  # noqa: E402
 
