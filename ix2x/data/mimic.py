@@ -135,6 +135,7 @@ class MimicEditDataset(Sequence[Sample]):
             frame = frame.iloc[:limit]
         self.split = split
         self.frame = frame.reset_index(drop=True)
+        self._ids = _unique_ids(self.frame)
         self.label_columns = [c for c in frame.columns
                               if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS and c != "_line"]
 
@@ -144,7 +145,7 @@ class MimicEditDataset(Sequence[Sample]):
     @property
     def sample_ids(self) -> list[str]:
         """Sample ids in order, without loading any image."""
-        return [f"{p}_{c}" for p, c in zip(self.frame["past_dicom_id"], self.frame["current_dicom_id"])]
+        return list(self._ids)
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):
@@ -158,9 +159,10 @@ class MimicEditDataset(Sequence[Sample]):
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} samples.")
-        return self._sample(self.frame.iloc[int(index)].to_dict())
+        index = int(index) % n
+        return self._sample(self.frame.iloc[index].to_dict(), self._ids[index])
 
-    def _sample(self, row: dict) -> Sample:
+    def _sample(self, row: dict, sample_id: str) -> Sample:
         line = int(row["_line"])
         past, current = row["past_dicom_id"], row["current_dicom_id"]
         image = load_image(self._image_path("past", past, line))
@@ -177,7 +179,7 @@ class MimicEditDataset(Sequence[Sample]):
         aligned = _parse_bool(row.get("aligned", ""), column="aligned", line=line)
         labels = {c: _decode_label(row[c]) for c in self.label_columns}
         patient = row.get("subject_id") or None
-        return Sample(sample_id=f"{past}_{current}", image=image, instruction=row["instruction"],
+        return Sample(sample_id=sample_id, image=image, instruction=row["instruction"],
                       target=target, target_aligned=aligned, region=region, labels=labels,
                       patient_id=patient, split=row["split"])
 
@@ -188,6 +190,19 @@ class MimicEditDataset(Sequence[Sample]):
                             f"(line {line} of {CSV_NAME}) does not exist. Run `ix2x validate --data "
                             f"{self.root}` to list every missing file.")
         return path
+
+
+def _unique_ids(frame) -> list[str]:
+    """``{past}_{current}``; a pair that appears again (Diff-VQA can ask two questions about one
+    study pair) gets ``~1``, ``~2``... in file order, so records never collide."""
+    seen: dict[str, int] = {}
+    ids = []
+    for p, c in zip(frame["past_dicom_id"], frame["current_dicom_id"]):
+        base = f"{p}_{c}"
+        k = seen.get(base, 0)
+        seen[base] = k + 1
+        ids.append(base if k == 0 else f"{base}~{k}")
+    return ids
 
 
 # ---------------------------------------------------------------------------------- validator

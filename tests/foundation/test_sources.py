@@ -15,3 +15,21 @@ def test_pseudo_mask_region_is_the_atlas_of_the_instruction(tmp_path):
     assert (s.region[0].numpy() == expected).all() and 0 < s.region.mean() < 1
     assert s.labels["region_info"]["with_prior"] == ["Effusion"]
     assert ds.sample_ids == [x.sample_id for x in ds]
+
+
+def test_repeated_pairs_get_distinct_sample_ids(tmp_path):
+    import csv
+
+    from ix2x.data.mimic import MimicEditDataset
+
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(2, size=16))
+    rows = list(csv.DictReader(open(data / "instructions.csv")))
+    rows.append({**rows[0], "instruction": "Remove the finding of pleural effusion."})
+    with open(data / "instructions.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ds = MimicEditDataset(data, split="test")
+    assert ds.sample_ids == ["s000p_s000c", "s001p_s001c", "s000p_s000c~1"]
+    assert [s.sample_id for s in ds] == ds.sample_ids
+    assert ds[-1].instruction.startswith("Remove")
