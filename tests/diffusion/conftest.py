@@ -8,6 +8,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The machines are shared 2-core boxes: two intra-op threads under load are several times slower
+    than one. Results are compared within one run, so the thread count does not change what is tested."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A tiny random InstructPix2Pix folder (64 px images, 16x16 latents), written once per session."""
