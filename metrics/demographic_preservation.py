@@ -115,7 +115,7 @@ class DemographicPreservation(Metric):
                                                                     [sub[j]["age_edit"] for j in idx]), true_age)
         for key, truth, pred in (("sex_accuracy_edit", "true_sex", "sex_edit"),
                                  ("group_accuracy_edit", "true_group", "group_edit")):
-            known = [i for i, v in enumerate(values) if v.get(truth) not in (None, "") and pred in v]
+            known = [i for i, v in enumerate(values) if _known(v.get(truth)) and pred in v]
             if known:
                 set_stat(key, lambda sub, idx, t=truth, p=pred: float(np.mean([sub[j][t] == sub[j][p] for j in idx])),
                          known)
@@ -130,8 +130,8 @@ class DemographicPreservation(Metric):
         for attr, truth, pred in (("sex", "true_sex", "sex_input"), ("group", "true_group", "group_input")):
             groups: dict[str, list[int]] = {}
             for i, v in enumerate(values):
-                g = v.get(truth) if v.get(truth) not in (None, "") else v.get(pred)
-                if g is not None:
+                g = v.get(truth) if _known(v.get(truth)) else v.get(pred)
+                if _known(g):
                     groups.setdefault(str(g), []).append(i)
             kind = next((v.get("group_kind") for v in values if v.get("group_kind")), "group") if attr == "group" else "sex"
             for g, idx in sorted(groups.items()):
@@ -141,6 +141,11 @@ class DemographicPreservation(Metric):
                     mean, low, high, n_ok, n_nan = mean_ci(col, seed=seed, clusters=cl)
                     rows.append(Aggregate(self.name, f"{key}|{kind}={g}", n_ok, n_nan, mean, low, high, hib))
         return rows
+
+
+def _known(v: Any) -> bool:
+    """A label is known unless missing, empty or NaN (records turn a missing label into NaN)."""
+    return v is not None and v != "" and not (isinstance(v, float) and math.isnan(v))
 
 
 def _number(v: Any) -> float:

@@ -101,7 +101,8 @@ def scores(net: torch.nn.Module, data: dict[str, torch.Tensor], cfg: dict[str, A
 
     out = predict(net, data["images"], cfg)
     p = out["finding_logits"].sigmoid().numpy()
-    auroc = {f: float(roc_auc_score(data["present"][:, i].numpy(), p[:, i]))
+    y = data["present"].numpy()
+    auroc = {f: float(roc_auc_score(y[:, i], p[:, i])) if 0 < y[:, i].sum() < len(y) else math.nan
              for i, f in enumerate(cfg["findings"])}
     present = data["present"].numpy() > 0
     level_ok = np.rint(out["levels"].numpy()) == data["levels"].numpy()
@@ -116,7 +117,8 @@ def scores(net: torch.nn.Module, data: dict[str, torch.Tensor], cfg: dict[str, A
         "age_mae_years": float(np.abs(age - true_age).mean()),
         "age_pearson_r": float(pearsonr(age, true_age).statistic),
     }
-    result["passes"] = bool(min(auroc.values()) >= THRESHOLD and result["sex_accuracy"] >= THRESHOLD
+    result["passes"] = bool(all(v >= THRESHOLD for v in auroc.values())  # NaN fails
+                            and result["sex_accuracy"] >= THRESHOLD
                             and result["habitus_accuracy"] >= THRESHOLD
                             and result["age_pearson_r"] >= THRESHOLD)
     return result
@@ -157,9 +159,9 @@ def train(data_dir: Path, tc: TrainConfig, *, log=print) -> tuple[torch.nn.Modul
             opt.step()
             sched.step()
         val = scores(net, va, cfg)
-        crit = min(min(val["auroc"].values()), val["sex_accuracy"], val["habitus_accuracy"],
-                   val["age_pearson_r"])
-        worst = min(val["auroc"], key=val["auroc"].get)
+        parts = [*val["auroc"].values(), val["sex_accuracy"], val["habitus_accuracy"], val["age_pearson_r"]]
+        crit = min(v if math.isfinite(v) else -1.0 for v in parts)  # the criterion's weakest part
+        worst = min(val["auroc"], key=lambda f: val["auroc"][f] if math.isfinite(val["auroc"][f]) else -1)
         log(f"epoch {epoch + 1}/{tc.epochs} loss {loss.item():.3f} val: min-criterion {crit:.4f}, "
             f"worst AUROC {worst} {val['auroc'][worst]:.3f}, sex {val['sex_accuracy']:.3f}, "
             f"habitus {val['habitus_accuracy']:.3f}, age r {val['age_pearson_r']:.3f} "
