@@ -222,6 +222,7 @@ def train(config: EditorTrainConfig, out: str | Path, *, resume: str | Path | No
     if max_steps is not None:
         config = replace(config, max_steps=max_steps)
     out = Path(out)
+    ckpt = _find_checkpoint(Path(resume)) if resume is not None else None  # fail before any work
     if config.threads:
         torch.set_num_threads(config.threads)
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
@@ -276,8 +277,7 @@ def train(config: EditorTrainConfig, out: str | Path, *, resume: str | Path | No
     accelerator.register_for_checkpointing(ema)
 
     start = 0
-    if resume is not None:
-        ckpt = _find_checkpoint(Path(resume))
+    if ckpt is not None:
         accelerator.load_state(str(ckpt))
         start = json.loads((ckpt / "state.json").read_text())["step"]
         say(f"resumed from {ckpt} at step {start}")

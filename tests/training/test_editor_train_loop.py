@@ -127,4 +127,6 @@ def test_cli_train_resume_and_errors(tiny, tmp_path, capsys):
     assert (tmp_path / "r" / "model" / "model_index.json").is_file()
     assert main(["train", "--config", "nonexistent.yaml", "--out", str(tmp_path / "x")]) == 2
     assert "tiny.yaml" in capsys.readouterr().err
-    assert main(["train", "--config", "tiny", "--out", str(tmp_path / "y"), "--resume", str(tmp_path / "nothing")]) == 2
+    assert main(["train", "--config", "tiny", "--data", tiny.data.path, "--out", str(tmp_path / "y"),
+                 "--resume", str(tmp_path / "nothing")]) == 2
+    assert "--resume" in capsys.readouterr().err
