@@ -5,8 +5,10 @@ Not a metric (no entry point): a private module of the ``metrics`` package.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+from collections import OrderedDict
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -101,19 +103,40 @@ def predict_both(classifier: Any, samples: Sequence[Sample], results: Sequence[E
     return _slice(outs, 0, n), _slice(outs, n, 2 * n)
 
 
+_PREDICTIONS: "OrderedDict[tuple[object, bytes], Any]" = OrderedDict()
+_PREDICTIONS_MAX = 8192
+
+
 def predict_images(classifier: Any, images: Sequence[torch.Tensor]):
-    """One ``Outputs`` for a list of ``(1, H, W)`` images (grouped by shape, order kept)."""
+    """One ``Outputs`` for a list of ``(1, H, W)`` images, in order.
+
+    Predictions are remembered per (classifier, image content): classifier_shift,
+    demographic_preservation and cmig see the same inputs and edits, and every editor of a run
+    sees the same inputs, so each image goes through each classifier once. Images not yet seen are
+    predicted in one batch per shape."""
     from ix2x.classifiers.base import _concat
 
-    shapes: dict[tuple, list[int]] = {}
-    for i, im in enumerate(images):
-        shapes.setdefault(tuple(im.shape), []).append(i)
-    if len(shapes) == 1:
-        return classifier.predict(torch.stack(list(images)))
-    parts = {tuple(idx): classifier.predict(torch.stack([images[i] for i in idx])) for idx in shapes.values()}
-    order = [(i, idx, k) for idx in parts for k, i in enumerate(idx)]
-    order.sort()
-    return _concat([_slice(parts[idx], k, k + 1) for _, idx, k in order])
+    token = classifier.__dict__.setdefault("_prediction_token", object())  # unlike id(), never reused
+    keys = [(token, hashlib.sha1(im.detach().cpu().contiguous().numpy().tobytes()).digest()
+             + repr(tuple(im.shape)).encode()) for im in images]
+    todo: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key not in _PREDICTIONS and all(keys[j] != key for j in todo.get(tuple(images[i].shape), [])):
+            todo.setdefault(tuple(images[i].shape), []).append(i)
+    for idx in todo.values():
+        outs = classifier.predict(torch.stack([images[i] for i in idx]))
+        for k, i in enumerate(idx):
+            _PREDICTIONS[keys[i]] = _slice(outs, k, k + 1)
+    rows = [_PREDICTIONS[key] for key in keys]
+    for key in keys:
+        _PREDICTIONS.move_to_end(key)
+    while len(_PREDICTIONS) > _PREDICTIONS_MAX:
+        _PREDICTIONS.popitem(last=False)
+    return _concat(rows)
+
+
+def clear_predictions() -> None:
+    _PREDICTIONS.clear()
 
 
 def _slice(outs: Any, a: int, b: int):
