@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks import runner, shard as sharding
     from ix2x.cli.common import suite_from_args
 
+    if args.quiet:
+        _silence_library_progress_bars()
     shard = sharding.current()  # set by torchrun / accelerate launch; one process otherwise
     sharding.init(shard)
     try:
@@ -84,3 +86,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"FAILED: {outcome.n_metric_errors} metric value(s) could not be computed; "
               "see `error` under `metrics` in samples.jsonl", file=sys.stderr)
     return 0 if outcome.ok else 1
+
+
+def _silence_library_progress_bars() -> None:
+    """--quiet means quiet: diffusers and transformers draw their own bars when loading weights."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
