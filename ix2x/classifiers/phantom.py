@@ -1,8 +1,9 @@
 """The phantom classifiers: one small CNN with finding, level and attribute heads.
 
 Trained by this project on the phantom training split (``ix2x train-classifier``, code in
-``training/classifiers.py``) and shipped as ``weights/phantom.safetensors`` with
-``weights/phantom.json`` (architecture, label names, training config and held-out scores).
+``training/classifiers.py``), to ship as ``weights/phantom.safetensors`` with ``weights/phantom.json``
+(architecture, label names, training config and held-out scores) once it meets the held-out
+criterion; ``train-classifier`` refuses to write weights that do not.
 
 Input: harness images ``(B, 1, H, W)`` in [0, 1], resized to ``config["size"]`` (64 px by default)
 and standardised by the training-set mean and std stored in the config. Outputs: P(finding) from a
@@ -28,8 +29,8 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "phantom.safetensors"
 
 
 def level_value(level: str | None) -> float:
-    """Ordinal severity of a level word: 0 absent/unknown... the position in ``LEVELS`` + 1,
-    so that "small" < "moderate" < "large". A present finding with no level word is 1."""
+    """Ordinal severity of a present finding's level word: its position in ``LEVELS`` + 1, so that
+    "small" < "moderate" < "large"; 1 for no or an unknown level word (absent findings are 0)."""
     if level is None or level == "":
         return 1.0
     key = str(level).lower()
@@ -87,9 +88,9 @@ class PhantomClassifier(Classifier):
         for p in (path, config_path):
             if not p.is_file():
                 raise MissingWeightsError(
-                    f"phantom classifier file not found: {p}. The repository ships it under {WEIGHTS_DIR}; "
-                    "retrain it with `ix2x train-classifier --out ix2x/classifiers/weights` "
-                    "(CPU, a few minutes), or pass the path of your own .safetensors file.")
+                    f"phantom classifier file not found: {p}. Train it with `ix2x train-classifier --out "
+                    f"{WEIGHTS_DIR}` (CPU, about 15 minutes; it writes weights only if they pass the held-out "
+                    "criterion), or pass the path of your own .safetensors file as the classifier spec.")
         super().__init__(f"phantom:{path.name}" if path != DEFAULT_WEIGHTS else "phantom", device)
         self.config = json.loads(config_path.read_text())
         try:
