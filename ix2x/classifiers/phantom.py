@@ -8,7 +8,7 @@ criterion; ``train-classifier`` refuses to write weights that do not.
 Input: harness images ``(B, 1, H, W)`` in [0, 1], resized to ``config["size"]`` (64 px by default)
 and standardised by the training-set mean and std stored in the config. Outputs: P(finding) from a
 sigmoid of a BCE-trained head, so 0.5 is its operating point like xrv's calibrated outputs; level on
-the ordinal scale of :func:`level_value` (0 = absent); P(female); age in years; habitus probabilities.
+the ordinal scale index-in-``FINDING_LEVELS`` + 1 (0 = absent); P(female); age in years; habitus probabilities.
 """
 
 from __future__ import annotations
@@ -21,20 +21,10 @@ import torch
 from torch import nn
 
 from ix2x.classifiers.base import Classifier, Outputs, square_resize
-from ix2x.data.findings import LEVELS
 from ix2x.errors import MissingWeightsError, UserError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "phantom.safetensors"
-
-
-def level_value(level: str | None) -> float:
-    """Ordinal severity of a present finding's level word: its position in ``LEVELS`` + 1, so that
-    "small" < "moderate" < "large"; 1 for no or an unknown level word (absent findings are 0)."""
-    if level is None or level == "":
-        return 1.0
-    key = str(level).lower()
-    return float(LEVELS.index(key) + 1) if key in LEVELS else 1.0
 
 
 class PhantomNet(nn.Module):
