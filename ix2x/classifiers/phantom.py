@@ -5,10 +5,11 @@ Trained by this project on the phantom training split (``ix2x train-classifier``
 (architecture, label names, training config and held-out scores) once it meets the held-out
 criterion; ``train-classifier`` refuses to write weights that do not.
 
-Input: harness images ``(B, 1, H, W)`` in [0, 1], resized to ``config["size"]`` (64 px by default)
+Input: harness images ``(B, 1, H, W)`` in [0, 1], resized to ``config["size"]`` (96 px as trained)
 and standardised by the training-set mean and std stored in the config. Outputs: P(finding) from a
 sigmoid of a BCE-trained head, so 0.5 is its operating point like xrv's calibrated outputs; level on
-the ordinal scale index-in-``FINDING_LEVELS`` + 1 (0 = absent); P(female); age in years; habitus probabilities.
+the ordinal scale (index in ``ix2x.data.phantom.FINDING_LEVELS`` + 1, 0 = absent); P(female); age in
+years; habitus probabilities.
 """
 
 from __future__ import annotations
