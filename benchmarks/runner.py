@@ -243,21 +243,29 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite) -> list[tuple[EditResult | None, str | None, float]]:
-    """Edit a batch; if the editor raises, retry sample by sample so one bad sample fails alone."""
+Edited = tuple  # (EditResult | None, error | None, seconds per edit, peak CUDA memory MB | None)
+
+
+def _edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite) -> list[Edited]:
+    """Edit a batch, timed with device sync; if the editor raises, retry sample by sample so one
+    bad sample fails alone."""
     reqs = _requests(type(editor), batch, suite.seed)
+    cuda = suite.device.startswith("cuda") and torch.cuda.is_available()
     try:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         _sync(suite.device)
         t0 = time.perf_counter()
         results = editor.edit(reqs)
         _sync(suite.device)
         per = (time.perf_counter() - t0) / len(reqs)
+        peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
         if len(results) != len(reqs):
             raise RuntimeError(f"editor returned {len(results)} results for {len(reqs)} requests")
-        return [(_checked(r, s), None, per) for r, s in zip(results, batch)]
+        return [(_checked(r, s), None, per, peak) for r, s in zip(results, batch)]
     except Exception:
         if len(reqs) == 1:
-            return [(None, _format_error(), math.nan)]
+            return [(None, _format_error(), math.nan, None)]
     return [_edit_batch(editor, [s], suite)[0] for s in batch]
 
 
@@ -277,17 +285,17 @@ def _format_error() -> str:
 def _run_batch(editor: Any, comp: Component, batch: Sequence[Sample], metric_specs: list[Component],
                metric_objs: list[Any], suite: Suite, run_dir: Path) -> list[dict[str, Any]]:
     edited = _edit_batch(editor, batch, suite)
-    ok = [(s, r) for s, (r, err, _) in zip(batch, edited) if r is not None]
+    ok = [(s, r) for s, (r, *_) in zip(batch, edited) if r is not None]
     metric_values: dict[str, dict[str, dict[str, Any]]] = {s.sample_id: {} for s in batch}
     for spec, metric in zip(metric_specs, metric_objs):
         for (s, _), values in zip(ok, _compute_isolated(metric, ok)):
             metric_values[s.sample_id][spec.key] = values
     recs = []
-    for s, (r, err, latency) in zip(batch, edited):
+    for s, (r, err, latency, peak) in zip(batch, edited):
         rec: dict[str, Any] = {
             "editor": comp.key, "sample_id": s.sample_id, "patient_id": s.patient_id,
             "instruction": s.instruction, "status": "ok" if r is not None else "failed",
-            "error": err, "latency_s": latency, "metrics": metric_values[s.sample_id],
+            "error": err, "latency_s": latency, "peak_memory_mb": peak, "metrics": metric_values[s.sample_id],
             "info": dict(r.info) if r is not None else {}, "image": None,
         }
         if r is not None and suite.save_images:
@@ -447,12 +455,24 @@ def _row(editor: str, metric: str, key: str, n: int, n_nan: int, value: float, h
 
 
 def _latency_rows(editor: str, ok: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Seconds per edit (median, p90; after one untimed warm-up edit, with device sync), images
+    per second, model calls per edit as the editor reports them, and peak CUDA memory."""
     lat = np.array([r["latency_s"] for r in ok if r.get("latency_s") is not None], dtype=float)
     if lat.size == 0:
         return []
     rows = []
-    for key, q in (("median_s", 0.5), ("p90_s", 0.9)):
-        low, high = bootstrap_ci(lambda idx: float(np.quantile(lat[idx], q)), lat.size, seed=seed)
-        rows.append(_row(editor, "latency", key, int(lat.size), 0, float(np.quantile(lat, q)), False,
-                         low, high))
+    stats = (("median_s", lambda x: float(np.quantile(x, 0.5)), False),
+             ("p90_s", lambda x: float(np.quantile(x, 0.9)), False),
+             ("images_per_s", lambda x: float(1.0 / x.mean()) if x.mean() > 0 else math.nan, True))
+    for key, fn, hib in stats:
+        low, high = bootstrap_ci(lambda idx: fn(lat[idx]), lat.size, seed=seed)
+        rows.append(_row(editor, "latency", key, int(lat.size), 0, fn(lat), hib, low, high))
+    calls = [r["info"].get("unet_calls", r["info"].get("model_calls")) for r in ok]
+    calls = np.array([c for c in calls if isinstance(c, (int, float))], dtype=float)
+    if calls.size:
+        rows.append(_row(editor, "latency", "model_calls", int(calls.size), len(ok) - int(calls.size),
+                         float(calls.mean()), False))
+    peaks = [r["peak_memory_mb"] for r in ok if r.get("peak_memory_mb") is not None]
+    if peaks:
+        rows.append(_row(editor, "latency", "peak_memory_mb", len(peaks), 0, float(max(peaks)), False))
     return rows
