@@ -29,15 +29,20 @@ def fidelity_values(edit: torch.Tensor, target: torch.Tensor, region: torch.Tens
 
     inside = region >= 0.5
     everywhere = torch.ones_like(inside)
-    err = (edit - target).abs()
-    maps: dict[str, torch.Tensor] = {"mae": err}
-    if min(edit.shape[-2:]) >= SSIM_MIN_SIZE:
-        maps["ssim"] = ssim_map(edit[None], target[None])[0]
-    if lpips_model is not None:
-        maps["lpips"] = lpips_distance(lpips_model, edit[None], target[None], spatial=True)[0]
+    big_enough = min(edit.shape[-2:]) >= SSIM_MIN_SIZE
     out: dict[str, Any] = {}
-    for name in ("mae", "ssim", "lpips"):
-        for part, where in (("", everywhere), ("_in", inside), ("_out", ~inside)):
+    maps: dict[str, torch.Tensor] = {}
+    for part, where in (("", everywhere), ("_in", inside), ("_out", ~inside)):
+        # SSIM windows and LPIPS receptive fields reach across the mask border: score each part
+        # on an edit whose other part is replaced by the target, so that a difference on one
+        # side cannot leak into the other side's average (identity must score SSIM 1 outside).
+        part_edit = torch.where(where, edit, target)
+        maps = {"mae": (edit - target).abs()}
+        if big_enough:
+            maps["ssim"] = ssim_map(part_edit[None], target[None])[0]
+        if lpips_model is not None:
+            maps["lpips"] = lpips_distance(lpips_model, part_edit[None], target[None], spatial=True)[0]
+        for name in ("mae", "ssim", "lpips"):
             out[name + part] = masked_mean(maps[name], where) if name in maps else math.nan
     if "ssim" not in maps:
         add_reason(out, f"ssim: image smaller than the {SSIM_MIN_SIZE} px SSIM window")
