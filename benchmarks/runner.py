@@ -352,7 +352,6 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     replace or add their values in every record, and aggregate again."""
     from tqdm.auto import tqdm
 
-    from ix2x.images import load_image
 
     suite = load_run_suite(run_dir)
     new_suite = dataclasses.replace(suite, metrics=tuple(

@@ -11,7 +11,6 @@ is? Only phantoms know the true change mask M, so only here can an interpretabil
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch

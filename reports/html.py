@@ -7,7 +7,6 @@ import json
 import math
 import random
 from pathlib import Path
-from typing import Any
 
 from ix2x.stats import paired_difference
 from reports import images, plots

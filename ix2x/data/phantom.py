@@ -481,7 +481,6 @@ def finding_layer(cv: _Canvas, name: str, finding: Finding) -> np.ndarray:
     for side in _sides(finding.side):
         d = cv.d(side)
         lw = cv.lung_w[side]
-        lat = max(A.lat_d)
         if name == "Effusion":
             _, _, lat_s, _, dome, dome_d, cp = A.lung(side)
             level_y = cp - pa.EFFUSION_TOP_ABOVE_CP if k == 0 else dome - pa.EFFUSION_TOP_BELOW_DOME[k]

@@ -134,7 +134,6 @@ def check_tokenizer(tokenizer: Any, where: str) -> None:
 def load_components(model: str | Path, *, device: str = "cpu", dtype: str = "float32") -> Components:
     """Load UNet, VAE, text encoder, tokenizer and scheduler config from ``model`` (folder or hub id),
     in eval mode on ``device`` with ``dtype`` ("float32", "float16", "bfloat16")."""
-    import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 

@@ -141,7 +141,7 @@ def test_patient_split_keeps_each_patient_in_one_split(tmp_path):
     # release proportions of rows: 60 train, 20 test -> 30 and 10 patients
     assert dict(report.splits) == {"train": 60, "test": 20}
     assert not (tmp_path / "out" / "past" / "a0.jpg").is_symlink()
-    again = build_dataset(tmp_path / "dvqa", tmp_path / "cxr", tmp_path / "out2", patient_split=True, seed=3)
+    build_dataset(tmp_path / "dvqa", tmp_path / "cxr", tmp_path / "out2", patient_split=True, seed=3)
     assert pd.read_csv(tmp_path / "out2" / "instructions.csv", dtype=str)["split"].tolist() == frame["split"].tolist()
 
 

@@ -56,7 +56,6 @@ def test_every_subcommand_has_help_with_example(cmd):
 
 
 def test_editor_args_precedence():
-    import argparse
 
     from ix2x.cli.common import apply_editor_args
     from ix2x.suite import suite_from_dict

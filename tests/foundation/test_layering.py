@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 OURS = {"ix2x", "editors", "metrics", "benchmarks", "reports", "training"}

@@ -1,7 +1,6 @@
 """A run killed by a signal midway, then resumed, ends with the records of an uninterrupted run."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
