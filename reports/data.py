@@ -84,6 +84,15 @@ def headline_columns(editors: list[EditorView]) -> list[tuple[str, str, str]]:
     return [h for h in HEADLINE if (h[0], h[1]) in present]
 
 
+def higher_is_better(editors: list[EditorView], metric: str, key: str) -> bool:
+    """The direction recorded for (metric, key) by the first editor that has it."""
+    for e in editors:
+        row = e.value(metric, key)
+        if row:
+            return bool(row["higher_is_better"])
+    return True
+
+
 def best_label(editors: list[EditorView], metric: str, key: str) -> str | None:
     scored = [(e.value(metric, key), e.label) for e in editors]
     scored = [(row, label) for row, label in scored if row and not math.isnan(row["value"])]

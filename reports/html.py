@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ix2x.stats import paired_difference
 from reports import images, plots
-from reports.data import EditorView, RunView, best_label, breakdown, headline_columns
+from reports.data import EditorView, RunView, best_label, breakdown, headline_columns, higher_is_better
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
@@ -52,7 +52,7 @@ def _cell(e: EditorView, metric: str, key: str, best: str | None) -> str:
 
 def leaderboard(editors: list[EditorView], baseline: str | None) -> str:
     cols = headline_columns(editors)
-    head = "".join(f"<th>{html.escape(title)} {'↑' if editors[0].value(m, k) is None or _hib(editors, m, k) else '↓'}"
+    head = "".join(f"<th>{html.escape(title)} {'↑' if higher_is_better(editors, m, k) else '↓'}"
                    f"</th>" for m, k, title in cols)
     rows = []
     for e in editors:
@@ -68,13 +68,6 @@ def leaderboard(editors: list[EditorView], baseline: str | None) -> str:
         out.append(significance(editors, baseline, cols))
     return "\n".join(out)
 
-
-def _hib(editors, metric, key) -> bool:
-    for e in editors:
-        row = e.value(metric, key)
-        if row:
-            return bool(row["higher_is_better"])
-    return True
 
 
 def significance(editors: list[EditorView], baseline: str, cols) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from reports.data import EditorView, RunView, best_label, breakdown, headline_columns
+from reports.data import EditorView, RunView, best_label, breakdown, headline_columns, higher_is_better
 
 
 def _fmt(row) -> str:
@@ -19,7 +19,7 @@ def render(runs: list[RunView], editors: list[EditorView]) -> str:
     lines = [f"# ix2x report: {' + '.join(r.name for r in runs)}", "",
              "Means with bootstrap 95 % CIs; **bold** is best per column "
              "(↑ higher is better, ↓ lower is better).", ""]
-    head = " | ".join(f"{t} {'↑' if _hib(editors, m, k) else '↓'}" for m, k, t in cols)
+    head = " | ".join(f"{t} {'↑' if higher_is_better(editors, m, k) else '↓'}" for m, k, t in cols)
     lines += [f"| editor | {head} | n |", "|---" * (len(cols) + 2) + "|"]
     for e in editors:
         cells = []
@@ -44,10 +44,3 @@ def render(runs: list[RunView], editors: list[EditorView]) -> str:
                   f"seed {run.meta.get('seed')}, device {run.meta.get('device', {}).get('requested')}."]
     return "\n".join(lines) + "\n"
 
-
-def _hib(editors, m, k) -> bool:
-    for e in editors:
-        row = e.value(m, k)
-        if row:
-            return bool(row["higher_is_better"])
-    return True
