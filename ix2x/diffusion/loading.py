@@ -61,11 +61,28 @@ def is_hub_id(model: str) -> bool:
     return bool(_HUB_ID.match(model)) and not Path(model).exists()
 
 
+BUILTIN = "builtin:"
+
+
+def builtin_model_path(model: str) -> Path:
+    """``builtin:NAME`` -> the model folder shipped inside the installed package (``ix2x/models/NAME``),
+    so that suites name it the same way from any working directory."""
+    name = model[len(BUILTIN):]
+    root = Path(__file__).resolve().parent.parent / "models"
+    if not name or "/" in name or name.startswith("."):
+        raise UserError(f"`model` must look like builtin:NAME with NAME a folder of {root}, got {model!r}.")
+    path = root / name
+    if not path.is_dir():
+        shipped = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise MissingWeightsError(f"No built-in model {name!r} in {root}; shipped: {', '.join(shipped) or 'none'}.")
+    return path
+
+
 def resolve_model(model: str | Path) -> Path:
     """The local folder for ``model`` (a folder, or a hub id found in the local cache or, when online,
     downloaded); raises :class:`MissingWeightsError` naming what is missing. Reads no weights."""
     model = str(model)
-    path = Path(model).expanduser()
+    path = builtin_model_path(model) if model.startswith(BUILTIN) else Path(model).expanduser()
     if path.is_file():
         hint = (" Convert it first: `ix2x convert {p} --out DIR`, then pass --model DIR."
                 if path.suffix in (".ckpt", ".pt", ".pth", ".safetensors") else "")
