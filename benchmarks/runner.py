@@ -159,6 +159,9 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
                 continue
             bar.set_description(comp.key if not shard.distributed else f"[rank {shard.rank}] {comp.key}")
             editor = comp.cls(comp.config).to(suite.device)
+            for metric in metric_objs:
+                if metric.uses_editor:
+                    metric.bind_editor(editor, suite.seed)
             _warm_up(editor, dataset[todo[0]], suite)
             for start in range(0, len(todo), suite.batch_size):
                 batch = [dataset[i] for i in todo[start:start + suite.batch_size]]
@@ -358,6 +361,10 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
         [m for m in suite.metrics if m.key not in {s.key for s in metric_specs}] + list(metric_specs)))
     _, metrics = resolve(new_suite)
     metrics = [c for c in metrics if c.key in {s.key for s in metric_specs}]
+    needs_editor = [c.key for c in metrics if c.cls.uses_editor]
+    if needs_editor:
+        raise UserError(f"{', '.join(needs_editor)} edit again and cannot be computed from cached edits; "
+                        "run the suite with them instead.")
     if dataset is None:
         from ix2x.data.sources import open_dataset
 

@@ -136,6 +136,9 @@ class Metric(abc.ABC):
     Config: ClassVar[type] = EmptyConfig
     higher_is_better: ClassVar[Mapping[str, bool]] = {}
     requires: ClassVar[frozenset[str]] = frozenset()
+    # Metrics that edit again (the axiomatic properties) set this; the runner then calls
+    # ``bind_editor`` before scoring each editor's edits. Such metrics cannot be rescored from cache.
+    uses_editor: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = self.Config() if config is None else config
@@ -144,6 +147,12 @@ class Metric(abc.ABC):
                 f"`config` must be a {self.Config.__qualname__}, got {type(self.config).__name__}."
             )
         self.device = torch.device("cpu")
+        self.editor: "Editor | None" = None
+        self.seed = 0
+
+    def bind_editor(self, editor: "Editor", seed: int) -> None:
+        """The editor whose edits are scored next, and the run's global seed."""
+        self.editor, self.seed = editor, seed
 
     def to(self, device: str | torch.device) -> "Metric":
         self.device = torch.device(device)

@@ -27,3 +27,16 @@ def test_rescore_matches_in_run_scores(tmp_path, samples):
             assert math.isclose(ma["locality"], mb["locality"], abs_tol=1e-4)
     meta = records.RunDir.open(run_dir).meta
     assert meta["metrics"]["out_of_mask_change"]["config"]["change_threshold"] == 0.3
+
+
+def test_metrics_that_edit_again_cannot_be_rescored(tmp_path, samples):
+    import pytest
+
+    from ix2x.errors import UserError
+
+    suite = suite_from_dict({"name": "r", "editors": [{"name": "identity"}],
+                             "metrics": [{"name": "out_of_mask_change"}]})
+    run_dir = runner.start_run(suite, tmp_path)
+    runner.execute(run_dir, samples, progress=False)
+    with pytest.raises(UserError, match="axiomatic edit again"):
+        runner.rescore(run_dir, [ComponentSpec("axiomatic")], samples, progress=False)
