@@ -64,22 +64,25 @@ def load_split(data_dir: Path, split: str) -> dict[str, Any]:
 
 
 def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Robustness to what editors and other render sizes do: down-up resampling, mild blur and
-    contrast changes. No flips: left and right are labels."""
+    """Robustness to what editors do: mild blur, mild noise and contrast changes. No down-up
+    resampling (it erases the texture that tells Pneumonia from Consolidation) and no flips (left
+    and right are labels)."""
     b = x.shape[0]
     choice = torch.randint(0, 4, (b,), generator=g)
-    small = F.interpolate(F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True),
-                          size=x.shape[-2:], mode="bilinear")
-    blurred = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    k = torch.tensor([0.25, 0.5, 0.25])
+    blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), (k[:, None] * k[None, :]).view(1, 1, 3, 3))
+    noisy = (x + 0.01 * torch.randn(x.shape, generator=g)).clamp(0, 1)
     gain = 1 + 0.1 * (torch.rand(b, 1, 1, 1, generator=g) - 0.5)
-    out = torch.where((choice == 1).view(-1, 1, 1, 1), small, x)
+    out = torch.where((choice == 1).view(-1, 1, 1, 1), noisy, x)
     out = torch.where((choice == 2).view(-1, 1, 1, 1), blurred, out)
     return torch.where((choice == 3).view(-1, 1, 1, 1), (out * gain).clamp(0, 1), out)
 
 
-def _loss(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor], cfg: dict[str, Any]) -> torch.Tensor:
+def _loss(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor], cfg: dict[str, Any],
+          finding_w: torch.Tensor) -> torch.Tensor:
     age_z = (y["age"] - cfg["age_mean"]) / cfg["age_std"]
-    return (F.binary_cross_entropy_with_logits(out["finding_logits"], y["present"])
+    bce = F.binary_cross_entropy_with_logits(out["finding_logits"], y["present"], reduction="none")
+    return ((bce * finding_w).mean()
             + 0.5 * F.mse_loss(out["levels"], y["levels"])
             + F.binary_cross_entropy_with_logits(out["sex_logit"], y["sex"])
             + F.mse_loss(out["age_z"], age_z)
@@ -142,6 +145,11 @@ def train(data_dir: Path, tc: TrainConfig, *, log=print) -> tuple[torch.nn.Modul
         "age_mean": float(tr["age"].mean()), "age_std": float(tr["age"].std()),
     }
     net = build_net(cfg)
+    weights = dict(tc.finding_weights)
+    unknown = set(weights) - set(cfg["findings"])
+    if unknown:
+        raise ValueError(f"finding_weights names unknown findings {sorted(unknown)}")
+    finding_w = torch.tensor([float(weights.get(f, 1.0)) for f in cfg["findings"]])
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     steps = tc.epochs * math.ceil(len(tr["images"]) / tc.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=steps, pct_start=0.15)
@@ -153,7 +161,7 @@ def train(data_dir: Path, tc: TrainConfig, *, log=print) -> tuple[torch.nn.Modul
             idx = order[start:start + tc.batch_size]
             y = {k: v[idx] for k, v in tr.items()}
             out = net(prepare(_augment(y["images"], g), cfg))
-            loss = _loss(out, y, cfg)
+            loss = _loss(out, y, cfg, finding_w)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -5,11 +5,12 @@ Trained by this project on the phantom training split (``ix2x train-classifier``
 (architecture, label names, training config and held-out scores) once it meets the held-out
 criterion; ``train-classifier`` refuses to write weights that do not.
 
-Input: harness images ``(B, 1, H, W)`` in [0, 1], resized to ``config["size"]`` (96 px as trained)
-and standardised by the training-set mean and std stored in the config. Outputs: P(finding) from a
-sigmoid of a BCE-trained head, so 0.5 is its operating point like xrv's calibrated outputs; level on
-the ordinal scale (index in ``ix2x.data.phantom.FINDING_LEVELS`` + 1, 0 = absent); P(female); age in
-years; habitus probabilities.
+Input: harness images ``(B, 1, H, W)`` in [0, 1], resized to ``config["size"]`` (the input size it
+was trained at, recorded in its JSON: 128 px, the phantom render size, for the shipped net; at 96 px
+small pneumonia blurs into consolidation) and standardised by the training-set mean and std stored
+in the config. Outputs: P(finding) from a sigmoid of a BCE-trained head, so 0.5 is its operating
+point like xrv's calibrated outputs; level on the ordinal scale (index in
+``ix2x.data.phantom.FINDING_LEVELS`` + 1, 0 = absent); P(female); age in years; habitus probabilities.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class PhantomClassifier(Classifier):
             if not p.is_file():
                 raise MissingWeightsError(
                     f"phantom classifier file not found: {p}. Train it with `ix2x train-classifier --out "
-                    f"{WEIGHTS_DIR}` (CPU, about 15 minutes; it writes weights only if they pass the held-out "
+                    f"{WEIGHTS_DIR}` (CPU, about 25 minutes; it writes weights only if they pass the held-out "
                     "criterion), or pass the path of your own .safetensors file as the classifier spec.")
         super().__init__(f"phantom:{path.name}" if path != DEFAULT_WEIGHTS else "phantom", device)
         self.config = json.loads(config_path.read_text())
