@@ -290,15 +290,19 @@ def _run_batch(editor: Any, comp: Component, batch: Sequence[Sample], metric_spe
     edited = _edit_batch(editor, batch, suite)
     ok = [(s, r) for s, (r, *_) in zip(batch, edited) if r is not None]
     metric_values: dict[str, dict[str, dict[str, Any]]] = {s.sample_id: {} for s in batch}
+    t0 = time.perf_counter()
     for spec, metric in zip(metric_specs, metric_objs):
         for (s, _), values in zip(ok, _compute_isolated(metric, ok)):
             metric_values[s.sample_id][spec.key] = values
+    # Scoring cost per sample, so that a run shows what the metrics cost next to the edits.
+    metrics_s = (time.perf_counter() - t0) / len(ok) if ok else None
     recs = []
     for s, (r, err, latency, peak) in zip(batch, edited):
         rec: dict[str, Any] = {
             "editor": comp.key, "sample_id": s.sample_id, "patient_id": s.patient_id,
             "instruction": s.instruction, "status": "ok" if r is not None else "failed",
-            "error": err, "latency_s": latency, "peak_memory_mb": peak, "metrics": metric_values[s.sample_id],
+            "error": err, "latency_s": latency, "metrics_s": metrics_s if r is not None else None,
+            "peak_memory_mb": peak, "metrics": metric_values[s.sample_id],
             "info": dict(r.info) if r is not None else {}, "image": None,
         }
         if r is not None and suite.save_images:
@@ -478,6 +482,10 @@ def _latency_rows(editor: str, ok: list[dict[str, Any]], seed: int) -> list[dict
     if calls.size:
         rows.append(_row(editor, "latency", "model_calls", int(calls.size), len(ok) - int(calls.size),
                          float(calls.mean()), False))
+    scoring = np.array([r["metrics_s"] for r in ok if r.get("metrics_s") is not None], dtype=float)
+    if scoring.size:
+        rows.append(_row(editor, "latency", "metrics_median_s", int(scoring.size), 0,
+                         float(np.median(scoring)), False))
     peaks = [r["peak_memory_mb"] for r in ok if r.get("peak_memory_mb") is not None]
     if peaks:
         rows.append(_row(editor, "latency", "peak_memory_mb", len(peaks), 0, float(max(peaks)), False))

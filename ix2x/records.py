@@ -26,6 +26,9 @@ SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.csv"
+# Record fields that measure the machine, not the method: they differ between two runs of the same
+# suite (and between a resumed run and an uninterrupted one); everything else is reproducible.
+TIMING_KEYS = frozenset({"latency_s", "metrics_s", "peak_memory_mb"})
 SUMMARY_COLUMNS = ["editor", "metric", "key", "n", "n_nan", "value", "ci_low", "ci_high",
                    "higher_is_better"]
 
@@ -83,6 +86,11 @@ def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
         if line.strip():
             records.append(json.loads(line))
     return records
+
+
+def without_timings(recs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records with the machine-dependent fields removed, for comparing runs."""
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
 
 
 class RecordWriter:

@@ -17,7 +17,7 @@ SUITE = {"name": "resume", "editors": [{"name": "identity"}, {"name": "oracle"}]
 
 def _comparable(run_dir: Path):
     recs = records.RunDir.open(run_dir).records()
-    return [{k: v for k, v in r.items() if k != "latency_s"} for r in recs]
+    return records.without_timings(recs)
 
 
 def _summary_without_latency(run_dir: Path):

@@ -27,7 +27,7 @@ def _run(cmd, out, env):
 
 
 def _strip(run_dir):
-    return [{k: v for k, v in r.items() if k != "latency_s"} for r in records.RunDir.open(run_dir).records()]
+    return records.without_timings(records.RunDir.open(run_dir).records())
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
