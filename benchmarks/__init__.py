@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SUITES_DIR = Path(__file__).parent / "suites"
-DEFAULT_SUITE = "phantom_smoke"
+DEFAULT_SUITE = "phantom"
 
 
 def suite_names() -> list[str]:

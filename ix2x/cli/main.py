@@ -18,7 +18,7 @@ import ix2x.cli as cli_package
 _NOT_SUBCOMMANDS = {"main", "common"}
 
 EPILOG = """examples:
-  ix2x run                              default suite (phantoms, CPU, a few minutes)
+  ix2x run                              default suite (phantoms, CPU, about 5 minutes)
   ix2x run --suite phantom_smoke        the same in seconds
   ix2x ls editors                       what is installed, built-in and plugins
   ix2x <command> --help                 details and an example for each command

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "run a benchmark suite (default: phantom_smoke on generated phantoms, CPU)"
+HELP = "run a benchmark suite (default: phantom, the shipped small InstructX2X on generated phantoms, CPU)"
 DESCRIPTION = """Run every editor of a suite over its samples, score every metric, and write
 results/<suite>/<run-id>/ with run.json, samples.jsonl, summary.csv and the edited images.
 Settings: suite defaults, then the suite file, then these options."""
@@ -20,7 +20,7 @@ EXAMPLES = """examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default=None, help="built-in suite name or path to a .yaml suite file "
-                   "(default: phantom_smoke; `ix2x ls suites` lists them)")
+                   "(default: phantom; `ix2x ls suites` lists them)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="MIMIC-EDIT-INSTRUCTION directory; switches the data source to it")
     p.add_argument("--split", default=None, help="dataset split to evaluate (default: the suite's, usually test)")

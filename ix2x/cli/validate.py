@@ -16,7 +16,7 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", default=None, help="suite name or .yaml path (default: phantom_smoke)")
+    p.add_argument("--suite", default=None, help="suite name or .yaml path (default: phantom)")
     p.add_argument("--data", default=None, metavar="DIR", help="MIMIC-EDIT-INSTRUCTION directory to check")
     p.add_argument("--split", default=None)
     p.add_argument("--editor-arg", action="append", default=[], metavar="[EDITOR.]KEY=VALUE")
