@@ -24,29 +24,12 @@ MAX_TOKENS = 32
 
 
 def make_tokenizer(max_length: int = MAX_TOKENS):
-    """A CLIPTokenizer (byte-level BPE with CLIP's ``</w>`` word suffix) whose merges spell out the words
-    of :data:`PHRASES`. Built by hand rather than trained: ``tokenizers``' BPE trainer breaks frequency
-    ties differently from one process to the next, and a tiny model must be the same for the same seed."""
+    """A word-level CLIPTokenizer for the words of :data:`PHRASES` (see :mod:`ix2x.diffusion.tokenizer`)."""
     import re
 
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTokenizer
+    from ix2x.diffusion.tokenizer import word_tokenizer
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab: dict[str, int] = {}
-    for token in ["<|startoftext|>", "<|endoftext|>", *alphabet, *(c + "</w>" for c in alphabet)]:
-        vocab.setdefault(token, len(vocab))
-    merges: list[tuple[str, str]] = []
-    words = sorted({w for p in PHRASES for w in re.findall(r"[a-z]+", p.lower())})
-    for word in words:
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        left = pieces[0]
-        for right in pieces[1:]:
-            if left + right not in vocab:
-                vocab[left + right] = len(vocab)
-                merges.append((left, right))
-            left += right
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+    return word_tokenizer(sorted({w for p in PHRASES for w in re.findall(r"[a-z]+", p.lower())}), max_length)
 
 
 def make_components(seed: int = 0, image_size: int = 64, *, vae_blocks: int = 3):

@@ -21,13 +21,16 @@ def test_batch_of_8_equals_8_batches_of_1(tiny_model, fake_masks, name, schedule
                 for i in range(8)]
     batched = editor.edit(requests)
     shuffled = editor.edit(requests[::-1])[::-1]
+    # Batched convolutions and GEMMs sum in another order: differences are float rounding (measured
+    # up to 1.2e-5, below one 16-bit grey level, 1.5e-5), not a dependence on the batch.
+    tol = dict(atol=5e-5, rtol=0)
     for request, together, reordered in zip(requests, batched, shuffled):
         alone = editor.edit([request])[0]
         assert alone.image.shape == request.image.shape
-        torch.testing.assert_close(together.image, alone.image, atol=1e-5, rtol=0)
-        torch.testing.assert_close(reordered.image, alone.image, atol=1e-5, rtol=0)
+        torch.testing.assert_close(together.image, alone.image, **tol)
+        torch.testing.assert_close(reordered.image, alone.image, **tol)
         if name == "instructx2x":
-            torch.testing.assert_close(together.guidance_map, alone.guidance_map, atol=1e-5, rtol=0)
+            torch.testing.assert_close(together.guidance_map, alone.guidance_map, **tol)
     # Different seeds really differ (the invariance is not from ignoring the noise).
     assert (batched[0].image - editor.edit([EditRequest("s0", requests[0].image, INSTRUCTIONS[0], 999)])[0].image
             ).abs().max() > 1e-4

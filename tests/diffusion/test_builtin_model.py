@@ -20,3 +20,13 @@ def test_builtin_scheme_resolves_inside_the_package_from_any_directory(tmp_path,
     shipped = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
     for folder in shipped:
         assert loading.resolve_model(f"builtin:{folder.name}") == folder
+
+
+def test_tiny_tokenizer_keeps_every_instruction_word_whole():
+    """Regression: merges added word by word let an earlier merge ("e"+"f" from "effusion") split
+    later words, so "left" became l / ef / t."""
+    from ix2x.diffusion.tiny import make_tokenizer
+
+    tokens = make_tokenizer().tokenize("Add the finding of left pleural effusion.")
+    assert tokens == ["add</w>", "the</w>", "finding</w>", "of</w>", "left</w>", "pleural</w>",
+                      "effusion</w>", ".</w>"]

@@ -81,7 +81,8 @@ def test_batch_indices_are_epoch_permutations_and_resumable():
 
 
 def test_tokenizer_makes_every_instruction_word_one_token():
-    from training.small_model import instruction_words, make_tokenizer
+    from ix2x.diffusion.tokenizer import word_tokenizer as make_tokenizer
+    from training.small_model import instruction_words
 
     texts = ["Add the findings of left pleural effusion and right lung opacity.",
              "Change the level of cardiomegaly from mild to severe.",
