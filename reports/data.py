@@ -68,15 +68,20 @@ def load(paths: list[str | Path]) -> tuple[list[RunView], list[EditorView]]:
         run = RunDir.open(p)
         runs.append(RunView(run.path, run.meta, run.summary(), run.records()))
     editors: list[EditorView] = []
-    all_keys = [e for run in runs for e in run.meta["editors"]]
+    all_keys = [e for run in runs for e in _editor_order(run)]
     for run in runs:
-        for key in run.meta["editors"]:
+        for key in _editor_order(run):
             label = key if all_keys.count(key) == 1 else f"{key} ({run.path.name})"
             view = EditorView(label, key, run)
             view.summary = {(r["metric"], r["key"]): r for r in run.summary if r["editor"] == key}
             view.records = [r for r in run.records if r["editor"] == key]
             editors.append(view)
     return runs, editors
+
+
+def _editor_order(run: RunView) -> list[str]:
+    """Editors in the suite's order (run.json's ``editors`` mapping is stored with sorted keys)."""
+    return [e.get("label") or e["name"] for e in run.meta["suite"]["editors"]]
 
 
 def headline_columns(editors: list[EditorView]) -> list[tuple[str, str, str]]:

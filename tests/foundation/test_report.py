@@ -14,7 +14,8 @@ from reports import write_report
 
 @pytest.fixture
 def run_dir(tmp_path, samples):
-    suite = suite_from_dict({"name": "rep", "editors": [{"name": "identity"}, {"name": "oracle"}],
+    # oracle first: the leaderboard keeps the suite's order, not alphabetical order
+    suite = suite_from_dict({"name": "rep", "editors": [{"name": "oracle"}, {"name": "identity"}],
                              "metrics": [{"name": "out_of_mask_change"}]})
     d = runner.start_run(suite, tmp_path)
     runner.execute(d, samples, progress=False)
@@ -24,7 +25,7 @@ def run_dir(tmp_path, samples):
 def test_html_has_leaderboard_grid_and_provenance(run_dir):
     text = write_report([run_dir], run_dir / "report.html").read_text()
     board = text[text.index("id='leaderboard'"):text.index("</table>", text.index("id='leaderboard'"))]
-    assert re.findall(r'data-editor="([^"]+)"', board) == ["identity", "oracle"]
+    assert re.findall(r'data-editor="([^"]+)"', board) == ["oracle", "identity"]
     assert "out-of-mask MAE" in board
     assert text.count("<img") >= 6 and "true change mask" in text and "oracle: |edit - input|" in text
     assert "&quot;commit&quot;" in text and "schema_version" not in text
@@ -64,7 +65,7 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
                          text=True, timeout=120).stdout
     n_images = int(re.search(r'data-images="(\d+)"', dom).group(1))
     assert n_images >= 6 and 'data-broken-images="0"' in dom
-    assert re.findall(r'data-editor="([^"]+)"', dom) == ["identity", "oracle"]
+    assert re.findall(r'data-editor="([^"]+)"', dom) == ["oracle", "identity"]
     shot = tmp_path / "report.png"
     subprocess.run([chromium, *flags, "--window-size=1400,1800", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)
