@@ -38,6 +38,9 @@ def backbone_file(net: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(backbone_url(net))
 
 
+RANDOM_BACKBONE_SEED = 0
+
+
 def get_lpips(net: str = "alex", *, random_backbone: bool = False,
               device: str | torch.device = "cpu") -> torch.nn.Module:
     """An ``lpips.LPIPS`` model (eval, frozen), built once per (net, backbone, device)."""
@@ -54,8 +57,11 @@ def get_lpips(net: str = "alex", *, random_backbone: bool = False,
                 f"$TORCH_HOME/hub/checkpoints). On a machine with internet: `mkdir -p {file.parent} && "
                 f"wget {backbone_url(net)} -O {file}`, then copy the file here; or set "
                 "`random_backbone: true` for an offline smoke run (values not comparable).")
-        with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=`
-            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        # The random backbone is drawn from a fixed seed, without touching the caller's RNG: the
+        # same suite must give the same LPIPS values in every run (it did not before: regression test).
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")  # lpips passes `pretrained=`
+            torch.manual_seed(RANDOM_BACKBONE_SEED)
             model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)  # heads from the lpips package
         if not random_backbone:
             state = torch.load(str(file), map_location="cpu", weights_only=True)

@@ -75,3 +75,16 @@ def test_metric_input_and_target(torch_home):
     v1, v2 = m.compute([with_target, real], [EditResult(image=edited), EditResult(image=edited)])
     assert v1["lpips_input"] > 0 and v1["lpips_target"] == 0
     assert math.isnan(v2["lpips_target"]) and "not pixel-aligned" in v2["nan_reason"]
+
+
+def test_random_backbone_is_the_same_in_every_process():
+    """Regression: the random AlexNet was drawn from the global RNG, so two runs of one suite gave
+    different LPIPS values."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.manual_seed({s}); from ix2x.classifiers.perceptual import get_lpips; "
+            "m = get_lpips('alex', random_backbone=True); print(float(sum(p.sum() for p in m.net.parameters())))")
+    outs = {subprocess.run([sys.executable, "-c", code.format(s=s)], capture_output=True, text=True,
+                           check=True).stdout.strip() for s in (1, 2)}
+    assert len(outs) == 1
