@@ -16,7 +16,9 @@ def _drop_column(path, column):
 
 def test_valid_dataset_passes(tmp_path, capsys):
     data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
-    assert main(["validate", "--data", str(data)]) == 0
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\neditors: [{name: identity}]\nmetrics: [{name: out_of_mask_change}]\n")
+    assert main(["validate", "--suite", str(suite), "--data", str(data)]) == 0
     assert capsys.readouterr().out.strip().endswith("ok")
 
 
@@ -24,7 +26,10 @@ def test_metric_needing_masks_on_data_without_masks(tmp_path, capsys):
     data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
     _drop_column(data / "instructions.csv", "mask")
     assert main(["validate", "--data", str(data)]) == 1
-    assert "metric `out_of_mask_change` requires region" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "metric `out_of_mask_change` requires region" in out
+    # the default suite's CMIG needs attribute labels, which this dataset does not have either
+    assert "metric `cmig` requires labels" in out
 
 
 def test_missing_image_is_reported_with_its_row(tmp_path, capsys):
