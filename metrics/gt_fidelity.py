@@ -28,23 +28,22 @@ def fidelity_values(edit: torch.Tensor, target: torch.Tensor, region: torch.Tens
     from ix2x.classifiers.perceptual import lpips_distance, ssim_map
 
     inside = region >= 0.5
-    everywhere = torch.ones_like(inside)
-    big_enough = min(edit.shape[-2:]) >= SSIM_MIN_SIZE
+    parts = (("", torch.ones_like(inside)), ("_in", inside), ("_out", ~inside))
+    # SSIM windows and LPIPS receptive fields reach across the mask border: score each part on an
+    # edit whose other part is replaced by the target, so that a difference on one side cannot leak
+    # into the other side's average (identity must score SSIM 1 outside). The three part-images go
+    # through SSIM and LPIPS as one batch.
+    part_edits = torch.stack([torch.where(where, edit, target) for _, where in parts])
+    targets = target[None].expand_as(part_edits)
+    ssim = ssim_map(part_edits, targets) if min(edit.shape[-2:]) >= SSIM_MIN_SIZE else None
+    lp = lpips_distance(lpips_model, part_edits, targets, spatial=True) if lpips_model is not None else None
+    err = (edit - target).abs()
     out: dict[str, Any] = {}
-    maps: dict[str, torch.Tensor] = {}
-    for part, where in (("", everywhere), ("_in", inside), ("_out", ~inside)):
-        # SSIM windows and LPIPS receptive fields reach across the mask border: score each part
-        # on an edit whose other part is replaced by the target, so that a difference on one
-        # side cannot leak into the other side's average (identity must score SSIM 1 outside).
-        part_edit = torch.where(where, edit, target)
-        maps = {"mae": (edit - target).abs()}
-        if big_enough:
-            maps["ssim"] = ssim_map(part_edit[None], target[None])[0]
-        if lpips_model is not None:
-            maps["lpips"] = lpips_distance(lpips_model, part_edit[None], target[None], spatial=True)[0]
-        for name in ("mae", "ssim", "lpips"):
-            out[name + part] = masked_mean(maps[name], where) if name in maps else math.nan
-    if "ssim" not in maps:
+    for k, (part, where) in enumerate(parts):
+        out["mae" + part] = masked_mean(err, where)
+        out["ssim" + part] = masked_mean(ssim[k], where) if ssim is not None else math.nan
+        out["lpips" + part] = masked_mean(lp[k], where) if lp is not None else math.nan
+    if ssim is None:
         add_reason(out, f"ssim: image smaller than the {SSIM_MIN_SIZE} px SSIM window")
     if not inside.any():
         add_reason(out, "empty true mask: no inside values")
