@@ -68,23 +68,6 @@ def outside_only(x: torch.Tensor, x_edit: torch.Tensor, outside: torch.Tensor) -
     return torch.where(outside, x_edit, x)
 
 
-def outside_ssim(x: torch.Tensor, x_edit: torch.Tensor, outside: torch.Tensor) -> float:
-    """The SSIM map of the outside-only edit against ``x``, averaged over ``outside``
-    (bool ``(1, H, W)``)."""
-    from ix2x.classifiers.perceptual import ssim_map
-
-    return masked_mean(ssim_map(outside_only(x, x_edit, outside)[None], x[None])[0], outside)
-
-
-def outside_lpips(model: torch.nn.Module, x: torch.Tensor, x_edit: torch.Tensor,
-                  outside: torch.Tensor) -> float:
-    """The spatial LPIPS map of the outside-only edit against ``x``, averaged over ``outside``."""
-    from ix2x.classifiers.perceptual import lpips_distance
-
-    edit = outside_only(x, x_edit, outside)
-    return masked_mean(lpips_distance(model, x[None], edit[None], spatial=True)[0], outside)
-
-
 def pie_bench_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor,
                      lpips_model: torch.nn.Module | None) -> dict[str, float]:
     """PIE-Bench's background preservation: zero the mask in both images, then MSE, PSNR, SSIM
@@ -158,6 +141,7 @@ class OutOfMaskChange(Metric):
         keys = self._keys()
         lpips_model, lpips_problem = self._lpips_model()
         out = []
+        windowed: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for s, r in zip(samples, results, strict=True):
             if s.region is None:
                 values: dict[str, Any] = {k: math.nan for k in keys}
@@ -173,13 +157,10 @@ class OutOfMaskChange(Metric):
                 values["nan_reason"] = "region covers the whole image" + (
                     f" (after a {c.margin_px} px margin)" if c.margin_px else "")
             else:
-                if c.ssim:
-                    if min(s.image.shape[-2:]) >= SSIM_MIN_SIZE:
-                        values["ssim"] = outside_ssim(s.image, r.image, outside)
-                    else:
-                        add_reason(values, f"ssim: image smaller than the {SSIM_MIN_SIZE} px SSIM window")
-                if lpips_model is not None:
-                    values["lpips"] = outside_lpips(lpips_model, s.image, r.image, outside)
+                if c.ssim and min(s.image.shape[-2:]) < SSIM_MIN_SIZE:
+                    add_reason(values, f"ssim: image smaller than the {SSIM_MIN_SIZE} px SSIM window")
+                elif c.ssim or lpips_model is not None:
+                    windowed.append((len(out), s.image, r.image, outside))
                 if lpips_problem:
                     add_reason(values, lpips_problem)
                 if math.isnan(values["locality"]):
@@ -187,7 +168,26 @@ class OutOfMaskChange(Metric):
             if c.pie_bench:
                 values.update(pie_bench_errors(s.image, r.image, s.region, lpips_model))
             out.append(values)
+        self._windowed_stats(out, windowed, lpips_model if c.lpips_net else None)
         return out
+
+    def _windowed_stats(self, out: list[dict[str, Any]], items, lpips_model) -> None:
+        """Outside-only SSIM and LPIPS, batched over samples of one shape (one network call each)."""
+        from ix2x.classifiers.perceptual import lpips_distance, ssim_map
+
+        groups: dict[tuple[int, ...], list] = {}
+        for item in items:
+            groups.setdefault(tuple(item[1].shape), []).append(item)
+        for group in groups.values():
+            x = torch.stack([g[1] for g in group])
+            edits = torch.stack([outside_only(g[1], g[2], g[3]) for g in group])
+            ssim = ssim_map(edits, x) if self.config.ssim else None
+            lp = lpips_distance(lpips_model, x, edits, spatial=True) if lpips_model is not None else None
+            for k, (i, _, _, outside) in enumerate(group):
+                if ssim is not None:
+                    out[i]["ssim"] = masked_mean(ssim[k], outside)
+                if lp is not None:
+                    out[i]["lpips"] = masked_mean(lp[k], outside)
 
     def aggregate(self, values, *, seed=0, clusters=None):
         from ix2x.stats import mean_aggregates

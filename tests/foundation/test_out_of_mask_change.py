@@ -41,3 +41,17 @@ def test_blur_editor_ranks_worse_than_identity(samples):
                for s in samples]
     worse = OutOfMaskChange().compute(samples, blurred)
     assert all(v["mae"] > 0.01 for v in worse)
+
+
+def test_batched_windowed_stats_equal_one_sample_at_a_time(samples):
+    """SSIM and LPIPS outside the region run as one batch over samples: values must not depend on it."""
+    from metrics.out_of_mask_change import OutOfMaskChange
+
+    metric = OutOfMaskChange(OutOfMaskChange.Config(lpips_random_backbone=True))
+    edits = [EditResult(image=(s.image * 0.9 + 0.05).clamp(0, 1)) for s in samples]
+    together = metric.compute(samples, edits)
+    for s, e, t in zip(samples, edits, together):
+        (alone,) = metric.compute([s], [e])
+        assert math.isclose(alone["ssim"], t["ssim"], abs_tol=1e-6)
+        assert math.isclose(alone["lpips"], t["lpips"], abs_tol=1e-6)
+        assert t["ssim"] < 1 and t["lpips"] > 0
