@@ -307,12 +307,12 @@ def _run_batch(editor: Any, comp: Component, batch: Sequence[Sample], metric_spe
             "info": dict(r.info) if r is not None else {}, "image": None,
         }
         if r is not None and suite.save_images:
-            rel = Path("images") / comp.key / f"{_safe(s.sample_id)}.png"
+            rel = Path("images") / comp.key / records.image_name(s.sample_id)
             save_image(run_dir / rel, r.image)
             if r.guidance_map is not None:
-                save_image(run_dir / _sidecar(rel, "guidance"), r.guidance_map.clamp(0, 1))
+                save_image(run_dir / records.sidecar(rel, "guidance"), r.guidance_map.clamp(0, 1))
             if r.edit_mask is not None:
-                save_image(run_dir / _sidecar(rel, "mask"), (r.edit_mask > 0.5).float(), bits=8)
+                save_image(run_dir / records.sidecar(rel, "mask"), (r.edit_mask > 0.5).float(), bits=8)
             rec["image"] = str(rel)
         recs.append(rec)
     return recs
@@ -344,14 +344,10 @@ def _save_report_inputs(run_dir: Path, dataset: Sequence[Sample], indices: Seque
     for i in indices:
         s = dataset[i]
         for folder, attr in REPORT_INPUTS.items():
-            path = run_dir / "images" / f"_{folder}" / f"{_safe(s.sample_id)}.png"
+            path = run_dir / "images" / f"_{folder}" / records.image_name(s.sample_id)
             value = getattr(s, attr)
             if value is not None and not path.exists():
                 save_image(path, value.clamp(0, 1), bits=8 if folder == "region" else 16)
-
-
-def _sidecar(image_rel: Path, kind: str) -> Path:
-    return image_rel.with_name(f"{image_rel.stem}.{kind}.png")
 
 
 def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Sequence[Sample] | None = None,
@@ -407,15 +403,11 @@ def _cached_result(run_dir: Path, rec: dict[str, Any]) -> EditResult:
     from ix2x.images import load_image
 
     rel = Path(rec["image"])
-    guidance, mask = run_dir / _sidecar(rel, "guidance"), run_dir / _sidecar(rel, "mask")
+    guidance, mask = run_dir / records.sidecar(rel, "guidance"), run_dir / records.sidecar(rel, "mask")
     return EditResult(image=load_image(run_dir / rel),
                       guidance_map=load_image(guidance) if guidance.is_file() else None,
                       edit_mask=load_image(mask) if mask.is_file() else None,
                       info=rec.get("info", {}))
-
-
-def _safe(sample_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
 
 
 def finalize(run_dir: Path) -> RunOutcome:

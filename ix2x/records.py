@@ -33,6 +33,18 @@ SUMMARY_COLUMNS = ["editor", "metric", "key", "n", "n_nan", "value", "ci_low", "
                    "higher_is_better"]
 
 
+def image_name(sample_id: str) -> str:
+    """The file name of a sample's images in ``images/<editor>/`` and ``images/_input/`` (ids may hold
+    characters a file name cannot)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id) + ".png"
+
+
+def sidecar(image_rel: str | Path, kind: str) -> Path:
+    """Where an edit's ``guidance`` map or edit ``mask`` is saved beside the edit itself."""
+    rel = Path(image_rel)
+    return rel.with_name(f"{rel.stem}.{kind}.png")
+
+
 def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()

@@ -6,8 +6,8 @@ import html
 import json
 import math
 import random
-from pathlib import Path
 
+from ix2x.records import image_name, sidecar
 from ix2x.stats import paired_difference
 from reports import images, plots
 from reports.data import EditorView, RunView, best_label, breakdown, headline_columns, higher_is_better
@@ -143,40 +143,38 @@ def _tau_points(editors: list[EditorView], eff) -> list[tuple[float, float, floa
 def grid(runs: list[RunView], editors: list[EditorView], n: int, seed: int) -> str:
     run = runs[0]
     folder = run.path / "images" / "_input"
-    ids = sorted(p.stem for p in folder.glob("*.png")) if folder.is_dir() else []
+    kept = {p.name for p in folder.glob("*.png")} if folder.is_dir() else set()
+    # Input images are kept under the record format's file name of the sample id.
+    ids = sorted({r["sample_id"] for r in run.records if image_name(r["sample_id"]) in kept})
     if not ids:
         return "<p class='note'>No input images were kept for this run (report_images: false).</p>"
     ids = random.Random(seed).sample(ids, min(n, len(ids)))
     instructions = {r["sample_id"]: r.get("instruction", "") for r in run.records}
     rows = []
     for sid in sorted(ids):
-        x = images.read(folder / f"{sid}.png")
+        name = image_name(sid)
+        x = images.read(folder / name)
         cells = [("input", images.data_uri(images.gray(x)))]
-        target = images.read(run.path / "images" / "_target" / f"{sid}.png")
-        region = images.read(run.path / "images" / "_region" / f"{sid}.png")
+        target = images.read(run.path / "images" / "_target" / name)
+        region = images.read(run.path / "images" / "_region" / name)
         if target is not None:
             cells.append(("true target", images.data_uri(images.gray(target))))
         if region is not None:
             cells.append(("true change mask", images.data_uri(images.red_overlay(x, region))))
         for e in editors:
-            rec = next((r for r in e.records if _safe(r["sample_id"]) == sid and r.get("image")), None)
+            rec = next((r for r in e.records if r["sample_id"] == sid and r.get("image")), None)
             if rec is None:
                 continue
             edit = images.read(e.run.path / rec["image"])
             cells.append((f"{e.label}", images.data_uri(images.gray(edit))))
             cells.append((f"{e.label}: |edit - input|", images.data_uri(images.difference(x, edit))))
-            g = images.read(e.run.path / Path(rec["image"]).with_name(Path(rec["image"]).stem + ".guidance.png"))
+            g = images.read(e.run.path / sidecar(rec["image"], "guidance"))
             if g is not None:
                 cells.append((f"{e.label}: guidance map", images.data_uri(images.red_overlay(x, g))))
-        instr = next((v for k, v in instructions.items() if _safe(k) == sid), "")
         tds = "".join(f"<td><img alt='{html.escape(c)}' src='{uri}'>{html.escape(c)}</td>" for c, uri in cells)
         rows.append(f"<tr><td colspan='{len(cells)}' style='text-align:left'><b>{html.escape(sid)}</b>: "
-                    f"{html.escape(instr)}</td></tr><tr>{tds}</tr>")
+                    f"{html.escape(instructions.get(sid, ''))}</td></tr><tr>{tds}</tr>")
     return f"<table class='grid'>{''.join(rows)}</table>"
-
-
-def _safe(sample_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
 
 
 def provenance(runs: list[RunView]) -> str:
