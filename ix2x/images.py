@@ -83,3 +83,12 @@ def save_image(path: str | Path, image: torch.Tensor, *, bits: int = 16) -> None
     q = np.round(a * scale).astype(np.uint8 if bits == 8 else np.uint16)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(q).save(path)
+
+
+def content_key(image: torch.Tensor) -> bytes:
+    """A key for an image's exact content (values, dtype and shape): caches keyed by it serve the
+    same image computed by different metrics or editors, and never a different image."""
+    import hashlib
+
+    t = image.detach().cpu().contiguous()
+    return hashlib.sha1(t.numpy().tobytes()).digest() + repr((tuple(t.shape), str(t.dtype))).encode()

@@ -5,7 +5,6 @@ Not a metric (no entry point): a private module of the ``metrics`` package.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections import OrderedDict
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ix2x.data.findings import LEVELS
+from ix2x.images import content_key
 from ix2x.types import EditResult, Sample
 
 
@@ -117,8 +117,7 @@ def predict_images(classifier: Any, images: Sequence[torch.Tensor]):
     from ix2x.classifiers.base import _concat
 
     token = classifier.__dict__.setdefault("_prediction_token", object())  # unlike id(), never reused
-    keys = [(token, hashlib.sha1(im.detach().cpu().contiguous().numpy().tobytes()).digest()
-             + repr(tuple(im.shape)).encode()) for im in images]
+    keys = [(token, content_key(im)) for im in images]
     todo: dict[tuple, list[int]] = {}
     for i, key in enumerate(keys):
         if key not in _PREDICTIONS and all(keys[j] != key for j in todo.get(tuple(images[i].shape), [])):
