@@ -25,30 +25,40 @@ def fidelity_values(edit: torch.Tensor, target: torch.Tensor, region: torch.Tens
                     lpips_model: torch.nn.Module | None) -> dict[str, Any]:
     """Errors of ``edit`` against ``target`` (``(1, H, W)`` in [0, 1]) over the whole image, inside
     ``region`` and outside it. Parts with no pixels are NaN."""
+    return fidelity_batch(edit[None], target[None], region[None], lpips_model)[0]
+
+
+def fidelity_batch(edits: torch.Tensor, targets: torch.Tensor, regions: torch.Tensor,
+                   lpips_model: torch.nn.Module | None) -> list[dict[str, Any]]:
+    """:func:`fidelity_values` of each of ``B`` samples given as ``(B, 1, H, W)`` tensors, with one
+    SSIM and one LPIPS call for the whole batch."""
     from ix2x.classifiers.perceptual import lpips_distance, ssim_map
 
-    inside = region >= 0.5
+    inside = regions >= 0.5
     parts = (("", torch.ones_like(inside)), ("_in", inside), ("_out", ~inside))
     # SSIM windows and LPIPS receptive fields reach across the mask border: score each part on an
     # edit whose other part is replaced by the target, so that a difference on one side cannot leak
-    # into the other side's average (identity must score SSIM 1 outside). The three part-images go
-    # through SSIM and LPIPS as one batch.
-    part_edits = torch.stack([torch.where(where, edit, target) for _, where in parts])
-    targets = target[None].expand_as(part_edits)
-    ssim = ssim_map(part_edits, targets) if min(edit.shape[-2:]) >= SSIM_MIN_SIZE else None
-    lp = lpips_distance(lpips_model, part_edits, targets, spatial=True) if lpips_model is not None else None
-    err = (edit - target).abs()
-    out: dict[str, Any] = {}
-    for k, (part, where) in enumerate(parts):
-        out["mae" + part] = masked_mean(err, where)
-        out["ssim" + part] = masked_mean(ssim[k], where) if ssim is not None else math.nan
-        out["lpips" + part] = masked_mean(lp[k], where) if lp is not None else math.nan
-    if ssim is None:
-        add_reason(out, f"ssim: image smaller than the {SSIM_MIN_SIZE} px SSIM window")
-    if not inside.any():
-        add_reason(out, "empty true mask: no inside values")
-    elif inside.all():
-        add_reason(out, "true mask covers the image: no outside values")
+    # into the other side's average (identity must score SSIM 1 outside).
+    part_edits = torch.cat([torch.where(where, edits, targets) for _, where in parts])  # (3B, 1, H, W)
+    part_targets = targets.repeat(3, 1, 1, 1)
+    ssim = ssim_map(part_edits, part_targets) if min(edits.shape[-2:]) >= SSIM_MIN_SIZE else None
+    lp = lpips_distance(lpips_model, part_edits, part_targets, spatial=True) if lpips_model is not None else None
+    err = (edits - targets).abs()
+    n = edits.shape[0]
+    out = []
+    for i in range(n):
+        values: dict[str, Any] = {}
+        for k, (part, where) in enumerate(parts):
+            values["mae" + part] = masked_mean(err[i], where[i])
+            values["ssim" + part] = masked_mean(ssim[k * n + i], where[i]) if ssim is not None else math.nan
+            values["lpips" + part] = masked_mean(lp[k * n + i], where[i]) if lp is not None else math.nan
+        if ssim is None:
+            add_reason(values, f"ssim: image smaller than the {SSIM_MIN_SIZE} px SSIM window")
+        if not inside[i].any():
+            add_reason(values, "empty true mask: no inside values")
+        elif inside[i].all():
+            add_reason(values, "true mask covers the image: no outside values")
+        out.append(values)
     return out
 
 
@@ -72,16 +82,24 @@ class GtFidelity(Metric):
                                         device=self.device)
             except MissingWeightsError as e:
                 problem = f"lpips: {e}"
-        out = []
-        for s, r in zip(samples, results, strict=True):
+        out: list[dict[str, Any] | None] = [None] * len(samples)
+        groups: dict[tuple[int, ...], list[int]] = {}  # one batch per image shape
+        for i, (s, _) in enumerate(zip(samples, results, strict=True)):
             if s.target is None or not s.target_aligned:
-                out.append(nan_values(self.higher_is_better, "no pixel-aligned true counterfactual"))
-                continue
-            region = s.region if s.region is not None else (s.target != s.image).float()
-            values = fidelity_values(r.image, s.target, region, lpips_model)
-            if s.region is None:
-                add_reason(values, "no region: inside = pixels where target differs from input")
-            if problem:
-                add_reason(values, problem)
-            out.append(values)
-        return out
+                out[i] = nan_values(self.higher_is_better, "no pixel-aligned true counterfactual")
+            else:
+                groups.setdefault(tuple(s.image.shape), []).append(i)
+        for idx in groups.values():
+            # Without a region, inside = the pixels where the true counterfactual differs from the input.
+            regions = [samples[i].region if samples[i].region is not None
+                       else (samples[i].target != samples[i].image).float() for i in idx]
+            batch = fidelity_batch(torch.stack([results[i].image for i in idx]),
+                                   torch.stack([samples[i].target for i in idx]),
+                                   torch.stack(regions), lpips_model)
+            for i, values in zip(idx, batch):
+                if samples[i].region is None:
+                    add_reason(values, "no region: inside = pixels where target differs from input")
+                if problem:
+                    add_reason(values, problem)
+                out[i] = values
+        return out  # type: ignore[return-value]
