@@ -2,7 +2,7 @@
 is? Only phantoms know the true change mask M, so only here can an interpretability map be checked.
 
 - ``auroc``: AUROC of the guidance map (RSE's G, else the binary edit mask) as a per-pixel score for
-  M (sklearn).
+  M (Mann-Whitney U on tie-averaged ranks: sklearn's ``roc_auc_score`` value, 4x faster).
 - ``iou``: IoU of the editor's binary edit mask (its own threshold, e.g. G >= tau) with M;
   ``mask_recall`` (share of M the editor allowed to change) and ``mask_precision``.
 - ``pointing_game``: 1 if the guidance map's maximum lies inside M (ties: any maximum pixel).
@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, EmptyConfig, Metric, Sample
-from metrics._shared import add_reason, nan_values
+from metrics._shared import add_reason, auroc, nan_values
 
 KEYS = ("auroc", "iou", "mask_recall", "mask_precision", "pointing_game")
 
@@ -25,8 +25,6 @@ def localization_values(truth: torch.Tensor, guidance: torch.Tensor | None,
                         edit_mask: torch.Tensor | None) -> dict[str, Any]:
     """Scores of ``guidance`` (``[0, 1]``) and ``edit_mask`` (``{0, 1}``) against ``truth`` ({0, 1});
     all ``(1, H, W)``. Missing inputs give NaN with the reason."""
-    from sklearn.metrics import roc_auc_score
-
     t = truth >= 0.5
     out: dict[str, Any] = {k: math.nan for k in KEYS}
     if not t.any() or t.all():
@@ -34,7 +32,7 @@ def localization_values(truth: torch.Tensor, guidance: torch.Tensor | None,
         return out
     score = guidance if guidance is not None else edit_mask
     if score is not None:
-        out["auroc"] = float(roc_auc_score(t.reshape(-1).numpy(), score.reshape(-1).double().numpy()))
+        out["auroc"] = auroc(t.reshape(-1).numpy(), score.reshape(-1).double().numpy())
     if guidance is not None:
         out["pointing_game"] = float(t[guidance >= guidance.max()].any())
     else:

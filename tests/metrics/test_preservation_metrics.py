@@ -45,7 +45,10 @@ def test_margin_excludes_the_border_band():
     s = Sample("a", x, "Add the finding of edema.", region=region)
     (v0,), (v1,) = m0.compute([s], [EditResult(edit)]), m1.compute([s], [EditResult(edit)])
     assert math.isclose(v0["mae"], 0.5 * 20 / (256 - 16), rel_tol=1e-9)  # 20 spilled pixels
-    assert v1["mae"] == 0 and v1["ssim"] < 1.0 or v1["mae"] == 0  # SSIM windows still see the spill
+    # The band is reset to the input before SSIM too, so its windows do not see the spill either.
+    # (This line was `... and v1["ssim"] < 1.0 or v1["mae"] == 0`, which could not fail.)
+    assert v1["mae"] == 0 and v1["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert v0["ssim"] < 1.0
     assert math.isclose(v0["locality"], v1["locality"])  # locality always uses the region itself
 
 
@@ -97,6 +100,17 @@ def test_guidance_localization_hand_computed():
     assert v["pointing_game"] == 1.0
     v = localization_values(truth, None, mask)
     assert math.isnan(v["pointing_game"]) and "no guidance map" in v["nan_reason"]
+
+
+def test_guidance_localization_auroc_equals_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(3)
+    truth = (torch.rand(1, 32, 32, generator=g) > 0.7).float()
+    guidance = (torch.rand(1, 32, 32, generator=g) * 4).floor() / 4  # five levels: ties across classes
+    v = localization_values(truth, guidance, None)
+    expected = roc_auc_score(truth.reshape(-1).numpy(), guidance.reshape(-1).numpy())
+    assert math.isclose(v["auroc"], expected, rel_tol=1e-12)
 
 
 def test_guidance_localization_oracle_and_missing_maps(phantoms):
