@@ -90,12 +90,14 @@ class PhantomClassifier(Classifier):
             net.load_state_dict(load_file(str(path)))
         except (KeyError, RuntimeError) as e:
             raise UserError(f"{path} does not match its config {config_path}: {e}") from e
-        self.net = net.eval().to(self.device)
+        # channels_last: PyTorch's CPU convolutions (oneDNN) run this net about 2x faster in it,
+        # which matters because classifier_shift and friends score every edit of a suite.
+        self.net = net.eval().to(self.device, memory_format=torch.channels_last)
         self.findings = tuple(self.config["findings"])
         self.group_names = tuple(self.config["group_names"])
 
     def _predict(self, images: torch.Tensor) -> Outputs:
-        out = self.net(prepare(images, self.config))
+        out = self.net(prepare(images, self.config).contiguous(memory_format=torch.channels_last))
         c = self.config
         return Outputs(findings=self.findings, probs=out["finding_logits"].sigmoid(),
                        levels=out["levels"].clamp(min=0), sex=out["sex_logit"].sigmoid(),
