@@ -1,4 +1,4 @@
-"""Fixtures and the ratio summary of the denoising-loop benchmarks (``pytest benchmarks/perf --benchmark-only``)."""
+"""Fixtures and the ratio summary of the benchmarks (``pytest benchmarks/perf --benchmark-only``)."""
 
 import os
 import sys
@@ -45,7 +45,13 @@ def pytest_terminal_summary(terminalreporter, config):
                 f"{e['rse_over_plain_wall']:.3f} wall, {e['rse_over_plain_cpu']:.3f} CPU "
                 f"(UNet work {e['unet_work_rse_over_plain']:.4f}); ours / diffusers = "
                 f"{e['ours_over_diffusers_wall']:.3f} wall, {e['ours_over_diffusers_cpu']:.3f} CPU")
+        if b.name == "test_metric_suite_over_editor":
+            e = b.extra_info
+            lines.append(
+                f"phantom suite metrics / instructx2x edit = {e['metrics_over_edit']:.3f} "
+                f"({e['metrics_ms_per_sample']:.1f} ms vs {e['edit_ms_per_sample']:.1f} ms per sample, "
+                f"batch {e['batch']}; target < 0.10)")
     if lines:
-        terminalreporter.section("ix2x denoising-loop ratios")
+        terminalreporter.section("ix2x performance ratios")
         for line in lines:
             terminalreporter.write_line(line)
