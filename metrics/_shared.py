@@ -100,7 +100,7 @@ def predict_both(classifier: Any, samples: Sequence[Sample], results: Sequence[E
     images = [s.image for s in samples] + [r.image for r in results]
     outs = predict_images(classifier, images)
     n = len(samples)
-    return _slice(outs, 0, n), _slice(outs, n, 2 * n)
+    return outs.rows(0, n), outs.rows(n, 2 * n)
 
 
 _PREDICTIONS: "OrderedDict[tuple[object, bytes], Any]" = OrderedDict()
@@ -114,7 +114,7 @@ def predict_images(classifier: Any, images: Sequence[torch.Tensor]):
     demographic_preservation and cmig see the same inputs and edits, and every editor of a run
     sees the same inputs, so each image goes through each classifier once. Images not yet seen are
     predicted in one batch per shape."""
-    from ix2x.classifiers.base import _concat
+    from ix2x.classifiers.base import Outputs
 
     token = classifier.__dict__.setdefault("_prediction_token", object())  # unlike id(), never reused
     keys = [(token, content_key(im)) for im in images]
@@ -125,27 +125,17 @@ def predict_images(classifier: Any, images: Sequence[torch.Tensor]):
     for idx in todo.values():
         outs = classifier.predict(torch.stack([images[i] for i in idx]))
         for k, i in enumerate(idx):
-            _PREDICTIONS[keys[i]] = _slice(outs, k, k + 1)
+            _PREDICTIONS[keys[i]] = outs.rows(k, k + 1)
     rows = [_PREDICTIONS[key] for key in keys]
     for key in keys:
         _PREDICTIONS.move_to_end(key)
     while len(_PREDICTIONS) > _PREDICTIONS_MAX:
         _PREDICTIONS.popitem(last=False)
-    return _concat(rows)
+    return Outputs.concat(rows)
 
 
 def clear_predictions() -> None:
     _PREDICTIONS.clear()
-
-
-def _slice(outs: Any, a: int, b: int):
-    from ix2x.classifiers.base import Outputs
-
-    kw = {f: getattr(outs, f) for f in ("findings", "group_names", "group_kind")}
-    for f in ("probs", "levels", "sex", "age", "group"):
-        t = getattr(outs, f)
-        kw[f] = None if t is None else t[a:b]
-    return Outputs(**kw)
 
 
 # ------------------------------------------------------------------------------------------- masks

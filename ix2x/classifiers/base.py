@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,26 @@ class Outputs:
     group_names: tuple[str, ...] = ()
     group_kind: str | None = None
 
+    TENSORS: ClassVar[tuple[str, ...]] = ("probs", "levels", "sex", "age", "group")
+
+    def rows(self, a: int, b: int) -> "Outputs":
+        """The predictions of images ``a:b``."""
+        kw = {f: getattr(self, f) for f in ("findings", "group_names", "group_kind")}
+        for f in self.TENSORS:
+            t = getattr(self, f)
+            kw[f] = None if t is None else t[a:b]
+        return Outputs(**kw)
+
+    @staticmethod
+    def concat(parts: "Sequence[Outputs]") -> "Outputs":
+        """One ``Outputs`` for the images of ``parts`` in order, every tensor on the CPU, float32."""
+        first = parts[0]
+        out = Outputs(findings=first.findings, group_names=first.group_names, group_kind=first.group_kind)
+        for f in Outputs.TENSORS:
+            if getattr(first, f) is not None:
+                setattr(out, f, torch.cat([getattr(c, f).detach().float().cpu() for c in parts]))
+        return out
+
     def merged(self, other: "Outputs") -> "Outputs":
         """Fields of ``self`` where set, else ``other``'s (combines a pathology and a
         demographic model into one output)."""
@@ -51,8 +71,6 @@ class Outputs:
 class Classifier(abc.ABC):
     """A frozen, batched predictor over harness images. Subclasses implement ``_predict`` on a
     chunk already on ``self.device``; ``predict`` handles chunking, no-grad and the device."""
-
-    max_batch: ClassVar[int] = 32
 
     def __init__(self, name: str, device: str | torch.device = "cpu") -> None:
         self.name = name
@@ -68,21 +86,32 @@ class Classifier(abc.ABC):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> Outputs:
-        """Predictions for ``images``, float32 ``(B, 1, H, W)`` in ``[0, 1]`` (any device)."""
+        """Predictions for ``images``, float32 ``(B, 1, H, W)`` in ``[0, 1]`` (any device), run in
+        chunks of exactly ``CHUNK`` images so that each image's outputs never depend on the others."""
         if images.dim() != 4 or images.shape[1] != 1:
             raise ValueError(f"`images` must have shape (B, 1, H, W), got {tuple(images.shape)}.")
-        chunks = [self._predict(images[i:i + self.max_batch].to(self.device).float())
-                  for i in range(0, images.shape[0], self.max_batch)]
-        return _concat(chunks)
+        chunks = [self._predict(chunk).rows(0, n)
+                  for chunk, n in fixed_chunks(images.to(self.device).float())]
+        return Outputs.concat(chunks)
 
 
-def _concat(chunks: list[Outputs]) -> Outputs:
-    first = chunks[0]
-    out = Outputs(findings=first.findings, group_names=first.group_names, group_kind=first.group_kind)
-    for f in ("probs", "levels", "sex", "age", "group"):
-        if getattr(first, f) is not None:
-            setattr(out, f, torch.cat([getattr(c, f).detach().float().cpu() for c in chunks]))
-    return out
+# Networks behind the metrics always see batches of exactly this many images. CPU (oneDNN) and GPU
+# kernels choose their algorithm by batch shape, so an image's outputs change in the last bits with
+# the number of images beside it, though never with their content or its position (checked by a
+# test): fixed chunks make every score independent of the batch size, of what a per-image cache
+# already held, of resuming and of sharding.
+CHUNK = 8
+
+
+def fixed_chunks(images: torch.Tensor, size: int = CHUNK) -> Iterator[tuple[torch.Tensor, int]]:
+    """``images`` ``(B, ...)`` in chunks of exactly ``size``, the last one padded with zeros, each
+    with the number of real images it holds (the first ones)."""
+    for i in range(0, images.shape[0], size):
+        chunk = images[i:i + size]
+        n = chunk.shape[0]
+        if n < size:
+            chunk = torch.cat([chunk, chunk.new_zeros((size - n, *chunk.shape[1:]))])
+        yield chunk, n
 
 
 def square_resize(images: torch.Tensor, size: int) -> torch.Tensor:

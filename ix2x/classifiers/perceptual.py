@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ix2x.classifiers.base import fixed_chunks
 from ix2x.errors import MissingWeightsError, UserError
 from ix2x.images import content_key
 
@@ -94,7 +95,9 @@ def lpips_distance(model: torch.nn.Module, a: torch.Tensor, b: torch.Tensor, *,
     n = a.shape[0]
     d = 0
     for lin, f in zip(model.lins, feats):
-        per_layer = lin((f[:n] - f[n:]) ** 2)
+        # The head's 1x1 convolution as a weighted channel sum: a convolution's batched kernels would
+        # make each pair's value depend (in the last bits) on the number of pairs beside it.
+        per_layer = ((f[:n] - f[n:]) ** 2 * lin.model[-1].weight).sum(1, keepdim=True)
         d = d + (F.interpolate(per_layer, size=x.shape[-2:], mode="bilinear", align_corners=False)
                  if spatial else per_layer.mean([2, 3], keepdim=True))
     d = d.float().cpu()
@@ -149,7 +152,8 @@ _FEATURES = _TensorLRU(256 * 2**20)
 @torch.no_grad()
 def lpips_features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     """The LPIPS backbone's unit-normalised features of ``(B, 1, H, W)`` images in [0, 1], one
-    ``(B, C, h, w)`` tensor per layer. Images not seen before go through the backbone in one batch."""
+    ``(B, C, h, w)`` tensor per layer. Images not seen before go through the backbone together, in
+    fixed chunks (:func:`ix2x.classifiers.base.fixed_chunks`)."""
     import lpips
 
     token = model.__dict__.setdefault("_feature_token", object())  # unlike id(), never reused
@@ -158,11 +162,14 @@ def lpips_features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.T
     if todo:
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
         device = next(model.parameters()).device
-        x = images[[first[k] for k in todo]].to(device).repeat(1, 3, 1, 1) * 2 - 1  # lpips' normalize=True
-        x = model.scaling_layer(x).contiguous(memory_format=torch.channels_last)
-        outs = [lpips.normalize_tensor(o) for o in model.net(x)]
-        for j, k in enumerate(todo):
-            _FEATURES.put(k, [o[j].clone() for o in outs])  # clone: a view would keep the whole batch
+        new = images[[first[k] for k in todo]].to(device)
+        done = 0
+        for chunk, n in fixed_chunks(new):  # each image's features independent of the others
+            x = model.scaling_layer(chunk.repeat(1, 3, 1, 1) * 2 - 1)  # * 2 - 1: lpips' normalize=True
+            outs = [lpips.normalize_tensor(o) for o in model.net(x.contiguous(memory_format=torch.channels_last))]
+            for j in range(n):
+                _FEATURES.put(todo[done + j], [o[j].clone() for o in outs])  # clone: a view keeps the chunk
+            done += n
     feats = [torch.stack(layer) for layer in zip(*(_FEATURES.get(k) for k in keys))]
     _FEATURES.trim()
     return feats
