@@ -233,11 +233,20 @@ def _requests(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[Edit
                         target=s.target if gt and s.target_aligned else None) for s in batch]
 
 
+def _full_batch(reqs: list[EditRequest], size: int) -> list[EditRequest]:
+    """Editors always get full batches: a short one (the last of an editor, or of a shard) is filled
+    with copies of its last request, whose results are dropped. Batched kernels pick their
+    algorithm by batch shape, so an edit's last bits depend on how many samples were edited with
+    it (never on which, or in what order): with one shape, every sample's edit is the same bytes
+    whatever the order of the data, the number of processes or where a run was resumed."""
+    return reqs + [reqs[-1]] * (size - len(reqs))
+
+
 def _warm_up(editor: Any, batch: Sequence[Sample], suite: Suite) -> None:
     """One untimed batch of the run's batch size, so that model loading, lazy initialisation and
     the kernels' per-shape setup (a batch of one sets up other shapes) stay out of the latency."""
     try:
-        editor.edit(_requests(type(editor), batch, suite.seed))
+        editor.edit(_full_batch(_requests(type(editor), batch, suite.seed), suite.batch_size))
     except Exception:  # the timed edit of the same sample records the failure properly
         pass
 
@@ -254,18 +263,19 @@ def _edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite) -> list[Edit
     """Edit a batch, timed with device sync; if the editor raises, retry sample by sample so one
     bad sample fails alone."""
     reqs = _requests(type(editor), batch, suite.seed)
+    padded = _full_batch(reqs, suite.batch_size)
     cuda = suite.device.startswith("cuda") and torch.cuda.is_available()
     try:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         _sync(suite.device)
         t0 = time.perf_counter()
-        results = editor.edit(reqs)
+        results = editor.edit(padded)
         _sync(suite.device)
-        per = (time.perf_counter() - t0) / len(reqs)
+        per = (time.perf_counter() - t0) / len(padded)  # the editor did len(padded) edits' work
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-        if len(results) != len(reqs):
-            raise RuntimeError(f"editor returned {len(results)} results for {len(reqs)} requests")
+        if len(results) != len(padded):
+            raise RuntimeError(f"editor returned {len(results)} results for {len(padded)} requests")
         return [(_checked(r, s), None, per, peak) for r, s in zip(results, batch)]
     except Exception:
         if len(reqs) == 1:

@@ -34,3 +34,28 @@ def test_batch_of_8_equals_8_batches_of_1(tiny_model, fake_masks, name, schedule
     # Different seeds really differ (the invariance is not from ignoring the noise).
     assert (batched[0].image - editor.edit([EditRequest("s0", requests[0].image, INSTRUCTIONS[0], 999)])[0].image
             ).abs().max() > 1e-4
+
+
+def test_runner_edits_are_the_same_bytes_in_any_order(tiny_model, fake_masks, tmp_path):
+    """The runner fills a short last batch with copies, so the diffusion editor always sees one batch
+    shape: reversing the data (s0 moves from a batch of 4 to the short last one) changes no bit of any
+    edit (the
+    out-of-mask MSE over the whole image, in float64, sees the last bit; the PNGs would hide it)."""
+    from benchmarks import runner
+    from ix2x import records
+    from ix2x.suite import suite_from_dict
+    from ix2x.types import Sample
+
+    samples = [Sample(f"s{i}", radiograph(i), INSTRUCTIONS[i % 4], region=torch.zeros(1, 64, 64))
+               for i in range(5)]
+    raw = {"name": "order_t", "seed": 0, "batch_size": 4,
+           "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None, "ssim": False}}],
+           "editors": [{"name": "instructx2x", "args": {"model": str(tiny_model), "steps": 3, "resolution": 64}}]}
+    values = []
+    for name, data in (("forward", samples), ("reversed", samples[::-1])):
+        run_dir = runner.start_run(suite_from_dict(raw), tmp_path / name)
+        assert runner.execute(run_dir, data, progress=False).ok
+        recs = records.RunDir.open(run_dir).records()
+        values.append({r["sample_id"]: (r["metrics"]["out_of_mask_change"]["mse"],
+                                        (run_dir / r["image"]).read_bytes()) for r in recs})
+    assert values[0] == values[1] and len(values[0]) == 5
