@@ -38,9 +38,12 @@ def build(cls: type, values: Mapping[str, Any] | None, *, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
+        # Placement is not a component setting (editors and metrics are moved with `to`): say where it is.
+        placement = (" Where editors and metrics run is set once, by the suite's `device` (`ix2x run "
+                     "--device`) or `ix2x edit --device`." if "device" in unknown else "")
         raise ConfigError(
             f"Unknown setting(s) {', '.join(unknown)} for {where}. "
-            f"Known settings: {', '.join(fields) or '(none)'}."
+            f"Known settings: {', '.join(fields) or '(none)'}.{placement}"
         )
     hints = typing.get_type_hints(cls)
     converted = {k: _convert(v, hints[k], f"{where}: `{k}`") for k, v in values.items()}

@@ -12,7 +12,7 @@ EXAMPLES = """examples:
   ix2x edit cxr.png "Add the finding of pleural effusion" --model models/diffusers/InstructX2X --out edited.png
   ix2x edit cxr.png "Remove the finding of edema" --editor instructx2x --model DIR --out e.png --guidance-map g.png
   ix2x edit cxr.png "Add the finding of edema" --editor instructpix2pix --model DIR --editor-arg steps=50
-  ix2x edit cxr.png "Add the finding of edema" --model DIR --editor-arg tau=0.2 --editor-arg device=cuda
+  ix2x edit cxr.png "Add the finding of edema" --model DIR --editor-arg tau=0.2 --device cuda
 """
 
 
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--editor-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="editor setting, e.g. steps=50 or tau=0.2 (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="the edit's seed (default: 0)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the editor's)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
 
 
 def run(args: argparse.Namespace) -> int:

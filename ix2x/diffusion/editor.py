@@ -27,8 +27,10 @@ class DiffusionEditorConfig:
     of G are used (ablations). mask_source: "atlas", a folder of original ``pseudo_mask_*.npy`` files, or
     "density:<folder>". start: "input" (input latents noised to the first timestep) or "noise".
     composite: copy pixels outside the mask from the input after decoding. latent_blend: replace latents
-    outside the mask after each step. dtype "auto": float32 on CPU, float16 on CUDA. device "auto": CUDA
-    when available. channels_last/compile: CUDA speed-ups.
+    outside the mask after each step. dtype "auto": float32 on CPU, float16 on CUDA.
+    channels_last/compile: CUDA speed-ups. Where the editor runs is not a setting but a placement,
+    :meth:`DiffusionEditor.to` (the suite's ``device``, or ``ix2x edit --device``); until then, CUDA
+    when available.
     """
 
     model: str = "models/diffusers/InstructX2X"
@@ -46,7 +48,6 @@ class DiffusionEditorConfig:
     latent_blend: bool = True
     relevance: bool = True
     pseudo_mask: bool = True
-    device: str = "auto"
     channels_last: bool = True
     compile: bool = False
     eta: float = 0.0
@@ -169,7 +170,7 @@ class DiffusionEditor(Editor):
 
     def __init__(self, config: DiffusionEditorConfig | None = None) -> None:
         super().__init__(config)
-        self.device = torch.device(_auto_device(self.config.device))
+        self.device = torch.device(_auto_device("auto"))
         self._model: loop.Pix2PixModel | None = None
 
     def to(self, device: str | torch.device) -> "DiffusionEditor":

@@ -82,6 +82,12 @@ def test_unknown_editor_setting_is_rejected_before_running(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_device_in_editor_settings_points_to_the_suite_device(tmp_path):
+    """Editors had a `device` setting that the suite's `device` silently overrode in runs."""
+    with pytest.raises(ConfigError, match=r"Unknown setting\(s\) device .*the suite's `device`"):
+        runner.start_run(_suite(editors=[{"name": "instructx2x", "args": {"device": "cuda"}}]), tmp_path)
+
+
 def test_wrong_setting_type_is_rejected(tmp_path):
     with pytest.raises(ConfigError, match="must be a number, got 'abc'"):
         runner.start_run(_suite(editors=[{"name": "identity"}],

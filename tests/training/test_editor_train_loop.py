@@ -109,7 +109,7 @@ def test_instructx2x_editor_edits_with_the_trained_model(full_run):
     from editors.instructx2x import InstructX2X
     from ix2x.types import EditRequest
 
-    editor = InstructX2X(InstructX2X.Config(model=str(full_run / "model"), steps=3, resolution=32, device="cpu"))
+    editor = InstructX2X(InstructX2X.Config(model=str(full_run / "model"), steps=3, resolution=32)).to("cpu")
     image = torch.rand(1, 40, 40)
     [res] = editor.edit([EditRequest("a", image, "Add the finding of left pleural effusion.", seed=0)])
     assert res.image.shape == (1, 40, 40) and torch.isfinite(res.image).all()

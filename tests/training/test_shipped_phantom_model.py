@@ -43,7 +43,7 @@ def test_loads_and_edits_a_phantom():
 
     pair = render_pair(3, 128)
     image = torch.from_numpy(pair.past).float()[None] / 255
-    editor = InstructX2X(InstructX2X.Config(model=str(MODEL), resolution=128, steps=4, device="cpu"))
+    editor = InstructX2X(InstructX2X.Config(model=str(MODEL), resolution=128, steps=4)).to("cpu")
     [res] = editor.edit([EditRequest("p", image, pair.instruction, seed=0)])
     assert res.image.shape == (1, 128, 128) and torch.isfinite(res.image).all()
     model = editor.model()
