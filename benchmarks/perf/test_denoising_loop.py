@@ -76,14 +76,6 @@ def setups(tiny_model_dir, tmp_path_factory):
     return out
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _ours(folder, resolution, device, dtype, variant):
     from ix2x.diffusion import loop
     from ix2x.diffusion.editor import DiffusionEditorConfig

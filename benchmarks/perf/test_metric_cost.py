@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from benchmarks.runner import resolve
 from ix2x.suite import load_suite
@@ -24,14 +23,6 @@ from ix2x.types import EditRequest
 SUITE = Path(__file__).parents[1] / "suites" / "phantom.yaml"
 BATCH = 8
 ROUNDS = 3
-
-
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_metric_suite_over_editor(benchmark):
