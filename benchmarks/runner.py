@@ -32,7 +32,7 @@ from ix2x.provenance import device_info, git_state, package_versions
 from ix2x.seeding import sample_seed
 from ix2x.stats import bootstrap_ci
 from ix2x.suite import ComponentSpec, Suite, suite_from_dict
-from ix2x.types import EditRequest, EditResult, Sample, check_image
+from ix2x.types import EditRequest, EditResult, Sample, check_image, fill_batch
 
 
 @dataclass
@@ -120,7 +120,12 @@ def load_run_suite(run_dir: Path) -> Suite:
     if meta.get("schema_version") != records.SCHEMA_VERSION:
         raise UserError(f"{run_dir} was written with record schema {meta.get('schema_version')}, "
                         f"this ix2x reads schema {records.SCHEMA_VERSION}.")
-    return suite_from_dict(meta["suite"], where=f"{run_dir}/run.json")
+    raw = dict(meta["suite"])
+    # Runs started before editors lost their `device` setting recorded it in the editors' args; the
+    # suite's `device` placed the editors in those runs too, so dropping it changes nothing.
+    raw["editors"] = [{**e, "args": {k: v for k, v in (e.get("args") or {}).items() if k != "device"}}
+                      for e in raw.get("editors", [])]
+    return suite_from_dict(raw, where=f"{run_dir}/run.json")
 
 
 def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress: bool = True,
@@ -161,7 +166,7 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
             editor = comp.cls(comp.config).to(suite.device)
             for metric in metric_objs:
                 if metric.uses_editor:
-                    metric.bind_editor(editor, suite.seed)
+                    metric.bind_editor(editor, suite.seed, suite.batch_size)
             _warm_up(editor, [dataset[i] for i in todo[:suite.batch_size]], suite)
             for start in range(0, len(todo), suite.batch_size):
                 batch = [dataset[i] for i in todo[start:start + suite.batch_size]]
@@ -233,20 +238,11 @@ def _requests(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[Edit
                         target=s.target if gt and s.target_aligned else None) for s in batch]
 
 
-def _full_batch(reqs: list[EditRequest], size: int) -> list[EditRequest]:
-    """Editors always get full batches: a short one (the last of an editor, or of a shard) is filled
-    with copies of its last request, whose results are dropped. Batched kernels pick their
-    algorithm by batch shape, so an edit's last bits depend on how many samples were edited with
-    it (never on which, or in what order): with one shape, every sample's edit is the same bytes
-    whatever the order of the data, the number of processes or where a run was resumed."""
-    return reqs + [reqs[-1]] * (size - len(reqs))
-
-
 def _warm_up(editor: Any, batch: Sequence[Sample], suite: Suite) -> None:
     """One untimed batch of the run's batch size, so that model loading, lazy initialisation and
     the kernels' per-shape setup (a batch of one sets up other shapes) stay out of the latency."""
     try:
-        editor.edit(_full_batch(_requests(type(editor), batch, suite.seed), suite.batch_size))
+        editor.edit(fill_batch(editor, _requests(type(editor), batch, suite.seed), suite.batch_size))
     except Exception:  # the timed edit of the same sample records the failure properly
         pass
 
@@ -259,11 +255,12 @@ def _sync(device: str) -> None:
 Edited = tuple  # (EditResult | None, error | None, seconds per edit, peak CUDA memory MB | None)
 
 
-def _edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite) -> list[Edited]:
-    """Edit a batch, timed with device sync; if the editor raises, retry sample by sample so one
-    bad sample fails alone."""
+def _edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite, *, retry: bool = False) -> list[Edited]:
+    """Edit a batch, filled to the suite's batch size (:func:`ix2x.types.fill_batch`) and timed
+    with device sync; if the editor raises, retry sample by sample, unfilled (so that a batch too
+    large for the device's memory still edits), so one bad sample fails alone."""
     reqs = _requests(type(editor), batch, suite.seed)
-    padded = _full_batch(reqs, suite.batch_size)
+    padded = reqs if retry else fill_batch(editor, reqs, suite.batch_size)
     cuda = suite.device.startswith("cuda") and torch.cuda.is_available()
     try:
         if cuda:
@@ -278,9 +275,9 @@ def _edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite) -> list[Edit
             raise RuntimeError(f"editor returned {len(results)} results for {len(padded)} requests")
         return [(_checked(r, s), None, per, peak) for r, s in zip(results, batch)]
     except Exception:
-        if len(reqs) == 1:
+        if len(padded) == 1:
             return [(None, _format_error(), math.nan, None)]
-    return [_edit_batch(editor, [s], suite)[0] for s in batch]
+    return [_edit_batch(editor, [s], suite, retry=True)[0] for s in batch]
 
 
 def _checked(result: EditResult, sample: Sample) -> EditResult:

@@ -89,6 +89,20 @@ class EditResult:
     info: Mapping[str, Any] = field(default_factory=dict)
 
 
+def fill_batch(editor: "Editor", requests: Sequence[EditRequest], size: int) -> list[EditRequest]:
+    """``requests`` filled up to ``size`` with copies of the last one, whose results the caller drops
+    (unless the editor opts out with ``fill_batches = False``).
+
+    Batched kernels (convolutions, GEMMs) pick their algorithm by batch shape, so an edit's last bits
+    depend on how many samples were edited with it, though never on which or in what order. With one
+    shape, every edit is the same bytes whatever the order of the data, the number of processes or
+    where a run was resumed."""
+    requests = list(requests)
+    if not requests or not editor.fill_batches:
+        return requests
+    return requests + [requests[-1]] * (size - len(requests))
+
+
 @dataclass(frozen=True)
 class EmptyConfig:
     """Config of an editor or metric with no settings."""
@@ -100,6 +114,9 @@ class Editor(abc.ABC):
 
     Config: ClassVar[type] = EmptyConfig
     uses_ground_truth: ClassVar[bool] = False
+    # The harness fills a short batch up to the run's batch size with copies of its last request and
+    # drops their results (see `fill_batch`). False for editors that pay or write files per request.
+    fill_batches: ClassVar[bool] = True
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = self.Config() if config is None else config
@@ -111,7 +128,8 @@ class Editor(abc.ABC):
 
     @abc.abstractmethod
     def edit(self, requests: Sequence[EditRequest]) -> list[EditResult]:
-        """Edit a batch; return one result per request, in order."""
+        """Edit a batch; return one result per request, in order. A batch may hold copies of one
+        request (``fill_batches``): edit each as if alone."""
 
     def to(self, device: str | torch.device) -> "Editor":
         self.device = torch.device(device)
@@ -149,10 +167,12 @@ class Metric(abc.ABC):
         self.device = torch.device("cpu")
         self.editor: "Editor | None" = None
         self.seed = 0
+        self.batch_size = 1
 
-    def bind_editor(self, editor: "Editor", seed: int) -> None:
-        """The editor whose edits are scored next, and the run's global seed."""
-        self.editor, self.seed = editor, seed
+    def bind_editor(self, editor: "Editor", seed: int, batch_size: int = 1) -> None:
+        """The editor whose edits are scored next, the run's global seed, and the batch size its
+        edits must be made at (see :func:`fill_batch`)."""
+        self.editor, self.seed, self.batch_size = editor, seed, batch_size
 
     def to(self, device: str | torch.device) -> "Metric":
         self.device = torch.device(device)

@@ -18,7 +18,7 @@ import math
 from typing import Any, Sequence
 
 from ix2x.seeding import sample_seed
-from ix2x.types import EditRequest, EditResult, Metric, Sample
+from ix2x.types import EditRequest, EditResult, Metric, Sample, fill_batch
 
 SUFFIX = {"reverse": "#axiomatic-reverse", "repeat": "#axiomatic-repeat"}
 
@@ -66,9 +66,17 @@ class Axiomatic(Metric):
                                      ("idempotence_drift", repeat, lambda i: results[i].image)):
             if not jobs:
                 continue
-            edited = self.editor.edit([req for _, req in jobs])
-            for (i, _), again in zip(jobs, edited, strict=True):
+            for (i, _), again in zip(jobs, self._edit([req for _, req in jobs]), strict=True):
                 out[i][key] = mae(again.image, reference(i))
+        return out
+
+    def _edit(self, requests: list[EditRequest]) -> list[EditResult]:
+        """Re-edits in full batches of the run's batch size, as the runner makes the first edits: the
+        values then do not depend on how many samples of a batch could be re-edited."""
+        out: list[EditResult] = []
+        for i in range(0, len(requests), self.batch_size):
+            chunk = requests[i:i + self.batch_size]
+            out += self.editor.edit(fill_batch(self.editor, chunk, self.batch_size))[:len(chunk)]
         return out
 
     def _request(self, s: Sample, r: EditResult, instruction: str, kind: str) -> EditRequest:

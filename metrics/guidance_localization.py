@@ -31,7 +31,9 @@ def localization_values(truth: torch.Tensor, guidance: torch.Tensor | None,
         add_reason(out, "true mask is empty or the whole image")
         return out
     score = guidance if guidance is not None else edit_mask
-    if score is not None:
+    if score is not None and not torch.isfinite(score).all():
+        add_reason(out, "auroc: the guidance map has non-finite values")
+    elif score is not None:
         out["auroc"] = auroc(t.reshape(-1).numpy(), score.reshape(-1).double().numpy())
     if guidance is not None:
         out["pointing_game"] = float(t[guidance >= guidance.max()].any())

@@ -11,7 +11,6 @@ published LPIPS values.
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from collections import OrderedDict
@@ -168,9 +167,12 @@ def lpips_features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.T
             x = model.scaling_layer(chunk.repeat(1, 3, 1, 1) * 2 - 1)  # * 2 - 1: lpips' normalize=True
             outs = [lpips.normalize_tensor(o) for o in model.net(x.contiguous(memory_format=torch.channels_last))]
             for j in range(n):
-                _FEATURES.put(todo[done + j], [o[j].clone() for o in outs])  # clone: a view keeps the chunk
+                # Kept on the CPU (a copy: a view would keep the whole chunk), so that a GPU run's peak
+                # memory, which the runner reports per editor, does not include this cache.
+                _FEATURES.put(todo[done + j], [o[j].to("cpu", copy=True) for o in outs])
             done += n
-    feats = [torch.stack(layer) for layer in zip(*(_FEATURES.get(k) for k in keys))]
+    device = next(model.parameters()).device
+    feats = [torch.stack(layer).to(device) for layer in zip(*(_FEATURES.get(k) for k in keys))]
     _FEATURES.trim()
     return feats
 
@@ -200,19 +202,26 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0) -> to
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
 
 
-@functools.lru_cache(maxsize=16)
 def _blur_matrix(n: int, device: torch.device) -> torch.Tensor:
-    """``(n, n)`` matrix ``M`` with ``v @ M`` = reflect-pad ``v`` by 5, then convolve with the
-    normalised 1-D Gaussian (torchmetrics' ``_gaussian``): row ``i`` is the blur of the i-th unit
-    vector."""
-    coords = torch.arange(SSIM_KERNEL, dtype=torch.float32, device=device) - (SSIM_KERNEL - 1) / 2
-    g = torch.exp(-((coords / SSIM_SIGMA) ** 2) / 2)
-    g = g / g.sum()
-    pad = (SSIM_KERNEL - 1) // 2
-    eye = F.pad(torch.eye(n, device=device)[:, None, :], (pad, pad), mode="reflect")
-    return F.conv1d(eye, g.view(1, 1, -1))[:, 0, :]
+    """``(n, n)`` float32 matrix ``M`` with ``v @ M`` = reflect-pad ``v`` by 5, then convolve with
+    the normalised 1-D Gaussian (torchmetrics' ``_gaussian``): row ``i`` is the blur of the i-th
+    unit vector. Built once per size on the CPU in float64 (no TF32 or other reduced-precision
+    kernels: each row sums to 1, so flat regions keep zero variance), then moved to ``device``."""
+    key = (n, str(device))
+    if key not in _BLUR:
+        coords = torch.arange(SSIM_KERNEL, dtype=torch.float64) - (SSIM_KERNEL - 1) / 2
+        g = torch.exp(-((coords / SSIM_SIGMA) ** 2) / 2)
+        g = g / g.sum()
+        pad = (SSIM_KERNEL - 1) // 2
+        eye = F.pad(torch.eye(n, dtype=torch.float64)[:, None, :], (pad, pad), mode="reflect")
+        _BLUR[key] = F.conv1d(eye, g.view(1, 1, -1))[:, 0, :].float().to(device)
+    return _BLUR[key]
+
+
+_BLUR: dict[tuple[int, str], torch.Tensor] = {}
 
 
 def clear_cache() -> None:
     _CACHE.clear()
     _FEATURES.clear()
+    _BLUR.clear()

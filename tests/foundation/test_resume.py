@@ -70,3 +70,15 @@ def test_resume_via_cli_of_a_finished_run_adds_nothing(tmp_path, samples):
     before = (run_dir / records.SAMPLES_FILE).read_bytes()
     runner.execute(run_dir, samples, progress=False)
     assert (run_dir / records.SAMPLES_FILE).read_bytes() == before
+
+
+def test_a_run_recorded_with_an_editor_device_still_resumes(tmp_path, samples):
+    """Runs started before editors lost their `device` setting kept it in run.json's editor args."""
+    suite = {**SUITE, "editors": [{"name": "identity"}, {"name": "instructx2x", "args": {"steps": 2}}]}
+    run_dir = runner.start_run(suite_from_dict(suite), tmp_path)
+    meta = json.loads((run_dir / records.RUN_FILE).read_text())
+    meta["suite"]["editors"][1]["args"]["device"] = "cpu"
+    (run_dir / records.RUN_FILE).write_text(json.dumps(meta))
+    loaded = runner.load_run_suite(run_dir)
+    assert [dict(e.args) for e in loaded.editors] == [{}, {"steps": 2}]
+    runner.resolve(loaded)  # the old setting is not an error

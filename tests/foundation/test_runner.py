@@ -99,3 +99,50 @@ def test_results_do_not_depend_on_batch_size(tmp_path, samples):
     a = records.RunDir.open(_run(tmp_path / "a", samples, batch_size=1).run_dir).records()
     b = records.RunDir.open(_run(tmp_path / "b", samples, batch_size=5).run_dir).records()
     assert records.without_timings(a) == records.without_timings(b)
+
+
+def _recording_editor(fill=True, max_batch=None):
+    """An identity editor class that records the sample ids of every call; with ``max_batch`` it
+    fails on larger batches, as a device out of memory would."""
+    from ix2x.types import Editor, EditResult
+
+    class Recording(Editor):
+        fill_batches = fill
+        calls: list = []
+
+        def edit(self, requests):
+            Recording.calls.append([r.sample_id for r in requests])
+            if max_batch is not None and len(requests) > max_batch:
+                raise MemoryError("out of memory")
+            return [EditResult(image=r.image.clone()) for r in requests]
+
+    return Recording
+
+
+def _run_recording(tmp_path, samples, monkeypatch, editor_cls):
+    load = runner.registry.load
+    monkeypatch.setattr(runner.registry, "load",
+                        lambda kind, name: editor_cls if name == "recording" else load(kind, name))
+    outcome = _run(tmp_path, samples, editors=[{"name": "recording"}])
+    return outcome, records.RunDir.open(outcome.run_dir).records()
+
+
+def test_short_batches_are_filled_with_copies_whose_results_are_dropped(tmp_path, samples, monkeypatch):
+    editor = _recording_editor()
+    outcome, recs = _run_recording(tmp_path, samples, monkeypatch, editor)
+    ids = [s.sample_id for s in samples]  # 6 samples, batch 4
+    assert editor.calls == [ids[:4], ids[:4], ids[4:] + [ids[5]] * 2]  # warm-up, then two full batches
+    assert outcome.ok and [r["sample_id"] for r in recs] == ids
+
+
+def test_an_editor_can_opt_out_of_filled_batches(tmp_path, samples, monkeypatch):
+    editor = _recording_editor(fill=False)
+    _run_recording(tmp_path, samples, monkeypatch, editor)
+    assert editor.calls[-1] == [samples[4].sample_id, samples[5].sample_id]
+
+
+def test_a_batch_too_large_for_the_device_is_retried_one_by_one_unfilled(tmp_path, samples, monkeypatch):
+    editor = _recording_editor(max_batch=1)
+    outcome, recs = _run_recording(tmp_path, samples, monkeypatch, editor)
+    assert outcome.ok and all(r["status"] == "ok" for r in recs) and len(recs) == len(samples)
+    assert [len(c) for c in editor.calls[-3:]] == [4, 1, 1]  # the filled last batch, then each sample alone

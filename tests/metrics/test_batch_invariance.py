@@ -74,10 +74,11 @@ def test_a_network_output_ignores_its_neighbours_in_a_fixed_chunk():
     alex = perceptual.get_lpips("alex", random_backbone=True)
     clf = PhantomClassifier()
 
-    def nets(chunk):
+    def nets(chunk):  # the calls lpips_features and Classifier.predict make on each chunk
         with torch.no_grad():
-            feats = alex.net(alex.scaling_layer(chunk.repeat(1, 3, 1, 1)).contiguous(memory_format=torch.channels_last))
-            return [f for f in feats] + [clf.net(chunk)["finding_logits"]]
+            x = alex.scaling_layer(chunk.repeat(1, 3, 1, 1) * 2 - 1).contiguous(memory_format=torch.channels_last)
+            out = clf._predict(chunk)
+            return list(alex.net(x)) + [out.probs, out.levels, out.sex, out.age, out.group]
 
     reference = [t[0] for t in nets(x[:CHUNK])]
     for pos in (1, CHUNK - 1):

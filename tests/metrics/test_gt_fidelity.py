@@ -38,7 +38,6 @@ def test_a_batch_scores_each_sample_as_alone():
     for i, values in enumerate(batch):
         alone = fidelity_values(edits[i], targets[i], regions[i], model)
         assert values.keys() == alone.keys()
-        for k, v in alone.items():
-            assert v == values[k] or (isinstance(v, float) and math.isnan(v) and math.isnan(values[k])) \
-                or math.isclose(v, values[k], rel_tol=1e-5, abs_tol=1e-7), k
+        for k, v in alone.items():  # the same bits: SSIM and the LPIPS networks are batch-invariant
+            assert v == values[k] or (isinstance(v, float) and math.isnan(v) and math.isnan(values[k])), k
     assert "empty true mask" in batch[2]["nan_reason"] and math.isnan(batch[2]["mae_in"])

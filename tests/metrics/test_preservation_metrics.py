@@ -113,6 +113,15 @@ def test_guidance_localization_auroc_equals_sklearn_with_ties():
     assert math.isclose(v["auroc"], expected, rel_tol=1e-12)
 
 
+def test_guidance_localization_nan_in_the_map_is_a_reason_not_a_silent_nan():
+    truth = torch.zeros(1, 8, 8)
+    truth[:, :4] = 1
+    guidance = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
+    guidance[0, 0, 0] = float("nan")
+    v = localization_values(truth, guidance, None)
+    assert math.isnan(v["auroc"]) and "non-finite" in v["nan_reason"]
+
+
 def test_guidance_localization_oracle_and_missing_maps(phantoms):
     m = GuidanceLocalization()
     vals = m.compute(phantoms, oracle(phantoms))
