@@ -15,6 +15,22 @@ def test_mean_ci_counts_nans_and_covers_the_mean():
 def test_ci_is_reproducible_for_a_seed():
     x = np.random.default_rng(1).normal(size=50)
     assert mean_ci(x, seed=3) == mean_ci(x, seed=3)
+    assert mean_ci(x, seed=3)[1:3] != mean_ci(x, seed=4)[1:3]  # the seed is used
+
+
+def test_resamples_are_one_full_draw_taken_in_pieces():
+    """Regression: the whole (2000, n) index matrix was held at once (160 MB at n = 10,000). Drawn in
+    pieces, the resamples must be the ones of that single draw, so CIs did not change."""
+    from ix2x.stats import N_RESAMPLES, _resampled_indices
+
+    whole = np.random.default_rng(5).integers(0, 37, size=(N_RESAMPLES, 37))
+    pieces = np.stack(list(_resampled_indices(37, seed=5, clusters=None, n_resamples=N_RESAMPLES)))
+    assert np.array_equal(whole, pieces)
+    clusters = [str(i // 3) for i in range(12)]  # 4 patients of 3 samples
+    draws = np.random.default_rng(5).integers(0, 4, size=(N_RESAMPLES, 4))
+    expected = [np.concatenate([np.arange(3 * j, 3 * j + 3) for j in row]) for row in draws]
+    got = list(_resampled_indices(12, seed=5, clusters=clusters, n_resamples=N_RESAMPLES))
+    assert len(got) == N_RESAMPLES and all(np.array_equal(a, b) for a, b in zip(expected, got))
 
 
 def test_cluster_bootstrap_is_wider_for_correlated_samples():
