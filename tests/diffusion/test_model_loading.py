@@ -24,8 +24,11 @@ def test_partial_folder_names_every_missing_file(tiny_model, tmp_path):
     with pytest.raises(MissingWeightsError) as e:
         resolve_model(broken)
     msg = str(e.value)
-    assert "unet/diffusion_pytorch_model.safetensors" in msg and "tokenizer/tokenizer.json" in msg
-    assert "vae/" not in msg.split("missing")[1].split(".")[0]  # present parts are not reported
+    # Exactly the missing parts, no present one (the old check sliced the message at its first dot,
+    # so it could not see a wrongly listed vae/).
+    assert missing_files(broken) == ["unet/diffusion_pytorch_model.safetensors or unet/diffusion_pytorch_model.bin",
+                                     "tokenizer/tokenizer.json or tokenizer/vocab.json"]
+    assert f"missing {', '.join(missing_files(broken))}." in msg
     assert "ix2x convert" in msg and "huggingface-cli download" in msg
 
 
@@ -58,7 +61,13 @@ def test_placeholder_tokenizer_is_refused(tiny_model, tmp_path):
 
 
 def test_checkpoint_file_is_pointed_to_convert(tmp_path):
+    """Regression of the test itself: it matched "ix2x convert", which every missing-weights message
+    carries, so it passed whichever error came."""
+    from ix2x.errors import UserError
+
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"x")
-    with pytest.raises(Exception, match="ix2x convert"):
+    with pytest.raises(UserError, match=r"must be a diffusers model folder, got the file .*model\.ckpt\. "
+                                        r"Convert it first: `ix2x convert .*model\.ckpt --out DIR`") as e:
         resolve_model(ckpt)
+    assert not isinstance(e.value, MissingWeightsError)

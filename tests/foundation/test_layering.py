@@ -39,21 +39,27 @@ def _modules():
             yield package, path
 
 
+def _violations(package: str, rel: Path, imports) -> list[str]:
+    """What ``imports`` ((module, at module level) pairs) of file ``rel`` in ``package`` break."""
+    out = []
+    in_cli = rel.parts[:2] == ("ix2x", "cli")
+    for module, at_top in imports:
+        root = module.split(".")[0]
+        if root not in OURS or root in ALLOWED[package]:
+            if package == "reports" and root == "ix2x" and module not in REPORTS_MAY_USE:
+                out.append(f"{rel}: reports may read run records only, imports {module}")
+            continue
+        if in_cli and not at_top:
+            continue  # the CLI imports other packages lazily, per subcommand
+        where = "at module level " if in_cli else ""
+        out.append(f"{rel}: {package} may not import {module} {where}")
+    return out
+
+
 def test_layering_table():
     violations = []
     for package, path in _modules():
-        rel = path.relative_to(REPO)
-        in_cli = rel.parts[:2] == ("ix2x", "cli")
-        for module, at_top in _imports(path):
-            root = module.split(".")[0]
-            if root not in OURS or root in ALLOWED[package]:
-                if package == "reports" and root == "ix2x" and module not in REPORTS_MAY_USE:
-                    violations.append(f"{rel}: reports may read run records only, imports {module}")
-                continue
-            if in_cli and not at_top:
-                continue  # the CLI imports other packages lazily, per subcommand
-            where = "at module level " if in_cli else ""
-            violations.append(f"{rel}: {package} may not import {module} {where}")
+        violations += _violations(package, path.relative_to(REPO), _imports(path))
     assert not violations, "\n".join(violations)
 
 
@@ -67,4 +73,13 @@ def test_reports_import_no_torch():
 def test_the_checker_catches_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import metrics.out_of_mask_change\ndef f():\n    from benchmarks import runner\n")
-    assert list(_imports(bad)) == [("metrics.out_of_mask_change", True), ("benchmarks", False)]
+    imports = list(_imports(bad))
+    assert imports == [("metrics.out_of_mask_change", True), ("benchmarks", False)]
+    # A metric importing the runner, even inside a function, is a violation; so is any import of
+    # another package at the CLI's module level, but not a lazy one inside a subcommand.
+    assert len(_violations("metrics", Path("metrics/bad.py"), imports)) == 1
+    assert _violations("ix2x", Path("ix2x/cli/bad.py"), imports) == [
+        "ix2x/cli/bad.py: ix2x may not import metrics.out_of_mask_change at module level "]
+    assert _violations("reports", Path("reports/bad.py"), [("ix2x.diffusion.loop", True)]) == [
+        "reports/bad.py: reports may read run records only, imports ix2x.diffusion.loop"]
+    assert _violations("benchmarks", Path("benchmarks/ok.py"), [("ix2x.records", True), ("torch", True)]) == []

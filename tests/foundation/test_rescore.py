@@ -8,25 +8,41 @@ from ix2x.suite import ComponentSpec, suite_from_dict
 
 
 def test_rescore_matches_in_run_scores(tmp_path, samples):
+    """The oracle changes pixels outside a region narrowed to half the true change, so a new
+    threshold changes `changed_fraction`: rescoring must write exactly what the metric computes on
+    the cached edits with the new settings (identity and oracle alone left every value unchanged at
+    any threshold, so an old version of this test passed whatever rescore wrote)."""
+    import dataclasses
+
+    from metrics.out_of_mask_change import OutOfMaskChange
+
+    narrowed = []
+    for s in samples:
+        region = s.region.clone()
+        region[..., 5:] = 0  # the true change spans columns 2-7; half of it is now "outside"
+        narrowed.append(dataclasses.replace(s, region=region))
     suite = suite_from_dict({"name": "r", "editors": [{"name": "identity"}, {"name": "oracle"}],
-                             "metrics": [{"name": "out_of_mask_change"}]})
+                             "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}]})
     run_dir = runner.start_run(suite, tmp_path)
-    runner.execute(run_dir, samples, progress=False)
+    runner.execute(run_dir, narrowed, progress=False)
     before = records.RunDir.open(run_dir).records()
-    # Rescore with a different threshold: a change of 0.4 everywhere inside the region is counted
-    # either way, and the outside stays exactly unchanged.
-    runner.rescore(run_dir, [ComponentSpec("out_of_mask_change", args={"change_threshold": 0.3})],
-                   samples, progress=False)
+    new = {"change_threshold": 0.5, "lpips_net": None}  # above the oracle's 0.4 change
+    runner.rescore(run_dir, [ComponentSpec("out_of_mask_change", args=new)], narrowed, progress=False)
     after = records.RunDir.open(run_dir).records()
-    assert len(after) == len(before)
+    assert [(r["editor"], r["sample_id"]) for r in after] == [(r["editor"], r["sample_id"]) for r in before]
+    by_id = {s.sample_id: s for s in narrowed}
+    metric = OutOfMaskChange(OutOfMaskChange.Config(**new))
     for b, a in zip(before, after):
-        mb, ma = b["metrics"]["out_of_mask_change"], a["metrics"]["out_of_mask_change"]
-        assert ma["mae"] == mb["mae"] == 0.0
-        if mb["locality"] is not None:
-            # Read back from 16-bit PNGs: equal to within the quantisation step.
-            assert math.isclose(ma["locality"], mb["locality"], abs_tol=1e-4)
+        sample, cached = by_id[a["sample_id"]], runner._cached_result(run_dir, a)
+        (expected,) = metric.compute([sample], [cached])
+        assert records.dumps(a["metrics"]["out_of_mask_change"]) == records.dumps(expected)
+        if a["editor"] == "oracle":
+            assert b["metrics"]["out_of_mask_change"]["changed_fraction"] > 0
+            assert a["metrics"]["out_of_mask_change"]["changed_fraction"] == 0
+            assert math.isclose(a["metrics"]["out_of_mask_change"]["mae"],
+                                b["metrics"]["out_of_mask_change"]["mae"], abs_tol=1e-4)  # 16-bit PNG
     meta = records.RunDir.open(run_dir).meta
-    assert meta["metrics"]["out_of_mask_change"]["config"]["change_threshold"] == 0.3
+    assert meta["metrics"]["out_of_mask_change"]["config"]["change_threshold"] == 0.5
 
 
 def test_metrics_that_edit_again_cannot_be_rescored(tmp_path, samples):

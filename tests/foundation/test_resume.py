@@ -65,10 +65,18 @@ def test_torn_last_line_is_dropped_and_redone(tmp_path, samples):
 
 
 def test_resume_via_cli_of_a_finished_run_adds_nothing(tmp_path, samples):
-    run_dir = runner.start_run(suite_from_dict(SUITE), tmp_path)
-    runner.execute(run_dir, samples, progress=False)
+    from samples_for_tests import write_mimic_dir
+
+    from ix2x.cli.main import main
+
+    data = write_mimic_dir(tmp_path / "data", samples)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(json.dumps({**SUITE, "data": {"source": "dir", "path": str(data), "split": "test"}}))
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "out" / "resume").iterdir()
     before = (run_dir / records.SAMPLES_FILE).read_bytes()
-    runner.execute(run_dir, samples, progress=False)
+    assert len(records.read_records(run_dir / records.SAMPLES_FILE)) == 2 * len(samples)
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
     assert (run_dir / records.SAMPLES_FILE).read_bytes() == before
 
 
@@ -81,4 +89,5 @@ def test_a_run_recorded_with_an_editor_device_still_resumes(tmp_path, samples):
     (run_dir / records.RUN_FILE).write_text(json.dumps(meta))
     loaded = runner.load_run_suite(run_dir)
     assert [dict(e.args) for e in loaded.editors] == [{}, {"steps": 2}]
-    runner.resolve(loaded)  # the old setting is not an error
+    editors, _ = runner.resolve(loaded)  # the old setting is not an error, the others are kept
+    assert editors[1].config.steps == 2 and not hasattr(editors[1].config, "device")

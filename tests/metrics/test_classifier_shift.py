@@ -50,7 +50,8 @@ def test_identity_zero_and_oracle_effective(phantoms, lookup):
     assert all(v["collateral"] == 0 for v in orc)
     rows = {r.key: r for r in metric.aggregate(orc, seed=0)}
     assert rows["auroc_all"].value == 1.0
-    assert rows["auroc_target"].value in (1.0,) or math.isnan(rows["auroc_target"].value)  # NaN: one class
+    # Every instructed op on these phantoms adds or raises a finding: one class, so no AUROC.
+    assert math.isnan(rows["auroc_target"].value)
     assert math.isclose(rows["effect"].value, 0.8, rel_tol=1e-6)
     rows_id = {r.key: r for r in metric.aggregate(ident, seed=0)}
     # The unchanged input carries the pre-edit labels of the instructed findings.
@@ -59,10 +60,27 @@ def test_identity_zero_and_oracle_effective(phantoms, lookup):
 
 
 def test_second_classifier_agreement(phantoms, lookup):
-    metric = ClassifierShift(ClassifierShift.Config(classifier=lookup, second_classifier=lookup))
-    vals = metric.compute(phantoms, oracle(phantoms))
-    assert all(v["agreement"] == 1.0 for v in vals)
-    assert all(v["effect_second"] == v["effect"] or math.isnan(v["effect"]) for v in vals)
+    """A second classifier that reads every finding backwards: its effect is the first one's negated
+    and the two never agree (with the same classifier twice, a metric that ignored the second one
+    would have passed)."""
+    import dataclasses
+
+    from metric_helpers import LookupClassifier
+
+    from ix2x.classifiers import register
+
+    class Backwards(LookupClassifier):
+        def _predict(self, images):
+            out = super()._predict(images)
+            return dataclasses.replace(out, probs=1 - out.probs)
+
+    register("backwards", Backwards(phantoms))
+    metric = ClassifierShift(ClassifierShift.Config(classifier=lookup, second_classifier="backwards"))
+    vals = [v for v in metric.compute(phantoms, oracle(phantoms)) if not math.isnan(v["effect"])]
+    assert vals and all(v["agreement"] == 0.0 for v in vals)
+    assert all(math.isclose(v["effect_second"], -v["effect"], abs_tol=1e-6) and v["effect"] > 0.5 for v in vals)
+    same = ClassifierShift(ClassifierShift.Config(classifier=lookup, second_classifier=lookup))
+    assert all(v["agreement"] == 1.0 for v in same.compute(phantoms, oracle(phantoms)))
 
 
 def test_auroc_equals_sklearn():
