@@ -54,7 +54,7 @@ def pytest_terminal_summary(terminalreporter, config):
             lines.append(
                 f"tiny {b.name[-3:-1]} interleaved ({e['steps']} steps): RSE / plain = "
                 f"{e['rse_over_plain_wall']:.3f} wall, {e['rse_over_plain_cpu']:.3f} CPU "
-                f"(UNet work {e['unet_work_rse_over_plain']:.4f}); ours / diffusers = "
+                f"(structural UNet work ratio {e['unet_work_rse_over_plain']:.4f}); ours / diffusers = "
                 f"{e['ours_over_diffusers_wall']:.3f} wall, {e['ours_over_diffusers_cpu']:.3f} CPU")
         if b.name == "test_metric_suite_over_editor":
             e = b.extra_info

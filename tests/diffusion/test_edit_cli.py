@@ -66,5 +66,6 @@ def test_instructx2x_with_the_real_atlas_prior(tiny_model):
     result = editor.edit([EditRequest("a", radiograph(8), text, 1)])[0]
     prior, _ = masks.pseudo_mask(text, 64)
     assert result.info["pseudo_mask"]["findings"] == ["Effusion"]
+    assert result.edit_mask.sum() > 0 and (prior == 0).any()  # both sides of the check are non-empty
     assert result.edit_mask[prior == 0].sum() == 0  # nothing is edited outside the anatomical prior
     assert result.info["unet_calls"] == 3

@@ -105,8 +105,10 @@ def test_pooled_auroc_hand_computed():
     assert math.isnan(pooled_auroc(values, [0], targets_only=True))
 
 
-def test_bad_spec_fails_before_loading():
+def test_bad_spec_fails_before_loading(monkeypatch):
+    import ix2x.classifiers as classifiers
     from ix2x.errors import UserError
 
-    with pytest.raises(UserError):
+    monkeypatch.setattr(classifiers, "get_classifier", lambda *a, **k: pytest.fail("loaded a classifier"))
+    with pytest.raises(UserError, match="nonsense"):
         ClassifierShift(ClassifierShift.Config(classifier="nonsense"))
