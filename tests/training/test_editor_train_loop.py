@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,15 @@ def tiny(tmp_path_factory):
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(root / "phantoms")))
     prepare_data(cfg, log=lambda _m: None)
     return cfg
+
+
+def _checkpoint_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The raw UNet weights accelerate saved in a checkpoint folder (safetensors, or the .bin fallback)."""
+    if (ckpt / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(ckpt / "model.safetensors")
+    return torch.load(ckpt / "pytorch_model.bin", weights_only=True)
 
 
 def _losses(run: Path) -> dict[int, float]:
@@ -81,10 +91,24 @@ def test_exported_unet_is_the_ema(full_run, tiny):
     """The exported UNet is the EMA of the training weights, which the checkpoint also holds."""
     from diffusers import UNet2DConditionModel
 
+    # The run ends at step 6, which checkpoints (accelerate state + the EMA registered for checkpointing,
+    # saved as custom_checkpoint_0.pkl: EMAModel.state_dict(), plain tensors and scalars) and exports.
+    ckpt = full_run / "checkpoints" / "step_000006"
+    assert json.loads((full_run / "model" / "training.json").read_text())["step"] == 6
+    ema = torch.load(ckpt / "custom_checkpoint_0.pkl", weights_only=True)
+    assert ema["optimization_step"] == 6 and ema["decay"] == tiny.ema_decay
+    raw = _checkpoint_weights(ckpt)  # the raw (non-EMA) training weights at the same step
+
     exported = UNet2DConditionModel.from_pretrained(full_run / "model" / "unet")
-    raw = UNet2DConditionModel.from_pretrained(full_run / "init" / "unet")
-    differs = any(not torch.equal(a, b) for a, b in zip(exported.parameters(), raw.parameters()))
-    assert differs  # trained, not the initial weights
+    init = UNet2DConditionModel.from_pretrained(full_run / "init" / "unet")
+    named = list(exported.named_parameters())
+    # EMAModel keeps shadow_params in unet.parameters() order, the order named_parameters() also follows.
+    assert len(named) == len(ema["shadow_params"]) == len(raw) > 0
+    assert sorted(n for n, _ in named) == sorted(raw)
+    for (name, p), shadow in zip(named, ema["shadow_params"]):
+        assert torch.equal(p, shadow), name  # exported == EMA, bit for bit
+    assert any(not torch.equal(p, raw[n]) for n, p in named)  # ... and not the raw training weights
+    assert any(not torch.equal(a, b) for a, b in zip(exported.parameters(), init.parameters()))  # trained
 
 
 def test_resume_continues_with_identical_losses(tiny, full_run, tmp_path):
@@ -95,14 +119,14 @@ def test_resume_continues_with_identical_losses(tiny, full_run, tmp_path):
     assert _losses(out) == {k: v for k, v in _losses(full_run).items() if k <= 4}
     train(tiny, out, max_steps=6, resume=out, log=lambda _m: None)
     assert _losses(out) == _losses(full_run)  # steps 5 and 6 bit-identical to the uninterrupted run
-    a = torch.load(out / "checkpoints/step_000006/pytorch_model.bin", weights_only=True) \
-        if (out / "checkpoints/step_000006/pytorch_model.bin").exists() else None
-    if a is None:
-        from safetensors.torch import load_file
-
-        a = load_file(out / "checkpoints/step_000006/model.safetensors")
-        b = load_file(full_run / "checkpoints/step_000006/model.safetensors")
-        assert all(torch.equal(a[k], b[k]) for k in a)
+    a = _checkpoint_weights(out / "checkpoints/step_000006")
+    b = _checkpoint_weights(full_run / "checkpoints/step_000006")
+    assert len(a) > 0 and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # resumed UNet weights bit-identical
+    ema_a = torch.load(out / "checkpoints/step_000006/custom_checkpoint_0.pkl", weights_only=True)
+    ema_b = torch.load(full_run / "checkpoints/step_000006/custom_checkpoint_0.pkl", weights_only=True)
+    assert len(ema_a["shadow_params"]) == len(ema_b["shadow_params"]) > 0
+    assert all(torch.equal(x, y) for x, y in zip(ema_a["shadow_params"], ema_b["shadow_params"]))  # and the EMA
 
 
 def test_instructx2x_editor_edits_with_the_trained_model(full_run):
@@ -116,6 +140,7 @@ def test_instructx2x_editor_edits_with_the_trained_model(full_run):
     assert res.guidance_map is not None and res.guidance_map.shape == (1, 40, 40)
     # Outside the RSE mask the input is copied exactly.
     outside = res.edit_mask == 0
+    assert outside.any()  # the RSE mask leaves something out, so the check below is not vacuous
     assert torch.equal(res.image[outside], image[outside])
 
 
