@@ -135,9 +135,11 @@ class Editor(abc.ABC):
         self.device = torch.device(device)
         return self
 
-    def problems(self) -> list[str]:
-        """What would stop this editor from running (missing weights files...), checked without
-        loading any model. ``ix2x validate`` reports these."""
+    def problems(self, device: str = "cpu") -> list[str]:
+        """What would stop this editor from running on ``device`` (the run's placement): missing
+        weights files, too little device memory... Checked without loading any model. Each problem
+        is one line naming the file, where it goes and the command that fetches it. ``ix2x validate``
+        prints them; ``ix2x run`` refuses to start while there are any."""
         return []
 
 
@@ -173,6 +175,11 @@ class Metric(abc.ABC):
         """The editor whose edits are scored next, the run's global seed, and the batch size its
         edits must be made at (see :func:`fill_batch`)."""
         self.editor, self.seed, self.batch_size = editor, seed, batch_size
+
+    def problems(self, device: str = "cpu") -> list[str]:
+        """What would stop this metric from running on ``device`` (missing classifier or backbone
+        weights...), one line each, checked without loading any model; see :meth:`Editor.problems`."""
+        return []
 
     def to(self, device: str | torch.device) -> "Metric":
         self.device = torch.device(device)

@@ -127,6 +127,13 @@ class ClassifierShift(Metric):
             rows.append((clf, p_in, p_out, values))
         return rows
 
+    def problems(self, device: str = "cpu") -> list[str]:
+        """The classifiers' weight files, at the paths they are read from (nothing loaded)."""
+        from ix2x.preflight import classifier_problems
+
+        specs = [self.config.classifier] + [s for s in [self.config.second_classifier] if s is not None]
+        return [p for spec in specs for p in classifier_problems(spec)]
+
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         ops_list = [edit_ops(s) for s in samples]
         first = self._per_classifier(self.config.classifier, samples, results, ops_list)

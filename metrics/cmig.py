@@ -84,6 +84,13 @@ class Cmig(Metric):
         check_spec(self.config.attribute_classifier)
         combine(1, 1, 1, self.config.combine)  # validates the name
 
+    def problems(self, device: str = "cpu") -> list[str]:
+        """Both classifiers' weight files, at the paths they are read from (nothing loaded)."""
+        from ix2x.preflight import classifier_problems
+
+        return classifier_problems(self.config.pathology_classifier) + classifier_problems(
+            self.config.attribute_classifier)
+
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         from ix2x.classifiers import get_classifier
 

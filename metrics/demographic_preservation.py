@@ -71,6 +71,12 @@ class DemographicPreservation(Metric):
 
         check_spec(self.config.classifier)
 
+    def problems(self, device: str = "cpu") -> list[str]:
+        """The attribute classifier's weight files, at the paths they are read from (nothing loaded)."""
+        from ix2x.preflight import classifier_problems
+
+        return classifier_problems(self.config.classifier)
+
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         from ix2x.classifiers import get_classifier
 

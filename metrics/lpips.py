@@ -47,6 +47,12 @@ class Lpips(Metric):
         if self.config.net not in NETS:
             raise ValueError(f"`net` must be one of {', '.join(NETS)}, got {self.config.net!r}.")
 
+    def problems(self, device: str = "cpu") -> list[str]:
+        """The ImageNet backbone at $TORCH_HOME/hub/checkpoints (none needed with ``random_backbone``)."""
+        from ix2x.preflight import lpips_problems
+
+        return [] if self.config.random_backbone else lpips_problems(self.config.net)
+
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         from ix2x.classifiers.perceptual import get_lpips
 
