@@ -47,7 +47,19 @@ def build(cls: type, values: Mapping[str, Any] | None, *, where: str) -> Any:
         )
     hints = typing.get_type_hints(cls)
     converted = {k: _convert(v, hints[k], f"{where}: `{k}`") for k, v in values.items()}
-    return cls(**converted)
+    try:
+        return cls(**converted)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        # A plugin's __post_init__ rejecting a value gets the same one-line error as a built-in's.
+        raise ConfigError(f"{where}: {e}") from e
+    except Exception as e:
+        from ix2x.errors import UserError
+
+        if isinstance(e, UserError):
+            raise ConfigError(f"{where}: {e}") from e
+        raise
 
 
 def describe(cls: type) -> list[tuple[str, str, Any]]:

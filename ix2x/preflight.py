@@ -26,8 +26,9 @@ from ix2x.errors import UserError
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$")
 
 
-def check_specs(suite: Any) -> None:
-    """Raise the first mistake of ``suite`` that needs no import of a component (so no torch)."""
+def check_specs(suite: Any, *, models: bool = True) -> None:
+    """Raise the first mistake of ``suite`` that needs no import of a component (so no torch).
+    ``models``: also the model folders named in the built-in diffusion editors' args (all at once)."""
     from ix2x import registry
 
     for kind, specs in (("editor", suite.editors), ("metric", suite.metrics)):
@@ -37,6 +38,19 @@ def check_specs(suite: Any) -> None:
                 registry.load(kind, spec.name)  # raises the "did you mean" error without importing others
     if not suite.editors:
         raise UserError(f"Suite `{suite.name}` has no editors.")
+    # Model folders the suite or the command line names for the built-in diffusion editors, before
+    # their modules (and torch) are imported; defaults of a Config are checked after, by the hook.
+    missing = []
+    for spec in suite.editors:
+        entry = registry.entries("editor")[spec.name]
+        if models and isinstance(spec.args.get("model"), str) and entry.target.startswith("editors."):
+            missing += [f"editor `{spec.key}`: {p}" for p in model_problems(spec.args["model"], editor=spec.key)]
+    if missing:
+        from ix2x.errors import MissingWeightsError
+
+        raise MissingWeightsError(f"{len(missing)} problem(s) stop this run:\n  " + "\n  ".join(missing))
+    if suite.batch_size < 1:
+        raise UserError(f"`batch_size` must be >= 1, got {suite.batch_size}. Set it with `--batch-size`.")
     if not _DEVICE.match(str(suite.device)):
         raise UserError(f"`device` must be cpu, cuda, cuda:N or mps, got {suite.device!r}. "
                         "Set it with `--device` or the suite's `device:`.")

@@ -5,8 +5,39 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from pathlib import Path
+
 from ix2x.configs import ConfigError, parse_assignments
+from ix2x.errors import UserError
 from ix2x.suite import ComponentSpec, Suite, load_suite, with_overrides
+
+
+def require_run_dir(path: str | Path, what: str) -> Path:
+    """``path`` if it is a run directory (holds run.json), else a one-line usage error."""
+    p = Path(path)
+    if not (p / "run.json").is_file():
+        state = "does not exist" if not p.exists() else ("is a file" if p.is_file() else "holds no run.json")
+        raise UserError(f"{what} must be a run directory (results/<suite>/<run-id>/ with run.json), got {p}, "
+                        f"which {state}. `ls results/*/` lists the runs.")
+    return p
+
+
+def preflight_run(suite: Suite) -> None:
+    """What ``ix2x validate`` checks, minus the dataset scan: names, device and data folder before torch
+    is imported, then settings, the device and every component's ``problems`` hook. Raises one error
+    listing every problem, one per line, so that a run never starts to fail on its second editor."""
+    from ix2x import preflight
+
+    preflight.check_specs(suite)
+    from benchmarks import runner
+    from ix2x.errors import MissingWeightsError
+
+    editors, metrics = runner.resolve(suite)
+    problems = preflight.device_problems(suite.device)
+    problems += preflight.component_problems(editors, metrics, suite.device)
+    if problems:
+        raise MissingWeightsError(f"{len(problems)} problem(s) stop this run (`ix2x validate` with the same "
+                                  "options lists them too):\n  " + "\n  ".join(problems))
 
 
 def suite_from_args(args: argparse.Namespace) -> Suite:

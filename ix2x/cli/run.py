@@ -42,8 +42,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ix2x.cli.common import preflight_run, require_run_dir, suite_from_args
+
+    # Names, settings, folders and weight files first: a mistake costs a second, not a torch import
+    # plus a model load (and leaves no run directory).
+    if args.resume:
+        require_run_dir(args.resume, "--resume")
+    else:
+        suite = suite_from_args(args)
+        preflight_run(suite)
+
     from benchmarks import runner, shard as sharding
-    from ix2x.cli.common import suite_from_args
 
     if args.quiet:
         _silence_library_progress_bars()
@@ -54,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
         if shard.rank == 0:
             if args.resume:
                 run_dir = Path(args.resume)
-                runner.load_run_suite(run_dir)  # a clear error if it is not a run directory
+                preflight_run(runner.load_run_suite(run_dir))
             else:
-                suite = suite_from_args(args)
                 run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
             runner.prepare_data(run_dir, progress=not args.quiet)  # generate phantoms once, on rank 0
             if not args.quiet:

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"data {args.data}: suites that read a dataset folder: {', '.join(dirs) or '(none)'}; "
                      f"checking with `{args.suite}` (choose with --suite; {', '.join(phantoms)} generate phantoms)")
     suite = suite_from_args(args)
-    preflight.check_specs(suite)  # names, device, data folder: before torch is imported
+    preflight.check_specs(suite, models=False)  # names, device, data folder: before torch is imported
 
     from benchmarks import runner
 
