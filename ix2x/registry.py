@@ -65,9 +65,31 @@ def load(kind: str, name: str) -> type:
             f"Unknown {kind} `{name}`.{hint} Installed {kind}s: {', '.join(known) or '(none)'}. "
             f"Plugins register under the entry-point group `{GROUPS[kind]}`; `ix2x ls {kind}s` lists them."
         )
-    cls = known[name].entry_point.load()
+    entry = known[name]
+    cls = _import(kind, entry)
     # One name per concept: the registry key is the name the class reports in records.
     cls.registry_name = name
+    return cls
+
+
+class BrokenPluginError(RegistryError):
+    """An entry point that cannot be imported: its module fails, or it names a missing attribute."""
+
+
+def _import(kind: str, entry: Entry) -> type:
+    """The entry's class; any failure of the plugin's own import is one line naming the entry point,
+    its distribution and the cause (the other entries stay usable)."""
+    try:
+        cls = entry.entry_point.load()
+    except Exception as e:  # whatever the plugin's module raises on import
+        cause = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise BrokenPluginError(
+            f"{kind} `{entry.name}` ({entry.target}, from {entry.provider}) cannot be loaded: {cause}. "
+            f"Fix or uninstall that distribution; the other {kind}s are unaffected.") from e
+    if not isinstance(cls, type) or not hasattr(cls, "Config"):
+        raise BrokenPluginError(
+            f"{kind} `{entry.name}` ({entry.target}, from {entry.provider}) must name an {kind} class with a "
+            f"`Config`, got {type(cls).__name__} {cls!r}. See the README's plugin section.")
     return cls
 
 

@@ -12,7 +12,8 @@ threshold is absolute."""
 EXAMPLES = """examples:
   ix2x compare results/phantom/RUN_A results/phantom/RUN_B
   ix2x compare A B --fail-if out_of_mask_change.mae:+5%
-  ix2x compare A B --fail-if classifier_shift.effectiveness@instructx2x:-0.05
+  ix2x compare A B --fail-if classifier_shift.effect@instructx2x:-0.05
+  ix2x compare A B --json > diff.json
 """
 
 
@@ -21,13 +22,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_b", metavar="RUN_B")
     p.add_argument("--fail-if", action="append", default=[], metavar="GATE")
     p.add_argument("--all", action="store_true", help="also list rows whose difference is exactly 0")
+    p.add_argument("--json", action="store_true", help="rows and gate failures as one JSON object on stdout")
 
 
 def run(args: argparse.Namespace) -> int:
     from benchmarks.compare import Gate, check_gates, compare_runs
 
+    from ix2x.cli.common import require_run_dir
+
+    require_run_dir(args.run_a, "RUN_A")
+    require_run_dir(args.run_b, "RUN_B")
     gates = [Gate.parse(g) for g in args.fail_if]
     rows = compare_runs(args.run_a, args.run_b)
+    if args.json:
+        import json
+
+        failures = check_gates(rows, gates)
+        shown = [r for r in rows if args.all or r["diff"] != 0]
+        # NaN is not JSON: a value that could not be computed is null.
+        shown = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in shown]
+        print(json.dumps({"run_a": args.run_a, "run_b": args.run_b, "rows": shown, "gate_failures": failures},
+                         indent=2, default=str))
+        return 1 if failures else 0
     print(f"{'editor':22s} {'metric.key':40s} {'A':>11s} {'B':>11s} {'B-A':>11s} {'95% CI':>25s} {'p':>8s} {'n':>5s}")
     for r in rows:
         if not args.all and r["diff"] == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 HELP = "list installed editors, metrics or built-in suites"
@@ -16,27 +17,52 @@ EXAMPLES = """examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["editors", "metrics", "suites"])
     p.add_argument("--verbose", "-v", action="store_true", help="show providers and settings (imports each)")
+    p.add_argument("--json", action="store_true", help="a JSON list on stdout instead of text")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.what == "suites":
-        from benchmarks import suite_path, suite_names
-        from ix2x.suite import load_suite
-
-        for name in suite_names():
-            print(f"{name:20s} {load_suite(suite_path(name)).description}")
+    rows = _suites() if args.what == "suites" else _components(args.what[:-1], args.verbose)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=repr))
         return 0
+    for row in rows:
+        if args.what == "suites":
+            print(f"{row['name']:20s} {row['description']}")
+            continue
+        print(f"{row['name']:24s} {row['target']:45s} [{row['provider']}]")
+        if "error" in row:
+            print(f"    BROKEN: {row['error']}")
+        if row.get("doc"):
+            print(f"    {row['doc']}")
+        for field in row.get("settings", []):
+            print(f"    {field['name']}: {field['type']} = {field['default']!r}")
+    return 0
+
+
+def _suites() -> list[dict]:
+    from benchmarks import suite_names, suite_path
+    from ix2x.suite import load_suite
+
+    return [{"name": n, "description": load_suite(suite_path(n)).description} for n in suite_names()]
+
+
+def _components(kind: str, verbose: bool) -> list[dict]:
+    """Every entry; with ``verbose`` each is imported, and one that fails is marked, not fatal."""
     from ix2x import registry
     from ix2x.configs import describe
 
-    kind = args.what[:-1]
+    rows = []
     for name, entry in registry.entries(kind).items():
-        print(f"{name:24s} {entry.target:45s} [{entry.provider}]")
-        if args.verbose:
-            cls = registry.load(kind, name)
-            doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-            if doc:
-                print(f"    {doc[0]}")
-            for field, tp, default in describe(cls.Config):
-                print(f"    {field}: {tp} = {default!r}")
-    return 0
+        row = {"name": name, "target": entry.target, "provider": entry.provider}
+        if verbose:
+            try:
+                cls = registry.load(kind, name)
+                settings = describe(cls.Config)
+            except Exception as e:  # a broken plugin breaks alone
+                row["error"] = str(e)
+            else:
+                doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+                row["doc"] = doc[0] if doc else ""
+                row["settings"] = [{"name": f, "type": t, "default": d} for f, t, d in settings]
+        rows.append(row)
+    return rows

@@ -35,10 +35,20 @@ def _subcommand_modules() -> dict[str, object]:
     return dict(sorted(found.items()))
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ix2x")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ix2x", description="Evaluate and benchmark counterfactual chest X-ray editors.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ix2x {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in _subcommand_modules().items():
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),

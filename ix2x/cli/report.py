@@ -27,8 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ix2x.cli.common import require_run_dir
     from reports import write_report
 
+    for run_dir in args.run_dirs:
+        require_run_dir(run_dir, "RUN_DIR")
     path = write_report(args.run_dirs, args.out, with_images=not args.no_images, baseline=args.baseline,
                         n_grid=args.samples, seed=args.seed)
     print(f"report: {path}")

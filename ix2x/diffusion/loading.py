@@ -34,7 +34,8 @@ _TOKENIZER_PAIR = ("tokenizer/vocab.json", "tokenizer/merges.txt")
 HOW_TO_GET = (
     "A model folder is a diffusers InstructPix2Pix folder (model_index.json, unet/, vae/, text_encoder/, "
     "tokenizer/, scheduler/). InstructX2X: download the released checkpoint folder from the link in the "
-    "InstructX2X README (Google Drive) and pass its path with --model. InstructPix2Pix: on a machine with "
+    "InstructX2X README (Google Drive) and pass its path with `--editor-arg instructx2x.model=DIR` (run, "
+    "validate) or `--model DIR` (edit). InstructPix2Pix: on a machine with "
     "internet run `huggingface-cli download timbrooks/instruct-pix2pix --local-dir DIR` and copy DIR here. "
     "An original LDM .ckpt converts with `ix2x convert CKPT --out DIR`. "
     "Tests and demos: `python -c \"from ix2x.diffusion.tiny import make_tiny_model; make_tiny_model('DIR')\"`."
