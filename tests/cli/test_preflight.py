@@ -1,0 +1,199 @@
+"""`ix2x validate` checks every file `ix2x run` will load, at the paths the libraries read, without
+loading any. References: torchxrayvision's own cache folder and URLs, torch.hub's folder and
+torchvision's weight URL, huggingface_hub's cache lookup, diffusers/transformers loading the stand-ins."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from samples_for_tests import tiny_samples, write_mimic_dir
+
+REPO = Path(__file__).resolve().parents[2]
+HUB_ID = "timbrooks/instruct-pix2pix"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from ix2x.diffusion.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def _env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TORCH_HOME", "XDG_CACHE"))}
+    return {**env, "HOME": str(home), "TORCH_HOME": str(home / "torch"), "HF_HUB_OFFLINE": "1",
+            "PYTHONPATH": str(REPO)}
+
+
+def _validate(args, home, cwd):
+    return subprocess.run([sys.executable, "-m", "ix2x", "validate", *args], capture_output=True, text=True,
+                          env=_env(home), cwd=cwd)
+
+
+def _xrv_files(home: Path) -> list[Path]:
+    """Every file torchxrayvision reads for the mimic suite's classifiers, from xrv's own code."""
+    import torchxrayvision as xrv
+
+    cache = Path(xrv.utils.get_cache_dir().replace(os.path.expanduser("~"), str(home), 1))
+    files = [cache / os.path.basename(xrv.models.model_urls[w]["weights_url"])
+             for w in ("densenet121-res224-all", "densenet121-res224-chex")]
+    base = Path(xrv.__file__).parent / "baseline_models"
+    for sub in ("emory_hiti", "mira", "riken"):
+        source = (base / sub / "__init__.py").read_text()
+        files += [cache / f for f in re.findall(r"releases/download/v1/([\w.-]+\.(?:pt|ckpt))", source)]
+    return files
+
+
+def _lpips_file(home: Path) -> Path:
+    import torchvision
+
+    url = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
+    return home / "torch" / "hub" / "checkpoints" / os.path.basename(url)  # torch.hub.get_dir() with TORCH_HOME
+
+
+def _cache_hub_model(home: Path, model: Path) -> Path:
+    """The tiny model placed in the Hugging Face cache layout under $HOME, as `huggingface-cli download` leaves it."""
+    repo = home / ".cache" / "huggingface" / "hub" / f"models--{HUB_ID.replace('/', '--')}"
+    commit = "0" * 40
+    shutil.copytree(model, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return repo
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_mimic_dir(tmp_path / "data", tiny_samples(3))
+
+
+def test_empty_home_names_every_missing_file_and_cuda(tmp_path, data):
+    home = tmp_path / "home"
+    home.mkdir()
+    out = _validate(["--suite", "mimic", "--data", str(data)], home, tmp_path)
+    assert out.returncode == 1, out.stderr
+    text = out.stdout
+    assert "models/diffusers/InstructX2X does not exist" in text and "--editor-arg instructx2x.model=DIR" in text
+    assert f"hub model '{HUB_ID}' is not in the local Hugging Face cache" in text
+    assert "huggingface-cli download timbrooks/instruct-pix2pix" in text
+    files = _xrv_files(home)
+    assert len(files) == 5  # two DenseNets, race, sex, age
+    for f in files:
+        assert str(f) in text, f
+        assert f"-O {f}" in text  # the fetch command puts it where xrv reads it
+    assert str(_lpips_file(home)) in text
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "device `cuda`: CUDA is not available" in text
+    # a file two metrics need is one line
+    problems = [line for line in text.splitlines() if line.startswith("PROBLEM:")]
+    assert len([p for p in problems if str(files[0]) in p]) == 1
+
+
+def test_stand_ins_in_the_real_layouts_pass(tmp_path, data, tiny_model):
+    home = tmp_path / "home"
+    for f in _xrv_files(home) + [_lpips_file(home)]:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"stand-in")  # validate checks presence; loading them is the loaders' test
+    _cache_hub_model(home, tiny_model)
+    shutil.copytree(tiny_model, tmp_path / "models" / "diffusers" / "InstructX2X")
+    import torch
+
+    device = [] if torch.cuda.is_available() else ["--device", "cpu"]
+    out = _validate(["--suite", "mimic", "--data", str(data), "--json", *device], home, tmp_path)
+    report = json.loads(out.stdout)
+    assert report["problems"] == [] and report["ok"] is True and out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hub_cache_stand_in_is_what_huggingface_hub_finds(tmp_path, tiny_model, monkeypatch):
+    from huggingface_hub import snapshot_download
+
+    from ix2x import preflight
+
+    home = tmp_path / "home"
+    repo = _cache_hub_model(home, tiny_model)
+    monkeypatch.setattr(preflight, "hub_cache_dir", lambda: repo.parent)
+    reference = Path(snapshot_download(HUB_ID, local_files_only=True, cache_dir=repo.parent))
+    assert preflight.hub_snapshot(HUB_ID) == reference
+    assert preflight.hub_problems(HUB_ID) == []
+    (reference / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    (problem,) = preflight.hub_problems(HUB_ID)
+    assert "vae missing" in problem and "huggingface-cli download" in problem
+
+
+@pytest.mark.parametrize("remove, expect", [
+    ("unet/diffusion_pytorch_model.safetensors", "unet missing"),
+    ("text_encoder/config.json", "text_encoder missing"),
+    ("scheduler/scheduler_config.json", "scheduler missing"),
+    ("tokenizer/tokenizer.json", "tokenizer missing"),
+])
+def test_each_missing_component_is_named(tmp_path, tiny_model, remove, expect):
+    from ix2x.preflight import model_problems
+
+    folder = shutil.copytree(tiny_model, tmp_path / "m")
+    assert model_problems(str(folder)) == []
+    (folder / remove).unlink()
+    (problem,) = model_problems(str(folder))
+    assert expect in problem and str(folder) in problem
+
+
+def test_tokenizer_size_matches_transformers_and_placeholder_is_refused(tmp_path, tiny_model):
+    from transformers import CLIPTokenizer
+
+    from ix2x.preflight import model_problems, tokenizer_size
+
+    assert tokenizer_size(tiny_model / "tokenizer") == len(CLIPTokenizer.from_pretrained(tiny_model / "tokenizer"))
+    folder = shutil.copytree(tiny_model, tmp_path / "m")
+    shutil.rmtree(folder / "tokenizer")
+    (folder / "tokenizer").mkdir()
+    (folder / "tokenizer" / "vocab.json").write_text(json.dumps({"<|startoftext|>": 0, "<|endoftext|>": 1}))
+    (folder / "tokenizer" / "merges.txt").write_text("#version: 0.2\n")
+    assert len(CLIPTokenizer.from_pretrained(folder / "tokenizer")) == 2
+    (problem,) = model_problems(str(folder))
+    assert "tokenizer has 2 tokens" in problem
+
+
+def test_not_an_instructpix2pix_unet(tmp_path, tiny_model):
+    from ix2x.preflight import model_problems
+
+    folder = shutil.copytree(tiny_model, tmp_path / "m")
+    config = json.loads((folder / "unet/config.json").read_text())
+    (folder / "unet/config.json").write_text(json.dumps({**config, "in_channels": 4}))
+    (problem,) = model_problems(str(folder))
+    assert "not an InstructPix2Pix model" in problem and "4 input channels, expected 8" in problem
+
+
+def test_parameter_count_matches_the_loaded_modules(tiny_model):
+    from ix2x.diffusion.loading import load_components
+    from ix2x.preflight import parameter_count
+
+    c = load_components(tiny_model)
+    reference = sum(p.numel() for m in (c.unet, c.vae, c.text_encoder) for p in m.state_dict().values())
+    assert parameter_count(tiny_model) == reference
+
+
+def test_memory_problem_when_the_weights_do_not_fit(tiny_model, monkeypatch):
+    from ix2x import preflight
+
+    need = preflight.memory_estimate(preflight.parameter_count(tiny_model), "float16")
+    assert need == int(preflight.parameter_count(tiny_model) * 2 * preflight.ACTIVATION_MARGIN)
+    monkeypatch.setattr(preflight, "free_cuda_bytes", lambda device: need - 1)
+    (problem,) = preflight.memory_problems(tiny_model, "cuda", "float16", what="editor `x`")
+    assert "GiB free" in problem
+    monkeypatch.setattr(preflight, "free_cuda_bytes", lambda device: need)
+    assert preflight.memory_problems(tiny_model, "cuda", "float16", what="editor `x`") == []
+    assert preflight.memory_problems(tiny_model, "cpu", "float32", what="editor `x`") == []
+
+
+def test_lpips_random_backbone_needs_no_file(tmp_path, monkeypatch):
+    from metrics.lpips import Lpips
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert "backbone not found" in Lpips().problems()[0]
+    assert Lpips(Lpips.Config(random_backbone=True)).problems() == []
