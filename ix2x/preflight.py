@@ -38,17 +38,6 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
                 registry.load(kind, spec.name)  # raises the "did you mean" error without importing others
     if not suite.editors:
         raise UserError(f"Suite `{suite.name}` has no editors.")
-    # Model folders the suite or the command line names for the built-in diffusion editors, before
-    # their modules (and torch) are imported; defaults of a Config are checked after, by the hook.
-    missing = []
-    for spec in suite.editors:
-        entry = registry.entries("editor")[spec.name]
-        if models and isinstance(spec.args.get("model"), str) and entry.target.startswith("editors."):
-            missing += [f"editor `{spec.key}`: {p}" for p in model_problems(spec.args["model"], editor=spec.key)]
-    if missing:
-        from ix2x.errors import MissingWeightsError
-
-        raise MissingWeightsError(f"{len(missing)} problem(s) stop this run:\n  " + "\n  ".join(missing))
     if suite.batch_size < 1:
         raise UserError(f"`batch_size` must be >= 1, got {suite.batch_size}. Set it with `--batch-size`.")
     if not _DEVICE.match(str(suite.device)):
@@ -66,6 +55,17 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
                             "Build one with `ix2x dataset build` or point at your copy.")
     if data.limit is not None and data.limit < 1:
         raise UserError(f"`limit` must be >= 1, got {data.limit}.")
+    # Model folders the suite or the command line names for the built-in diffusion editors, before
+    # their modules (and torch) are imported; defaults of a Config are checked after, by the hook.
+    missing = []
+    for spec in suite.editors:
+        entry = registry.entries("editor")[spec.name]
+        if models and isinstance(spec.args.get("model"), str) and entry.target.startswith("editors."):
+            missing += [f"editor `{spec.key}`: {p}" for p in model_problems(spec.args["model"], editor=spec.key)]
+    if missing:
+        from ix2x.errors import MissingWeightsError
+
+        raise MissingWeightsError(f"{len(missing)} problem(s) stop this run:\n  " + "\n  ".join(missing))
 
 
 # ------------------------------------------------------------------------------------ diffusers models
@@ -304,11 +304,41 @@ def _classifier_files(kind: str, weights: str | None, path: str | None) -> list[
         return [(folder / f, ours.RELEASE + f, what) for f, what in
                 ((ours.RACE_FILE, "Emory HITI race model"), (ours.SEX_FILE, "MIRA sex model"),
                  (ours.AGE_FILE, "RIKEN age model"))]
-    import torchxrayvision as xrv
-
-    url = xrv.models.model_urls[weights]["weights_url"]
+    url = xrv_weights_urls()[weights]
     file = Path(path) if path else ours.cache_dir() / os.path.basename(url)
     return [(file, url, f"torchxrayvision {weights}")]
+
+
+def xrv_weights_urls() -> dict[str, str]:
+    """``torchxrayvision.models.model_urls[name]["weights_url"]`` for every name, read from the
+    installed package's source without importing it (its import takes seconds: datasets, pandas);
+    falls back to the import when the source does not read as literal assignments."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchxrayvision")
+    try:
+        tree = ast.parse(Path(spec.submodule_search_locations[0], "models.py").read_text())
+        table: dict[str, Any] = {}
+        for node in tree.body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Subscript)
+                    and getattr(node.targets[0].value, "id", None) == "model_urls"):
+                continue
+            key = ast.literal_eval(node.targets[0].slice)
+            value = node.value
+            if isinstance(value, ast.Subscript) and getattr(value.value, "id", None) == "model_urls":
+                table[key] = table[ast.literal_eval(value.slice)]
+            elif isinstance(value, ast.Dict):
+                entries = {ast.literal_eval(k): v for k, v in zip(value.keys, value.values)}
+                table[key] = ast.literal_eval(entries["weights_url"])
+        if table:
+            return table
+    except (AttributeError, IndexError, KeyError, OSError, SyntaxError, TypeError, ValueError):
+        pass
+    import torchxrayvision as xrv
+
+    return {k: v["weights_url"] for k, v in xrv.models.model_urls.items()}
 
 
 def _missing_file(file: Path, url: str | None, what: str) -> str:

@@ -96,7 +96,7 @@ def test_empty_home_names_every_missing_file_and_cuda(tmp_path, data):
     assert len([p for p in problems if str(files[0]) in p]) == 1
 
 
-def test_stand_ins_in_the_real_layouts_pass(tmp_path, data, tiny_model):
+def test_stand_ins_in_the_real_layouts_pass(tmp_path, data, tiny_model, monkeypatch, capsys):
     home = tmp_path / "home"
     for f in _xrv_files(home) + [_lpips_file(home)]:
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -105,10 +105,27 @@ def test_stand_ins_in_the_real_layouts_pass(tmp_path, data, tiny_model):
     shutil.copytree(tiny_model, tmp_path / "models" / "diffusers" / "InstructX2X")
     import torch
 
+    from ix2x import preflight
+    from ix2x.cli.main import main
+
+    # In-process (a subprocess costs seconds of imports): the paths are read at call time.
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setattr(preflight, "hub_cache_dir", lambda: home / ".cache" / "huggingface" / "hub")
+    monkeypatch.chdir(tmp_path)
     device = [] if torch.cuda.is_available() else ["--device", "cpu"]
-    out = _validate(["--suite", "mimic", "--data", str(data), "--json", *device], home, tmp_path)
-    report = json.loads(out.stdout)
-    assert report["problems"] == [] and report["ok"] is True and out.returncode == 0, out.stdout + out.stderr
+    rc = main(["validate", "--suite", "mimic", "--data", str(data), "--json", *device])
+    report = json.loads(capsys.readouterr().out)
+    assert report["problems"] == [] and report["ok"] is True and rc == 0
+    assert report["editors"] == ["identity", "instructx2x", "instructpix2pix"]
+
+
+def test_xrv_urls_read_from_source_equal_the_imported_table():
+    import torchxrayvision as xrv
+
+    from ix2x.preflight import xrv_weights_urls
+
+    assert xrv_weights_urls() == {k: v["weights_url"] for k, v in xrv.models.model_urls.items()}
 
 
 def test_hub_cache_stand_in_is_what_huggingface_hub_finds(tmp_path, tiny_model, monkeypatch):

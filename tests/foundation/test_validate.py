@@ -1,6 +1,7 @@
 """`ix2x validate` checks data and metric requirements without running anything."""
 
 import csv
+import json
 
 from ix2x.cli.main import main
 from samples_for_tests import tiny_samples, write_mimic_dir
@@ -19,22 +20,47 @@ def test_valid_dataset_passes(tmp_path, capsys):
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\neditors: [{name: identity}]\nmetrics: [{name: out_of_mask_change}]\n")
     assert main(["validate", "--suite", str(suite), "--data", str(data)]) == 0
-    assert capsys.readouterr().out.strip().endswith("ok")
+    assert capsys.readouterr().out.strip().endswith("ok: `ix2x run` with these options would start")
 
 
 def test_metric_needing_masks_on_data_without_masks(tmp_path, capsys):
     data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
     _drop_column(data / "instructions.csv", "mask")
-    assert main(["validate", "--data", str(data)]) == 1
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\neditors: [{name: identity}]\nmetrics: [{name: out_of_mask_change}, {name: cmig}]\n")
+    assert main(["validate", "--suite", str(suite), "--data", str(data)]) == 1
     out = capsys.readouterr().out
     assert "metric `out_of_mask_change` requires region" in out
-    # the default suite's CMIG needs attribute labels, which this dataset does not have either
+    # CMIG needs attribute labels, which this dataset does not have either
     assert "metric `cmig` requires labels" in out
+
+
+def test_data_without_suite_is_checked_with_the_suites_that_read_folders(tmp_path, capsys):
+    """Before, `validate --data DIR` checked the phantom suite's needs (true masks) on a real folder."""
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
+    _drop_column(data / "instructions.csv", "mask")  # a real folder has no true change masks
+    rc = main(["validate", "--data", str(data), "--editors", "identity", "--metrics", "out_of_mask_change",
+               "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "suites that read a dataset folder: mimic; checking with `mimic`" in out
+    # mimic's region is the instruction's pseudo-mask: out_of_mask_change has what it needs
+    assert "requires region" not in out and rc == 0, out
+
+
+def test_validate_takes_editors_and_metrics_and_json(tmp_path, capsys):
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
+    assert main(["validate", "--data", str(data), "--editors", "instructx2x", "--metrics", "lpips",
+                 "--editor-arg", f"instructx2x.model={tmp_path / 'nope'}", "--device", "cpu", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["editors"] == ["instructx2x"] and report["metrics"] == ["lpips"]
+    assert report["fitting_suites"] == ["mimic"] and report["ok"] is False
+    assert [p.split(":")[0] for p in report["problems"]] == ["editor `instructx2x`", "metric `lpips`"]
+    assert f"model folder {tmp_path / 'nope'} does not exist" in report["problems"][0]
 
 
 def test_missing_image_is_reported_with_its_row(tmp_path, capsys):
     data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
     (data / "past" / "s000p.png").unlink()
-    assert main(["validate", "--data", str(data)]) == 1
+    assert main(["validate", "--data", str(data), "--editors", "identity", "--device", "cpu"]) == 1
     out = capsys.readouterr().out
     assert "s000p" in out and "requirements not checked" in out
