@@ -64,3 +64,35 @@ def test_editor_args_precedence():
                                                       {"name": "b", "args": {"steps": 7}}]})
     out = apply_editor_args(suite, ["steps=9", "a.tau=0.3"])
     assert out.editors[0].args == {"steps": 9, "tau": 0.3} and out.editors[1].args == {"steps": 9}
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"ix2x {version('ix2x')}"
+
+
+def test_compare_help_gates_name_existing_keys():
+    """The example used `classifier_shift.effectiveness`, which no metric reports (exit 2)."""
+    import re
+
+    from benchmarks.compare import Gate
+    from ix2x import registry
+    from ix2x.cli.compare import EXAMPLES
+
+    gates = [Gate.parse(g) for g in re.findall(r"--fail-if (\S+)", EXAMPLES)]
+    assert len(gates) == 2
+    for gate in gates:
+        assert gate.key in registry.load("metric", gate.metric).higher_is_better, gate
+
+
+def test_ls_json(capsys):
+    import json
+
+    assert main(["ls", "metrics", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"name": "lpips", "target": "metrics.lpips:Lpips"}.items() <= next(r for r in rows if r["name"] == "lpips").items()
+    assert main(["ls", "suites", "--json"]) == 0
+    assert "mimic" in {r["name"] for r in json.loads(capsys.readouterr().out)}
