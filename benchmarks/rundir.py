@@ -135,10 +135,9 @@ def reject_records(run_dir: Path, keys: set[tuple[str, str]], reason: str, *, ve
 def merge(run_dir: Path, editor_keys: Sequence[str], ids: Sequence[str]) -> None:
     """Fold every rank's records into ``samples.jsonl`` in canonical order (editor order of the
     suite, then dataset order), the order a single process writes: the merged file of a sharded
-    run is byte-identical to an unsharded one, timings aside."""
+    run is byte-identical to an unsharded one, timings aside. A resumed run whose redone samples
+    (damaged lines, changed data) were appended at the end is put in that order too."""
     files = record_files(run_dir)
-    if len(files) == 1:
-        return
     meta = read_meta(run_dir)
     per_file = {p.name: records.read_sample_records(p, version=meta.schema_version) for p in files if p.exists()}
     editor_pos = {k: i for i, k in enumerate(editor_keys)}
@@ -149,6 +148,10 @@ def merge(run_dir: Path, editor_keys: Sequence[str], ids: Sequence[str]) -> None
             unique.setdefault(rec.key, rec)
     ordered = sorted(unique.values(), key=lambda r: (editor_pos.get(r.editor, len(editor_pos)),
                                                      sample_pos.get(r.sample_id, len(sample_pos))))
+    if len(files) == 1:
+        if [r.key for r in ordered] != [r.key for r in per_file.get(files[0].name, [])]:
+            records._write_new(files[0], "".join(records.dumps(r.as_dict()) + "\n" for r in ordered))
+        return
     records._write_new(run_dir / records.SAMPLES_FILE, "".join(records.dumps(r.as_dict()) + "\n" for r in ordered))
     for path in files[1:]:
         path.unlink()

@@ -376,6 +376,9 @@ def without_timings(recs: Iterable[Mapping[str, Any] | SampleRecord]) -> list[di
     return out
 
 
+_os_write = os.write  # one name to patch in tests that fill the disk
+
+
 def disk_full(e: BaseException) -> bool:
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -396,7 +399,7 @@ class RecordWriter:
         try:
             view = memoryview(data)
             while view:
-                n = os.write(self._fd, view)
+                n = _os_write(self._fd, view)
                 view = view[n:]
             os.fsync(self._fd)
         except BaseException:
