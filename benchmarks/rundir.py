@@ -81,7 +81,8 @@ class RunLocked(UserError):
 def locked(run_dir: Path, *, enabled: bool = True) -> Iterator[None]:
     """Hold the run directory's exclusive lock (released by the OS when the process dies, so a
     killed run never leaves a stale lock)."""
-    if not enabled:
+    key = str(Path(run_dir).resolve())
+    if not enabled or key in _HELD:  # re-entrant within a process (the CLI locks before preparing data)
         yield
         return
     fd = os.open(run_dir / records.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -91,9 +92,16 @@ def locked(run_dir: Path, *, enabled: bool = True) -> Iterator[None]:
         except BlockingIOError:
             raise RunLocked(f"{run_dir} is being written by another ix2x process (its lock is held); "
                             "wait for it to finish, or stop it, then resume.") from None
-        yield
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
     finally:
         os.close(fd)  # closing releases the lock
+
+
+_HELD: set[str] = set()
 
 
 # --------------------------------------------------------------------------------------- records

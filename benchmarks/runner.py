@@ -289,7 +289,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
         raise UserError(f"{', '.join(needs_editor)} edit again and cannot be computed from cached edits; "
                         "run the suite with them instead.")
     recs = parent.sample_records()
-    missing = [r for r in recs if r.ok and (not r.image or not (run_dir / r.image).is_file())]
+    missing = [r for r in recs if r.ok and (not r.image or not records.inside(run_dir, r.image).is_file())]
     if missing:
         raise UserError(f"{len(missing)} record(s) of {run_dir} have no cached edit image (first: "
                         f"{missing[0].editor}/{missing[0].sample_id}); the run was made with "

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         # A new run that fails before its first record leaves no run directory behind.
         guard = rundir.discard_if_unstarted(run_dir) if run_dir is not None and not args.resume \
             else contextlib.nullcontext()
-        with guard:
+        lock = rundir.locked(run_dir) if run_dir is not None else contextlib.nullcontext()
+        with guard, lock:
             if shard.rank == 0:
                 runner.prepare_data(run_dir, progress=not args.quiet)  # generate phantoms once, on rank 0
                 if not args.quiet:
