@@ -80,3 +80,25 @@ def test_rescore_leaves_the_run_byte_identical_and_names_it_as_parent(tmp_path, 
     assert new.meta["parent"] == str(run_dir.resolve())
     assert len(new.records()) == 2 * len(samples) and all((outcome.run_dir / r["image"]).is_file()
                                                           for r in new.records())
+
+
+def test_rescore_cli_names_the_new_run(tmp_path, samples, capsys):
+    from samples_for_tests import write_mimic_dir
+
+    from ix2x.cli.main import main
+    import json
+
+    data = write_mimic_dir(tmp_path / "data", samples)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(json.dumps({"name": "r", "editors": [{"name": "identity"}],
+                                 "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
+                                 "data": {"source": "dir", "path": str(data)}}))
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "out" / "r").iterdir()
+    before = _tree_bytes(run_dir)
+    capsys.readouterr()
+    assert main(["rescore", str(run_dir), "--metrics", "out_of_mask_change", "--metric-arg",
+                 "out_of_mask_change.lpips_net=null", "--out", str(tmp_path / "new"), "--quiet"]) == 0
+    assert "rescored from" in capsys.readouterr().out and _tree_bytes(run_dir) == before
+    (new,) = (tmp_path / "new" / "r").iterdir()
+    assert records.RunDir.open(new).meta["parent"] == str(run_dir.resolve())
