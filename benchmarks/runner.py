@@ -13,9 +13,10 @@ aggregation); this module puts them in order.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from benchmarks import editing, rundir, scoring
 from benchmarks.shard import Shard, barrier
@@ -154,7 +155,7 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
     """
     suite = load_run_suite(run_dir)
     editors, metrics = resolve(suite)
-    with rundir.locked(run_dir, enabled=shard.rank == 0):
+    with rundir.locked(run_dir, enabled=shard.rank == 0), _disk_full_is_one_line(run_dir):
         tree = None
         if dataset is None:
             dataset, tree = _open_data(suite, progress and shard.rank == 0)
@@ -164,14 +165,7 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
         if shard.rank == 0:  # set damage aside and check the data before any rank reads what is done
             _check_records_and_data(run_dir, dataset, ids, tree, allow_changed_data)
         barrier(shard)
-        try:
-            _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch)
-        except OSError as e:
-            if records.disk_full(e):
-                raise DiskFull(f"No space left on the device of {run_dir} ({e.strerror}: {e.filename or ''}); "
-                               f"the batch in flight was not recorded. Free space, then "
-                               f"`ix2x run --resume {run_dir}`.") from None
-            raise
+        _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch)
         barrier(shard)
         if shard.rank == 0:
             merge(run_dir, [e.key for e in editors], ids)
@@ -182,6 +176,18 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
         outcome = RunOutcome(run_dir, meta.n_records or 0, meta.n_failed or {}, meta.n_metric_errors or 0,
                              meta.n_per_editor or {})
     return outcome
+
+
+@contextmanager
+def _disk_full_is_one_line(run_dir: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        if records.disk_full(e):
+            raise DiskFull(f"No space left on the device of {run_dir} ({e.strerror}: {e.filename or ''}); "
+                           f"the batch in flight was not recorded. Free space, then "
+                           f"`ix2x run --resume {run_dir}`.") from None
+        raise
 
 
 def _check_records_and_data(run_dir: Path, dataset: Sequence[Sample], ids: Sequence[str],

@@ -31,8 +31,9 @@ def test_a_second_concurrent_resume_is_refused(tmp_path, samples, capsys):
         from benchmarks import runner
         from samples_for_tests import tiny_samples
         def slow(n):
-            Path({str(marker)!r}).touch()
-            time.sleep(1.5)
+            if not Path({str(marker)!r}).exists():  # hold the lock a while after the first batch
+                Path({str(marker)!r}).touch()
+                time.sleep(3)
         runner.execute(Path({str(run_dir)!r}), tiny_samples(), progress=False, on_batch=slow)
     """)
     proc = subprocess.Popen([sys.executable, "-c", child], stderr=subprocess.PIPE, text=True)
