@@ -23,7 +23,7 @@ TESTS = Path(__file__).resolve().parents[1]
 
 def test_a_second_concurrent_resume_is_refused(tmp_path, samples, capsys):
     run_dir = runner.start_run(suite_from_dict(SUITE), tmp_path)
-    marker = tmp_path / "first-batch-written"
+    marker, release = tmp_path / "first-batch-written", tmp_path / "tried"
     child = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(TESTS)!r})
@@ -31,9 +31,11 @@ def test_a_second_concurrent_resume_is_refused(tmp_path, samples, capsys):
         from benchmarks import runner
         from samples_for_tests import tiny_samples
         def slow(n):
-            if not Path({str(marker)!r}).exists():  # hold the lock a while after the first batch
+            if not Path({str(marker)!r}).exists():  # hold the lock until the other resume was tried
                 Path({str(marker)!r}).touch()
-                time.sleep(3)
+                deadline = time.time() + 120
+                while not Path({str(release)!r}).exists() and time.time() < deadline:
+                    time.sleep(0.05)
         runner.execute(Path({str(run_dir)!r}), tiny_samples(), progress=False, on_batch=slow)
     """)
     proc = subprocess.Popen([sys.executable, "-c", child], stderr=subprocess.PIPE, text=True)
@@ -43,15 +45,17 @@ def test_a_second_concurrent_resume_is_refused(tmp_path, samples, capsys):
             assert proc.poll() is None, proc.stderr.read()
             assert time.time() < deadline
             time.sleep(0.05)
-        assert main(["run", "--resume", str(run_dir), "--quiet"]) == 2
+        rc = main(["run", "--resume", str(run_dir), "--quiet"])
+        release.touch()
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and "being written by another ix2x process" in err
+        assert rc == 2 and len(err.splitlines()) == 1 and "being written by another ix2x process" in err
     finally:
+        release.touch()
         assert proc.wait(timeout=300) == 0, proc.stderr.read()
     recs = records.RunDir.open(run_dir).records()
     assert len(recs) == 12 and len({(r["editor"], r["sample_id"]) for r in recs}) == 12
-    # The lock went with its process: the run can be resumed now.
-    runner.execute(run_dir, samples, progress=False)
+    with rundir.locked(run_dir):  # the lock went with its process
+        pass
 
 
 def _cli_dir_run(tmp_path, samples):
