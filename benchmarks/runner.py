@@ -116,6 +116,14 @@ def start_run(suite: Suite, out_root: Path, *, argv: Sequence[str] = (), parent:
     if parent is None:
         check_data(suite.data)
     run_dir = rundir.new_run_dir(out_root, suite.name)
+    # A failed start (a full disk...) is one line and leaves nothing behind.
+    with _disk_full_is_one_line(run_dir), rundir.discard_if_unstarted(run_dir):
+        _write_start_meta(run_dir, suite, editors, metrics, argv, parent)
+    return run_dir
+
+
+def _write_start_meta(run_dir: Path, suite: Suite, editors: list[Component], metrics: list[Component],
+                      argv: Sequence[str], parent: Path | None) -> None:
     meta = RunMeta(schema_version=records.SCHEMA_VERSION, suite=suite.as_dict(),
                    editors=_components_meta(editors), metrics=_components_meta(metrics, describe=True),
                    seed=suite.seed, status="running", created=rundir.now(),
@@ -123,7 +131,6 @@ def start_run(suite: Suite, out_root: Path, *, argv: Sequence[str] = (), parent:
                    extra={"packages": package_versions(), "git": git_state(), "device": device_info(suite.device),
                           "argv": list(argv)})
     rundir.write_meta(run_dir, meta)
-    return run_dir
 
 
 def prepare_data(run_dir: Path, *, progress: bool = True) -> None:

@@ -130,3 +130,13 @@ def test_save_png_leaves_no_file_when_the_disk_fills(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         rundir.save_png(tmp_path / "a" / "x.png", torch.zeros(1, 4, 4))
     assert list((tmp_path / "a").iterdir()) == []
+
+
+def test_a_full_disk_when_starting_leaves_no_run_directory(tmp_path, monkeypatch):
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records, "write_json_atomic", full)
+    with pytest.raises(runner.DiskFull, match="No space left"):
+        runner.start_run(suite_from_dict(SUITE), tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
