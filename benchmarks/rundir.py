@@ -234,7 +234,7 @@ def sample_hash(s: Sample) -> str:
         else:
             a = t.detach().cpu().contiguous()
             h.update(repr((tuple(a.shape), str(a.dtype))).encode())
-            h.update(a.numpy().tobytes())
+            h.update(a.numpy().data)  # the buffer itself, no copy
     h.update(json.dumps([s.sample_id, s.instruction, s.target_aligned, s.patient_id, s.split,
                          records.dumps(dict(s.labels))], sort_keys=True).encode())
     return "sha256:" + h.hexdigest()
