@@ -136,3 +136,18 @@ def test_a_metric_that_describes_itself_is_described_in_run_json(tmp_path, sampl
                              "metrics": [{"name": "described", "label": "oomc", "args": {"lpips_net": None}}]})
     meta = records.RunDir.open(runner.start_run(suite, tmp_path)).meta
     assert meta["metrics"]["oomc"]["describe"] == {"headline": ["mae"], "units": {"mae": "intensity"}}
+
+
+def test_image_names_are_injective_and_safe():
+    import random
+    import string
+
+    rng = random.Random(0)
+    alphabet = string.ascii_letters[:4] + "_~ .-/\\:é" + "\u00e9"  # few letters: many near-collisions
+    ids = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(20000)}
+    ids |= {"x" * 300, "x" * 299 + "y", ".", "..", "a.guidance", "a.mask"}
+    names = {records.image_name(i): i for i in ids}
+    assert len(names) == len(ids)  # no two ids share a file
+    for name in names:
+        assert "/" not in name and "\\" not in name and not name.startswith(".") and len(name) <= 200
+    assert not set(names) & {records.sidecar(n, k).name for n in names for k in ("guidance", "mask")}
