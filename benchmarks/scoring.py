@@ -23,8 +23,8 @@ from ix2x.types import EditResult, Sample
 
 
 def compute_isolated(metric: Any, pairs: list[tuple[Sample, EditResult]]) -> list[dict[str, Any]]:
-    """Per-sample values; a metric that raises on a batch is retried per sample, and a sample it
-    still fails on gets ``{"error": ...}`` instead of values."""
+    """Per-sample values; a metric that raises (or calls ``sys.exit``) on a batch is retried per
+    sample, and a sample it still fails on gets ``{"error": ...}`` instead of values."""
     if not pairs:
         return []
     samples, results = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -33,9 +33,9 @@ def compute_isolated(metric: Any, pairs: list[tuple[Sample, EditResult]]) -> lis
         if len(values) != len(pairs):
             raise RuntimeError(f"metric returned {len(values)} values for {len(pairs)} samples")
         return values
-    except Exception:
+    except (Exception, SystemExit) as e:  # SystemExit: from an editor a metric edits with (axiomatic)
         if len(pairs) == 1:
-            return [{"error": format_error()}]
+            return [{"error": format_error(e)}]
     return [compute_isolated(metric, [p])[0] for p in pairs]
 
 

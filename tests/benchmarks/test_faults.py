@@ -221,3 +221,21 @@ def test_ctrl_c_before_the_first_batch_leaves_no_directory(tmp_path, samples, ca
     monkeypatch.setattr(runner, "prepare_data", interrupt)
     rc, err, dirs = _cli_run(tmp_path, samples, ["identity"], capsys)
     assert rc == 130 and dirs == [] and "nothing was kept" in err
+
+
+def test_a_metric_that_exits_fails_its_values_only(tmp_path, samples, monkeypatch):
+    from ix2x.suite import suite_from_dict
+    from ix2x.types import Metric
+
+    class Exits(Metric):
+        def compute(self, samples, results):
+            if len(samples) > 1 or samples[0].sample_id == "s003":
+                raise SystemExit(1)
+            return [{"x": 1.0} for _ in samples]
+
+    monkeypatch.setattr(registry, "load", lambda kind, name: Exits if name == "exits" else REAL_LOAD(kind, name))
+    suite = suite_from_dict({"name": "m", "editors": [{"name": "identity"}], "metrics": [{"name": "exits"}]})
+    outcome = runner.execute(runner.start_run(suite, tmp_path), samples, progress=False)
+    values = {r["sample_id"]: r["metrics"]["exits"] for r in records.RunDir.open(outcome.run_dir).records()}
+    assert outcome.n_metric_errors == 1 and "sys.exit(1)" in values["s003"]["error"]
+    assert values["s000"] == {"x": 1.0}
