@@ -55,7 +55,14 @@ def format_error(exc: BaseException | None = None) -> str:
 def time_limit(seconds: float | None) -> Iterator[None]:
     """Raise :class:`BatchTimeout` in this thread after ``seconds`` (SIGALRM: main thread only;
     elsewhere, and with ``None``, no limit)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
+    if not seconds:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        import warnings
+
+        warnings.warn("batch_timeout_s needs the main thread (SIGALRM); this run has no batch timeout",
+                      RuntimeWarning, stacklevel=3)
         yield
         return
 
