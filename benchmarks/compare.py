@@ -58,36 +58,52 @@ class Gate:
 
 def _per_sample(run: RunDir) -> dict[tuple[str, str, str, str], float]:
     out = {}
-    for r in run.records():
-        if r["status"] != "ok":
+    for r in run.sample_records():
+        if not r.ok:
             continue
-        for metric, values in r["metrics"].items():
+        for label, values in r.metrics.items():
             for key, v in values.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    out[(r["editor"], metric, key, r["sample_id"])] = float(v)
+                    out[(r.editor, label, key, r.sample_id)] = float(v)
     return out
 
 
-def compare_runs(path_a: str, path_b: str, *, seed: int = 0) -> list[dict[str, Any]]:
-    """One row per (editor, metric, key) summarised in both runs."""
+def _same(x: float, y: float) -> bool:
+    return x == y or (math.isnan(x) and math.isnan(y))
+
+
+def compare_runs(path_a: str, path_b: str, *, seed: int = 0, allow_unpaired: bool = False) -> list[dict[str, Any]]:
+    """One row per (editor, metric label, key) summarised in both runs. Runs of different suites,
+    or with no (editor, sample) scored in both, are refused unless ``allow_unpaired``: their
+    differences would compare unrelated samples. ``same`` marks rows with no difference at all."""
     a, b = RunDir.open(path_a), RunDir.open(path_b)
-    summary_b = {(r["editor"], r["metric"], r["key"]): r for r in b.summary()}
+    name_a, name_b = a.run.suite.get("name"), b.run.suite.get("name")
+    if name_a != name_b and not allow_unpaired:
+        raise UserError(f"The runs are of different suites ({name_a!r} and {name_b!r}); pass `--allow-unpaired` "
+                        "to compare them anyway.")
+    recs_a, recs_b = a.sample_records(), b.sample_records()
+    common = {r.key for r in recs_a if r.ok} & {r.key for r in recs_b if r.ok}
+    if not common and not allow_unpaired:
+        raise UserError(f"The runs share no sample scored in both (same editor label and sample id); "
+                        "pass `--allow-unpaired` to compare their summaries unpaired.")
+    summary_b = {(r.editor, r.metric, r.key): r for r in b.summary_rows()}
     values_a, values_b = _per_sample(a), _per_sample(b)
     rows = []
-    for ra in a.summary():
-        ident = (ra["editor"], ra["metric"], ra["key"])
+    for ra in a.summary_rows():
+        ident = (ra.editor, ra.metric, ra.key)
         rb = summary_b.get(ident)
-        if rb is None or ra["metric"] in ("run",):
+        if rb is None or ra.metric == "run":
             continue
-        prefix = ident
-        ids = sorted({k[3] for k in values_a if k[:3] == prefix} & {k[3] for k in values_b if k[:3] == prefix})
-        paired = paired_difference([values_b[(*prefix, s)] for s in ids],
-                                   [values_a[(*prefix, s)] for s in ids], seed=seed) if ids else {}
-        rows.append({"editor": ra["editor"], "metric": ra["metric"], "key": ra["key"],
-                     "a": ra["value"], "b": rb["value"], "higher_is_better": ra["higher_is_better"],
-                     "n_paired": paired.get("n", 0), "diff": paired.get("mean_difference", rb["value"] - ra["value"]),
+        ids = sorted({k[3] for k in values_a if k[:3] == ident} & {k[3] for k in values_b if k[:3] == ident})
+        pa, pb = [values_a[(*ident, s)] for s in ids], [values_b[(*ident, s)] for s in ids]
+        paired = paired_difference(pb, pa, seed=seed) if ids else {}
+        same = _same(ra.value, rb.value) and all(_same(x, y) for x, y in zip(pa, pb))
+        rows.append({"editor": ra.editor, "metric": ra.metric, "key": ra.key,
+                     "a": ra.value, "b": rb.value, "higher_is_better": ra.higher_is_better,
+                     "n_paired": paired.get("n", 0),
+                     "diff": 0.0 if same else paired.get("mean_difference", rb.value - ra.value),
                      "ci_low": paired.get("ci_low", math.nan), "ci_high": paired.get("ci_high", math.nan),
-                     "wilcoxon_p": paired.get("wilcoxon_p", math.nan)})
+                     "wilcoxon_p": paired.get("wilcoxon_p", math.nan), "same": same})
     return rows
 
 

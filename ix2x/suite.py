@@ -67,6 +67,7 @@ class Suite:
     save_images: bool = True
     report_images: bool = True  # False for real patient data: reports then carry no images
     report_samples: int = 8  # inputs, targets and masks of this many samples are kept for report grids
+    batch_timeout_s: float | None = None  # an editor batch running longer fails (None: no limit)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,6 +93,8 @@ def suite_from_dict(raw: dict[str, Any], *, where: str = "suite") -> Suite:
     if duplicates:
         raise ConfigError(f"{where}: editor labels must be unique, got {duplicates} more than once. "
                           "Give each configuration a `label:`.")
+    if suite.batch_timeout_s is not None and not suite.batch_timeout_s > 0:
+        raise ConfigError(f"{where}: `batch_timeout_s` must be > 0 seconds or null, got {suite.batch_timeout_s}.")
     if suite.batch_size < 1:
         raise ConfigError(f"{where}: `batch_size` must be >= 1, got {suite.batch_size}.")
     return suite

@@ -217,3 +217,56 @@ class Aggregate:
 
     def as_row(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+class EditorOutputError(ValueError):
+    """An editor's result breaks the :class:`EditResult` contract (recorded as that sample's failure)."""
+
+
+def _as_map(name: str, value: Any, shape: tuple[int, ...]) -> torch.Tensor:
+    """A float32 CPU tensor of ``shape`` in [0, 1] from a tensor or NumPy array of that shape (or of
+    its (H, W)), or an :class:`EditorOutputError` saying what is wrong."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    if not isinstance(value, torch.Tensor):
+        raise EditorOutputError(f"`{name}` must be a torch.Tensor (or NumPy array), got {type(value).__name__}.")
+    if value.dtype.is_complex or not (value.dtype.is_floating_point or value.dtype == torch.bool):
+        raise EditorOutputError(f"`{name}` must be a float tensor with values in [0, 1], got {value.dtype}.")
+    value = value.detach().to("cpu", torch.float32)
+    if tuple(value.shape) == tuple(shape[-2:]):
+        value = value[None]
+    if tuple(value.shape) != tuple(shape):
+        raise EditorOutputError(f"`{name}` must have the input's shape {tuple(shape)}, got {tuple(value.shape)}.")
+    if value.numel():
+        if not torch.isfinite(value).all():
+            n = int((~torch.isfinite(value)).sum())
+            raise EditorOutputError(f"`{name}` must be finite, got {n} NaN/inf value(s).")
+        lo, hi = float(value.min()), float(value.max())
+        if lo < -1e-4 or hi > 1 + 1e-4:
+            raise EditorOutputError(f"`{name}` must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}].")
+        value = value.clamp(0, 1)  # float rounding just past the bounds
+    return value.contiguous()
+
+
+def validate_result(result: Any, shape: tuple[int, ...]) -> EditResult:
+    """``result`` checked at the harness boundary and normalised: image, guidance map and edit mask
+    become float32 CPU tensors of the input's ``shape`` in [0, 1] (NumPy arrays and (H, W) maps are
+    accepted), all finite; ``info`` a JSON-serialisable mapping (the error names the bad key)."""
+    from ix2x.records import unserialisable_key
+
+    if not isinstance(result, EditResult):
+        raise EditorOutputError(f"an editor must return EditResult objects, got {type(result).__name__}.")
+    image = _as_map("EditResult.image", result.image, shape)
+    guidance = None if result.guidance_map is None else _as_map("EditResult.guidance_map",
+                                                                 result.guidance_map, shape)
+    mask = None if result.edit_mask is None else _as_map("EditResult.edit_mask", result.edit_mask, shape)
+    info = result.info if result.info is not None else {}
+    if not isinstance(info, Mapping):
+        raise EditorOutputError(f"`EditResult.info` must be a mapping, got {type(info).__name__}.")
+    bad = unserialisable_key(info, "EditResult.info")
+    if bad:
+        raise EditorOutputError(f"`EditResult.info` must be JSON-serialisable: {bad} is not. "
+                                "Convert tensors and arrays with .tolist() or .item().")
+    return EditResult(image=image, guidance_map=guidance, edit_mask=mask, info=dict(info))

@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-if", action="append", default=[], metavar="GATE")
     p.add_argument("--all", action="store_true", help="also list rows whose difference is exactly 0")
     p.add_argument("--json", action="store_true", help="rows and gate failures as one JSON object on stdout")
+    p.add_argument("--allow-unpaired", action="store_true",
+                   help="compare runs of different suites or with no sample in common (unpaired differences)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     require_run_dir(args.run_a, "RUN_A")
     require_run_dir(args.run_b, "RUN_B")
     gates = [Gate.parse(g) for g in args.fail_if]
-    rows = compare_runs(args.run_a, args.run_b)
+    rows = compare_runs(args.run_a, args.run_b, allow_unpaired=args.allow_unpaired)
     if args.json:
         import json
 
@@ -44,9 +46,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"run_a": args.run_a, "run_b": args.run_b, "rows": shown, "gate_failures": failures},
                          indent=2, default=str))
         return 1 if failures else 0
+    if not args.all and all(r["same"] for r in rows):
+        print(f"no differences ({len(rows)} metric rows, every paired value equal)")
+        failures = check_gates(rows, gates)
+        for f in failures:
+            print(f"GATE FAILED: {f}")
+        return 1 if failures else 0
     print(f"{'editor':22s} {'metric.key':40s} {'A':>11s} {'B':>11s} {'B-A':>11s} {'95% CI':>25s} {'p':>8s} {'n':>5s}")
     for r in rows:
-        if not args.all and r["diff"] == 0:
+        if not args.all and r["same"]:
             continue
         ci = f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         print(f"{r['editor']:22s} {r['metric'] + '.' + r['key']:40s} {r['a']:11.5g} {r['b']:11.5g} "

@@ -6,8 +6,9 @@ import argparse
 
 HELP = "recompute metrics of a run from its cached edited images (no editing)"
 DESCRIPTION = """Score a finished run with new or changed metrics. The edits saved under
-RUN_DIR/images/ are read back (16-bit PNG); the metric values in samples.jsonl are replaced or
-added, and summary.csv is rewritten."""
+RUN_DIR/images/ are read back (16-bit PNG) into a NEW run directory beside RUN_DIR (or under --out)
+whose run.json names RUN_DIR as its `parent`; its records carry RUN_DIR's values with the given
+metrics replaced or added. RUN_DIR itself is only read: it stays byte-identical."""
 EXAMPLES = """examples:
   ix2x rescore results/phantom/RUN --metrics out_of_mask_change
   ix2x rescore results/phantom/RUN --metrics out_of_mask_change --metric-arg out_of_mask_change.change_threshold=0.01
@@ -18,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--metrics", required=True, help="comma-separated metric names")
     p.add_argument("--metric-arg", action="append", default=[], metavar="METRIC.KEY=VALUE")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="root for the new run directory (default: the root RUN_DIR is in)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
                               f"({', '.join(names)}), got {key!r}.")
         settings[metric][setting] = value
     outcome = runner.rescore(Path(args.run_dir), [ComponentSpec(n, args=settings[n]) for n in names],
-                             progress=not args.quiet)
+                             progress=not args.quiet, out_root=Path(args.out) if args.out else None)
+    print(f"run directory: {outcome.run_dir} (rescored from {args.run_dir})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
     return 0 if outcome.n_metric_errors == 0 else 1

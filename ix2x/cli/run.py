@@ -36,11 +36,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results", help="root of run directories (default: results)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run; other options are ignored (the run's own suite is used)")
+    p.add_argument("--batch-timeout", type=float, default=None, metavar="SECONDS",
+                   help="an editor batch running longer is recorded as failed (default: the suite's, no limit)")
+    p.add_argument("--allow-changed-data", action="store_true",
+                   help="with --resume: redo the samples whose data changed since the run started "
+                        "(without it, changed data refuses the resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    import contextlib
+    import dataclasses
 
     from ix2x.cli.common import preflight_run, require_run_dir, suite_from_args
 
@@ -50,34 +58,61 @@ def run(args: argparse.Namespace) -> int:
         require_run_dir(args.resume, "--resume")
     else:
         suite = suite_from_args(args)
+        if args.batch_timeout is not None:
+            suite = dataclasses.replace(suite, batch_timeout_s=args.batch_timeout)
         preflight_run(suite)
 
-    from benchmarks import runner, shard as sharding
+    from benchmarks import rundir, runner, shard as sharding
 
     if args.quiet:
         _silence_library_progress_bars()
     shard = sharding.current()  # set by torchrun / accelerate launch; one process otherwise
     sharding.init(shard)
+    run_dir = None
     try:
-        run_dir = None
         if shard.rank == 0:
             if args.resume:
                 run_dir = Path(args.resume)
-                preflight_run(runner.load_run_suite(run_dir))
+                suite = runner.load_run_suite(run_dir)  # a clear error if it is not a run directory
+                if args.batch_timeout is not None and args.batch_timeout != suite.batch_timeout_s:
+                    print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
+                          file=sys.stderr)
+                preflight_run(suite)
             else:
                 run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
-            runner.prepare_data(run_dir, progress=not args.quiet)  # generate phantoms once, on rank 0
-            if not args.quiet:
-                print(f"run directory: {run_dir}", file=sys.stderr)
-        run_dir = Path(sharding.broadcast_text(shard, str(run_dir) if run_dir else None))
-        outcome = runner.execute(run_dir, progress=not args.quiet, shard=shard)
+        # A new run that fails before its first record leaves no run directory behind.
+        guard = rundir.discard_if_unstarted(run_dir) if run_dir is not None and not args.resume \
+            else contextlib.nullcontext()
+        lock = rundir.locked(run_dir) if run_dir is not None else contextlib.nullcontext()
+        with guard, lock:
+            if shard.rank == 0:
+                runner.prepare_data(run_dir, progress=not args.quiet)  # generate phantoms once, on rank 0
+                if not args.quiet:
+                    print(f"run directory: {run_dir}", file=sys.stderr)
+            run_dir = Path(sharding.broadcast_text(shard, str(run_dir) if run_dir else None))
+            outcome = runner.execute(run_dir, progress=not args.quiet, shard=shard,
+                                     allow_changed_data=args.allow_changed_data)
+    except KeyboardInterrupt:
+        if run_dir is not None and run_dir.is_dir():
+            print(f"interrupted: the batches on disk are kept; continue with `ix2x run --resume {run_dir}`",
+                  file=sys.stderr)
+        else:
+            print("interrupted before the first batch: nothing was kept", file=sys.stderr)
+        return 130
     finally:
         sharding.finish(shard)
     if shard.rank != 0:
         return 0 if outcome.ok else 1
     from reports import write_report
 
-    write_report([outcome.run_dir], outcome.run_dir / "report.html")
+    try:
+        write_report([outcome.run_dir], outcome.run_dir / "report.html")
+    except Exception as e:  # the records and summary stand without a report
+        print(f"FAILED: the report could not be written ({type(e).__name__}: {e}); records and summary are "
+              f"complete, retry with `ix2x report {outcome.run_dir}`", file=sys.stderr)
+        report_failed = True
+    else:
+        report_failed = False
     print(f"records: {outcome.run_dir / 'samples.jsonl'} ({outcome.n_records})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
     report = outcome.run_dir / "report.html"
@@ -85,15 +120,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"report:  {report}")
     for editor, n in outcome.n_failed.items():
         if n == outcome.n_records_of(editor):
-            print(f"FAILED: editor `{editor}` failed on EVERY sample ({n}); see `error` in samples.jsonl",
-                  file=sys.stderr)
+            print(f"FAILED: editor `{editor}` failed on EVERY sample ({n}): "
+                  f"{outcome.first_error.get(editor, 'see `error` in samples.jsonl')}", file=sys.stderr)
         elif n:
             print(f"FAILED: editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl",
                   file=sys.stderr)
+    if outcome.failed_editors:
+        print(f"FAILED: {len(outcome.failed_editors)} of {len(outcome.n_failed)} editor(s) failed on some or "
+              f"all samples: {', '.join(outcome.failed_editors)}", file=sys.stderr)
     if outcome.n_metric_errors:
         print(f"FAILED: {outcome.n_metric_errors} metric value(s) could not be computed; "
               "see `error` under `metrics` in samples.jsonl", file=sys.stderr)
-    return 0 if outcome.ok else 1
+    return 0 if outcome.ok and not report_failed else 1
 
 
 def _silence_library_progress_bars() -> None:

@@ -51,3 +51,37 @@ def test_gate_parsing():
     assert Gate.parse("m.k:+10%").fails(1.0, 1.2) and not Gate.parse("m.k:+10%").fails(1.0, 1.05)
     with pytest.raises(UserError, match="must look like"):
         Gate.parse("mae>5")
+
+
+def test_a_run_compared_with_itself_has_no_differences(two_runs, capsys):
+    """It printed NaN rows (metrics undefined for identity) as differences."""
+    a, _ = two_runs
+    assert main(["compare", str(a), str(a)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no differences") and "nan" not in out
+
+
+def test_runs_of_different_suites_are_refused_in_one_line(tmp_path, samples, capsys):
+    a = _run(tmp_path / "a", samples, [{"name": "identity", "label": "ed"}])
+    suite = suite_from_dict({"name": "other", "editors": [{"name": "identity", "label": "ed"}],
+                             "metrics": [{"name": "out_of_mask_change"}]})
+    b = runner.execute(runner.start_run(suite, tmp_path / "b"), samples, progress=False).run_dir
+    assert main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "different suites ('c' and 'other')" in err
+    assert main(["compare", str(a), str(b), "--allow-unpaired"]) == 0
+
+
+def test_runs_with_no_common_samples_are_refused(tmp_path, samples, capsys):
+    """They exited 0 with n = 0 everywhere and B - A from unpaired values."""
+    import dataclasses
+
+    a = _run(tmp_path / "a", samples, [{"name": "identity", "label": "ed"}])
+    other = [dataclasses.replace(s, sample_id="x" + s.sample_id) for s in samples]
+    b = _run(tmp_path / "b", other, [{"name": "identity", "label": "ed"}])
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "share no sample" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--allow-unpaired"):
+        compare_runs(str(a), str(b))
+    rows = compare_runs(str(a), str(b), allow_unpaired=True)
+    assert rows and all(r["n_paired"] == 0 for r in rows)
