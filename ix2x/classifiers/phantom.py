@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ix2x.classifiers.base import Classifier, Outputs, square_resize
+from ix2x.classifiers.base import Classifier, Outputs, sha256_of, square_resize
 from ix2x.errors import MissingWeightsError, UserError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -93,6 +93,7 @@ class PhantomClassifier(Classifier):
         # channels_last: PyTorch's CPU convolutions (oneDNN) run this net about 2x faster in it,
         # which matters because classifier_shift and friends score every edit of a suite.
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)
+        self.weight_files = {str(path): sha256_of(path)}
         self.findings = tuple(self.config["findings"])
         self.group_names = tuple(self.config["group_names"])
 
