@@ -148,6 +148,7 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
     own_file = run_dir / (f"samples.rank{shard.rank}.jsonl" if shard.distributed else records.SAMPLES_FILE)
     done = {(r["editor"], r["sample_id"]) for r in _all_records(run_dir, repair_file=own_file)}
     metric_objs = [c.cls(c.config).to(suite.device) for c in metrics]
+    scoring = _with_scoring(metric_objs, suite)
     pending = {e.key: [i for i, sid in enumerate(ids) if shard.owns(i) and (e.key, sid) not in done]
                for e in editors}
     total = sum(len(v) for v in pending.values())
@@ -177,6 +178,8 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
                 if on_batch is not None:
                     on_batch(written)
             del editor
+    if shard.rank == 0:
+        _record_weights(run_dir, scoring)
     barrier(shard)
     if shard.rank == 0:
         merge(run_dir, [e.key for e in editors], ids)
@@ -325,6 +328,26 @@ def _run_batch(editor: Any, comp: Component, batch: Sequence[Sample], metric_spe
     return recs
 
 
+def _with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
+    """Give the metrics one per-run scoring state (models built once, prediction and feature
+    caches, the evaluation size: ix2x.classifiers.scoring) and return it."""
+    from ix2x.classifiers.scoring import Scoring
+
+    scoring = Scoring(suite.device, eval_size=suite.eval_size)
+    for metric in metric_objs:
+        metric.scoring = scoring
+    return scoring
+
+
+def _record_weights(run_dir: Path, scoring: Any) -> None:
+    """{weights file: SHA-256} of every model the metrics loaded, under run.json's "weights"."""
+    files = scoring.weight_files()
+    if files:
+        meta = records.RunDir.open(run_dir).meta
+        meta["weights"] = {**meta.get("weights", {}), **files}
+        records.write_json_atomic(run_dir / records.RUN_FILE, meta)
+
+
 def _compute_isolated(metric: Any, pairs: list[tuple[Sample, EditResult]]) -> list[dict[str, Any]]:
     """Per-sample values; a metric that raises on a batch is retried per sample, and a sample it
     still fails on gets ``{"error": ...}`` instead of values."""
@@ -386,6 +409,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
                         f"{missing[0]['editor']}/{missing[0]['sample_id']}); the run was made with "
                         "save_images: false, so it cannot be rescored without editing again.")
     objs = [c.cls(c.config).to(suite.device) for c in metrics]
+    scoring = _with_scoring(objs, suite)
     for start in tqdm(range(0, len(todo), suite.batch_size), disable=not progress, unit="batch"):
         chunk = todo[start:start + suite.batch_size]
         samples = [dataset[index[r["sample_id"]]] for r in chunk]
@@ -402,6 +426,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     meta["suite"] = new_suite.as_dict()
     meta["metrics"].update({c.key: {"name": c.spec.name, "config": dataclasses.asdict(c.config)}
                             for c in metrics})
+    meta["weights"] = {**meta.get("weights", {}), **scoring.weight_files()}
     records.write_json_atomic(run_dir / records.RUN_FILE, meta)
     return finalize(run_dir)
 

@@ -81,6 +81,9 @@ class Classifier(abc.ABC):
     findings: tuple[str, ...] = ()
     attributes: frozenset[str] = frozenset()  # subset of {"sex", "age", "group"}
     predicts_levels: bool = False
+    # The side of the square input the network sees, or None when it takes several sizes: the
+    # scoring state resizes each image to it once, from the original, before caching predictions.
+    input_size: int | None = None
 
     @abc.abstractmethod
     def _predict(self, images: torch.Tensor) -> Outputs:

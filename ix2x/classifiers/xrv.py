@@ -123,6 +123,7 @@ class XrvPathology(Classifier):
         model.op_threshs = torch.tensor(info["op_threshs"], dtype=torch.float32)
         self.model = model.eval().to(self.device)
         self.resolution = int(info.get("input_resolution", 224))
+        self.input_size = self.resolution
         # Slots the weights were not trained for come back as exactly 0.5: keep only the real ones.
         thresholds = info["op_threshs"]
         self.columns = [i for i, n in enumerate(labels) if n and thresholds[i] == thresholds[i]]
@@ -182,3 +183,22 @@ class XrvDemographics(Classifier):
         sex = self.sex(self.sex_input(images)).softmax(dim=1)[:, 1]  # logits -> P(female)
         age = self.age(x320).reshape(-1)
         return Outputs(sex=sex, age=age, group=race, group_names=RACE_CLASSES, group_kind="race")
+
+
+class Xrv:
+    """The ``xrv`` entry point: ``xrv:densenet121-res224-*[=PATH]`` or ``xrv:demographics[=DIR]``."""
+
+    @staticmethod
+    def check_arg(arg: str | None) -> None:
+        name = (arg or "").partition("=")[0]
+        if name != "demographics" and not name.startswith("densenet"):
+            raise UserError(f"Classifier `xrv:{arg or ''}`: xrv weights must be a densenet121-res224-* name "
+                            f"or `demographics`, got {name!r}.")
+
+    @classmethod
+    def from_spec(cls, arg: str | None, device: str | torch.device = "cpu") -> Classifier:
+        cls.check_arg(arg)
+        name, _, path = (arg or "").partition("=")
+        if name == "demographics":
+            return XrvDemographics(path or None, device=device)
+        return XrvPathology(name, path or None, device=device)
