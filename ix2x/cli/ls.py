@@ -14,7 +14,7 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["editors", "metrics", "suites"])
+    p.add_argument("what", choices=["editors", "metrics", "classifiers", "suites"])
     p.add_argument("--verbose", "-v", action="store_true", help="show providers and settings (imports each)")
 
 
@@ -37,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
             doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
             if doc:
                 print(f"    {doc[0]}")
-            for field, tp, default in describe(cls.Config):
+            for field, tp, default in (describe(cls.Config) if hasattr(cls, "Config") else ()):
                 print(f"    {field}: {tp} = {default!r}")
     return 0

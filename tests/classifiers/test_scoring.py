@@ -225,3 +225,11 @@ def test_a_metric_outside_a_run_gets_its_own_state():
     a, b = Lpips(Lpips.Config(random_backbone=True)), Lpips(Lpips.Config(random_backbone=True))
     assert scoring(a) is scoring(a) and scoring(a) is not scoring(b)
     assert scoring(a).eval_size is None  # outside a run: native size, as before
+
+
+def test_ls_lists_classifiers(capsys):
+    from ix2x.cli.main import main
+
+    assert main(["ls", "classifiers"]) == 0
+    out = capsys.readouterr().out
+    assert "phantom" in out and "ix2x.classifiers.xrv:Xrv" in out
