@@ -215,6 +215,7 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
     own_file = rundir.own_records_file(run_dir, shard.rank, shard.distributed)
     done = {r.key for r in rundir.all_records(run_dir, version=version)}
     metric_objs = [c.cls(c.config).to(suite.device) for c in metrics]
+    state = _with_scoring(metric_objs, suite)
     pending = {e.key: [i for i, sid in enumerate(ids) if shard.owns(i) and (e.key, sid) not in done]
                for e in editors}
     written = len(done)
@@ -256,6 +257,28 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
                 if on_batch is not None:
                     on_batch(written)
             del editor
+    if shard.rank == 0:
+        _record_weights(run_dir, state)
+
+
+def _with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
+    """Give the metrics one per-run scoring state (models built once, prediction and feature
+    caches, the evaluation size: ix2x.classifiers.scoring) and return it."""
+    from ix2x.classifiers.scoring import Scoring
+
+    state = Scoring(suite.device, eval_size=suite.eval_size)
+    for metric in metric_objs:
+        metric.scoring = state
+    return state
+
+
+def _record_weights(run_dir: Path, state: Any) -> None:
+    """{weights file: SHA-256} of every model the metrics loaded, under run.json's "weights"."""
+    files = state.weight_files()
+    if files:
+        meta = rundir.read_meta(run_dir)
+        meta.extra["weights"] = {**meta.extra.get("weights", {}), **files}
+        rundir.write_meta(run_dir, meta)
 
 
 def _bind(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
@@ -321,6 +344,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     try:
         rundir.copy_images(parent, recs, new_dir)
         objs = [c.cls(c.config).to(suite.device) for c in metrics]
+        state = _with_scoring(objs, suite)
         todo = [i for i, r in enumerate(recs) if r.ok]
         values: dict[int, dict[str, Any]] = {}
         for start in tqdm(range(0, len(todo), suite.batch_size), disable=not progress, unit="batch"):
@@ -336,6 +360,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
         meta = rundir.read_meta(new_dir)
         meta.data_fingerprint = parent.run.data_fingerprint
         meta.extra["rescored_metrics"] = sorted(keys)
+        meta.extra["weights"] = {**parent.run.extra.get("weights", {}), **state.weight_files()}
         rundir.write_meta(new_dir, meta)
         return finalize(new_dir)
     except BaseException:

@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-GROUPS = {"editor": "ix2x.editors", "metric": "ix2x.metrics"}
+GROUPS = {"editor": "ix2x.editors", "metric": "ix2x.metrics", "classifier": "ix2x.classifiers"}
 
 
 class RegistryError(LookupError):

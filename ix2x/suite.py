@@ -68,6 +68,9 @@ class Suite:
     report_images: bool = True  # False for real patient data: reports then carry no images
     report_samples: int = 8  # inputs, targets and masks of this many samples are kept for report grids
     batch_timeout_s: float | None = None  # an editor batch running longer fails (None: no limit)
+    # Pixel metrics compare images downscaled so the longer side is at most this (null: native
+    # size); classifiers always see their own input size. See ix2x.classifiers.scoring.
+    eval_size: int | None = 512
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,6 +100,8 @@ def suite_from_dict(raw: dict[str, Any], *, where: str = "suite") -> Suite:
         raise ConfigError(f"{where}: `batch_timeout_s` must be > 0 seconds or null, got {suite.batch_timeout_s}.")
     if suite.batch_size < 1:
         raise ConfigError(f"{where}: `batch_size` must be >= 1, got {suite.batch_size}.")
+    if suite.eval_size is not None and suite.eval_size < 16:
+        raise ConfigError(f"{where}: `eval_size` must be >= 16 or null (native size), got {suite.eval_size}.")
     return suite
 
 

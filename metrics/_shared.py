@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import OrderedDict
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -15,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from ix2x.data.findings import LEVELS
-from ix2x.images import content_key
 from ix2x.types import EditResult, Sample
 
 
@@ -94,48 +92,54 @@ def intended_presence(sample: Sample, ops: Sequence[Mapping[str, Any]],
     return out
 
 
+# ------------------------------------------------------------------------------- scoring state
+def scoring(metric: Any):
+    """The run's :class:`~ix2x.classifiers.scoring.Scoring` the runner gave ``metric``
+    (``metric.scoring``), else a private one made on first use (a metric scored outside a run, or
+    by a runner that predates it), at the metric's device and native resolution."""
+    from ix2x.classifiers.scoring import Scoring
+
+    state = getattr(metric, "scoring", None)
+    if state is None:
+        state = metric.scoring = Scoring(getattr(metric, "device", "cpu"))
+    return state
+
+
+def at_eval_size(metric: Any, samples: Sequence[Sample],
+                 results: Sequence[EditResult]) -> tuple[list[Sample], list[EditResult]]:
+    """Samples and edits as pixel metrics see them: images, targets, guidance maps and masks at the
+    run's evaluation size (:mod:`ix2x.classifiers.scoring`); unchanged where already within it."""
+    import dataclasses
+
+    state = scoring(metric)
+    if state.eval_size is None:
+        return list(samples), list(results)
+    img, mask = (lambda t: state.at_eval_size(t, "image")), (lambda t: state.at_eval_size(t, "mask"))
+    def swap(obj, **fields):
+        new = {k: fn(getattr(obj, k)) for k, fn in fields.items()}
+        return obj if all(new[k] is getattr(obj, k) for k in new) else dataclasses.replace(obj, **new)
+
+    return ([swap(s, image=img, target=img, region=mask) for s in samples],
+            [swap(r, image=img, guidance_map=img, edit_mask=mask) for r in results])
+
+
 # --------------------------------------------------------------------------------- classifier calls
-def predict_both(classifier: Any, samples: Sequence[Sample], results: Sequence[EditResult]):
+def predict_both(classifier: Any, samples: Sequence[Sample], results: Sequence[EditResult], state: Any = None):
     """Classifier outputs on the inputs and on the edits, in one batched call per image shape."""
     images = [s.image for s in samples] + [r.image for r in results]
-    outs = predict_images(classifier, images)
+    outs = predict_images(classifier, images, state)
     n = len(samples)
     return outs.rows(0, n), outs.rows(n, 2 * n)
 
 
-_PREDICTIONS: "OrderedDict[tuple[object, bytes], Any]" = OrderedDict()
-_PREDICTIONS_MAX = 8192
+def predict_images(classifier: Any, images: Sequence[torch.Tensor], state: Any = None):
+    """One ``Outputs`` for a list of ``(1, H, W)`` images, in order, through ``state``'s
+    prediction cache (:meth:`ix2x.classifiers.scoring.Scoring.predict`; None: a cache for this call)."""
+    if state is None:
+        from ix2x.classifiers.scoring import Scoring
 
-
-def predict_images(classifier: Any, images: Sequence[torch.Tensor]):
-    """One ``Outputs`` for a list of ``(1, H, W)`` images, in order.
-
-    Predictions are remembered per (classifier, image content): classifier_shift,
-    demographic_preservation and cmig see the same inputs and edits, and every editor of a run
-    sees the same inputs, so each image goes through each classifier once. Images not yet seen are
-    predicted in one batch per shape."""
-    from ix2x.classifiers.base import Outputs
-
-    token = classifier.__dict__.setdefault("_prediction_token", object())  # unlike id(), never reused
-    keys = [(token, content_key(im)) for im in images]
-    todo: dict[tuple, list[int]] = {}
-    for i, key in enumerate(keys):
-        if key not in _PREDICTIONS and all(keys[j] != key for j in todo.get(tuple(images[i].shape), [])):
-            todo.setdefault(tuple(images[i].shape), []).append(i)
-    for idx in todo.values():
-        outs = classifier.predict(torch.stack([images[i] for i in idx]))
-        for k, i in enumerate(idx):
-            _PREDICTIONS[keys[i]] = outs.rows(k, k + 1)
-    rows = [_PREDICTIONS[key] for key in keys]
-    for key in keys:
-        _PREDICTIONS.move_to_end(key)
-    while len(_PREDICTIONS) > _PREDICTIONS_MAX:
-        _PREDICTIONS.popitem(last=False)
-    return Outputs.concat(rows)
-
-
-def clear_predictions() -> None:
-    _PREDICTIONS.clear()
+        state = Scoring(getattr(classifier, "device", "cpu"))
+    return state.predict(classifier, images)
 
 
 # ------------------------------------------------------------------------------------------- masks

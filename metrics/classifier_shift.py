@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
-from metrics._shared import add_reason, auroc, direction, edit_ops, intended_presence, predict_both
+from metrics._shared import add_reason, auroc, direction, edit_ops, intended_presence, predict_both, scoring
 
 KEYS = ("effect", "flip_rate", "level_effect", "level_direction", "collateral")
 
@@ -110,10 +110,9 @@ class ClassifierShift(Metric):
             raise ValueError(f"`operating_point` must be in (0, 1), got {self.config.operating_point}.")
 
     def _per_classifier(self, spec: str, samples, results, ops_list):
-        from ix2x.classifiers import get_classifier
-
-        clf = get_classifier(spec, self.device)
-        o_in, o_out = predict_both(clf, samples, results)
+        state = scoring(self)
+        clf = state.classifier(spec)
+        o_in, o_out = predict_both(clf, samples, results, state)
         rows = []
         for i, ops in enumerate(ops_list):
             p_in = dict(zip(clf.findings, o_in.probs[i].tolist()))

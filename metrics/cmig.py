@@ -29,7 +29,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
-from metrics._shared import auroc, edit_ops, intended_presence, predict_images
+from metrics._shared import auroc, edit_ops, intended_presence, predict_images, scoring
 from metrics.demographic_preservation import pearson
 
 COMBINATIONS = ("sqrt_p_sqrt_ra", "geometric_mean", "none")
@@ -92,14 +92,13 @@ class Cmig(Metric):
             self.config.attribute_classifier)
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
-        from ix2x.classifiers import get_classifier
-
-        path = get_classifier(self.config.pathology_classifier, self.device)
-        attr = get_classifier(self.config.attribute_classifier, self.device)
+        state = scoring(self)
+        path = state.classifier(self.config.pathology_classifier)
+        attr = state.classifier(self.config.attribute_classifier)
         with_target = [i for i, s in enumerate(samples) if s.target is not None]
         images = ([s.image for s in samples] + [r.image for r in results]
                   + [samples[i].target for i in with_target])
-        po, ao = predict_images(path, images), predict_images(attr, images)
+        po, ao = predict_images(path, images, state), predict_images(attr, images, state)
         n = len(samples)
         out = []
         for i, s in enumerate(samples):

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
-from metrics._shared import predict_both
+from metrics._shared import predict_both, scoring
 
 PER_SAMPLE = {"sex_agree": True, "group_agree": True, "age_abs_diff": False}
 
@@ -78,14 +78,13 @@ class DemographicPreservation(Metric):
         return classifier_problems(self.config.classifier)
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
-        from ix2x.classifiers import get_classifier
-
-        clf = get_classifier(self.config.classifier, self.device)
+        state = scoring(self)
+        clf = state.classifier(self.config.classifier)
         missing = {"sex", "age", "group"} - set(clf.attributes)
         if missing:
             raise ValueError(f"classifier `{self.config.classifier}` predicts no {', '.join(sorted(missing))}; "
                              "use `phantom` or `xrv:demographics`.")
-        o_in, o_out = predict_both(clf, samples, results)
+        o_in, o_out = predict_both(clf, samples, results, state)
         out = []
         for i, s in enumerate(samples):
             v = preservation_values(float(o_in.sex[i]), float(o_out.sex[i]), o_in.group[i].tolist(),

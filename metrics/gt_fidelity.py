@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, Metric, Sample
-from metrics._shared import add_reason, masked_mean, nan_values
+from metrics._shared import add_reason, at_eval_size, masked_mean, nan_values, scoring
 
 SSIM_MIN_SIZE = 11
 
@@ -29,7 +29,7 @@ def fidelity_values(edit: torch.Tensor, target: torch.Tensor, region: torch.Tens
 
 
 def fidelity_batch(edits: torch.Tensor, targets: torch.Tensor, regions: torch.Tensor,
-                   lpips_model: torch.nn.Module | None) -> list[dict[str, Any]]:
+                   lpips_model: torch.nn.Module | None, cache=None) -> list[dict[str, Any]]:
     """:func:`fidelity_values` of each of ``B`` samples given as ``(B, 1, H, W)`` tensors, with one
     SSIM and one LPIPS call for the whole batch."""
     from ix2x.classifiers.perceptual import lpips_distance, ssim_map
@@ -42,7 +42,8 @@ def fidelity_batch(edits: torch.Tensor, targets: torch.Tensor, regions: torch.Te
     part_edits = torch.cat([torch.where(where, edits, targets) for _, where in parts])  # (3B, 1, H, W)
     part_targets = targets.repeat(3, 1, 1, 1)
     ssim = ssim_map(part_edits, part_targets) if min(edits.shape[-2:]) >= SSIM_MIN_SIZE else None
-    lp = lpips_distance(lpips_model, part_edits, part_targets, spatial=True) if lpips_model is not None else None
+    lp = (lpips_distance(lpips_model, part_edits, part_targets, spatial=True, cache=cache)
+          if lpips_model is not None else None)
     err = (edits - targets).abs()
     n = edits.shape[0]
     out = []
@@ -72,14 +73,14 @@ class GtFidelity(Metric):
     requires = frozenset({"aligned_target", "region"})
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
+        state = scoring(self)
+        samples, results = at_eval_size(self, samples, results)
         lpips_model, problem = None, None
         if self.config.lpips_net:
-            from ix2x.classifiers.perceptual import get_lpips
             from ix2x.errors import MissingWeightsError
 
             try:
-                lpips_model = get_lpips(self.config.lpips_net, random_backbone=self.config.lpips_random_backbone,
-                                        device=self.device)
+                lpips_model = state.lpips(self.config.lpips_net, random_backbone=self.config.lpips_random_backbone)
             except MissingWeightsError as e:
                 problem = f"lpips: {e}"
         out: list[dict[str, Any] | None] = [None] * len(samples)
@@ -95,7 +96,7 @@ class GtFidelity(Metric):
                        else (samples[i].target != samples[i].image).float() for i in idx]
             batch = fidelity_batch(torch.stack([results[i].image for i in idx]),
                                    torch.stack([samples[i].target for i in idx]),
-                                   torch.stack(regions), lpips_model)
+                                   torch.stack(regions), lpips_model, state.features)
             for i, values in zip(idx, batch):
                 if samples[i].region is None:
                     add_reason(values, "no region: inside = pixels where target differs from input")

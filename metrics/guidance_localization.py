@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, EmptyConfig, Metric, Sample
-from metrics._shared import add_reason, auroc, nan_values
+from metrics._shared import add_reason, at_eval_size, auroc, nan_values
 
 KEYS = ("auroc", "iou", "mask_recall", "mask_precision", "pointing_game")
 
@@ -58,6 +58,7 @@ class GuidanceLocalization(Metric):
     requires = frozenset({"region", "guidance"})
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
+        samples, results = at_eval_size(self, samples, results)
         out = []
         for s, r in zip(samples, results, strict=True):
             if s.region is None:

@@ -15,9 +15,11 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, Metric, Sample
+from metrics._shared import at_eval_size, scoring
 
 
-def lpips_pairs(model: torch.nn.Module, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> list[float]:
+def lpips_pairs(model: torch.nn.Module, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor],
+                cache=None) -> list[float]:
     """LPIPS of each pair of ``(1, H, W)`` images in [0, 1], batched where shapes agree."""
     from ix2x.classifiers.perceptual import lpips_distance
 
@@ -26,7 +28,8 @@ def lpips_pairs(model: torch.nn.Module, a: Sequence[torch.Tensor], b: Sequence[t
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         groups.setdefault(tuple(x.shape) + tuple(y.shape), []).append(i)
     for idx in groups.values():
-        d = lpips_distance(model, torch.stack([a[i] for i in idx]), torch.stack([b[i] for i in idx]))
+        d = lpips_distance(model, torch.stack([a[i] for i in idx]), torch.stack([b[i] for i in idx]),
+                          cache=cache)
         for i, v in zip(idx, d.tolist()):
             out[i] = v
     return out
@@ -54,13 +57,14 @@ class Lpips(Metric):
         return [] if self.config.random_backbone else lpips_problems(self.config.net)
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
-        from ix2x.classifiers.perceptual import get_lpips
-
-        model = get_lpips(self.config.net, random_backbone=self.config.random_backbone, device=self.device)
-        to_input = lpips_pairs(model, [s.image for s in samples], [r.image for r in results])
+        state = scoring(self)
+        samples, results = at_eval_size(self, samples, results)
+        model = state.lpips(self.config.net, random_backbone=self.config.random_backbone)
+        cache = state.features
+        to_input = lpips_pairs(model, [s.image for s in samples], [r.image for r in results], cache)
         with_target = [i for i, s in enumerate(samples) if s.target is not None and s.target_aligned]
         to_target = lpips_pairs(model, [results[i].image for i in with_target],
-                                [samples[i].target for i in with_target])
+                                [samples[i].target for i in with_target], cache)
         out = [{"lpips_input": v, "lpips_target": math.nan} for v in to_input]
         for i, v in zip(with_target, to_target):
             out[i]["lpips_target"] = v

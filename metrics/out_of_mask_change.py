@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, Metric, Sample
-from metrics._shared import add_reason, dilate, masked_mean
+from metrics._shared import add_reason, at_eval_size, dilate, masked_mean, scoring
 
 PSNR_CAP_DB = 100.0  # identical outside pixels give an infinite PSNR; cap so that means stay finite
 SSIM_MIN_SIZE = 11  # torchmetrics' Gaussian window
@@ -69,7 +69,7 @@ def outside_only(x: torch.Tensor, x_edit: torch.Tensor, outside: torch.Tensor) -
 
 
 def pie_bench_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor,
-                     lpips_model: torch.nn.Module | None) -> dict[str, float]:
+                     lpips_model: torch.nn.Module | None, cache=None) -> dict[str, float]:
     """PIE-Bench's background preservation: zero the mask in both images, then MSE, PSNR, SSIM
     and LPIPS over the whole image (so values depend on the mask's size)."""
     from ix2x.classifiers.perceptual import lpips_distance, ssim_map
@@ -81,7 +81,7 @@ def pie_bench_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor
            "pie_ssim": float(ssim_map(b[None], a[None]).double().mean())
            if min(x.shape[-2:]) >= SSIM_MIN_SIZE else math.nan, "pie_lpips": math.nan}
     if lpips_model is not None:
-        out["pie_lpips"] = float(lpips_distance(lpips_model, a[None], b[None])[0])
+        out["pie_lpips"] = float(lpips_distance(lpips_model, a[None], b[None], cache=cache)[0])
     return out
 
 
@@ -127,18 +127,17 @@ class OutOfMaskChange(Metric):
         that the pixel statistics of this metric are still recorded)."""
         if not self.config.lpips_net:
             return None, None
-        from ix2x.classifiers.perceptual import get_lpips
         from ix2x.errors import MissingWeightsError
 
         try:
-            return get_lpips(self.config.lpips_net, random_backbone=self.config.lpips_random_backbone,
-                             device=self.device), None
+            return scoring(self).lpips(self.config.lpips_net, random_backbone=self.config.lpips_random_backbone), None
         except MissingWeightsError as e:
             return None, f"lpips: {e}"
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         c = self.config
         keys = self._keys()
+        samples, results = at_eval_size(self, samples, results)
         lpips_model, lpips_problem = self._lpips_model()
         out = []
         windowed: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -166,7 +165,7 @@ class OutOfMaskChange(Metric):
                 if math.isnan(values["locality"]):
                     add_reason(values, "no change anywhere (locality undefined)")
             if c.pie_bench:
-                values.update(pie_bench_errors(s.image, r.image, s.region, lpips_model))
+                values.update(pie_bench_errors(s.image, r.image, s.region, lpips_model, scoring(self).features))
             out.append(values)
         self._windowed_stats(out, windowed, lpips_model if c.lpips_net else None)
         return out
@@ -182,7 +181,8 @@ class OutOfMaskChange(Metric):
             x = torch.stack([g[1] for g in group])
             edits = torch.stack([outside_only(g[1], g[2], g[3]) for g in group])
             ssim = ssim_map(edits, x) if self.config.ssim else None
-            lp = lpips_distance(lpips_model, x, edits, spatial=True) if lpips_model is not None else None
+            lp = (lpips_distance(lpips_model, x, edits, spatial=True, cache=scoring(self).features)
+                  if lpips_model is not None else None)
             for k, (i, _, _, outside) in enumerate(group):
                 if ssim is not None:
                     out[i]["ssim"] = masked_mean(ssim[k], outside)

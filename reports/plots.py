@@ -1,22 +1,21 @@
-"""Plots as PNG bytes (matplotlib, Agg backend), embedded in the HTML report."""
+"""Plots as PNG bytes (matplotlib), embedded in the HTML report.
+
+Figures are ``matplotlib.figure.Figure`` objects drawn to PNG directly (no pyplot): importing this
+module selects no backend and touches no global matplotlib state of the program that imports it."""
 
 from __future__ import annotations
 
 import io
 import math
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from reports.data import EditorView  # noqa: E402
+from reports.data import EditorView
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -31,7 +30,8 @@ def _point(e: EditorView, metric: str, key: str):
 
 def tradeoff(editors: list[EditorView], x: tuple[str, str], y: tuple[str, str]) -> bytes | None:
     """Effectiveness against out-of-mask change per editor, with 95 % CIs: the trade-off RSE is about."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
     drawn = 0
     for e in editors:
         px, py = _point(e, *x), _point(e, *y)
@@ -41,7 +41,6 @@ def tradeoff(editors: list[EditorView], x: tuple[str, str], y: tuple[str, str]) 
         ax.annotate(e.label, (px[0], py[0]), textcoords="offset points", xytext=(5, 5), fontsize=8)
         drawn += 1
     if drawn == 0:
-        plt.close(fig)
         return None
     ax.set_xlabel(f"{x[0]}.{x[1]}")
     ax.set_ylabel(f"{y[0]}.{y[1]}")
@@ -54,7 +53,8 @@ def bars(editors: list[EditorView], metric: str, key: str, title: str) -> bytes 
     pts = [(label, p) for label, p in pts if p is not None]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(pts) + 1))
+    fig = Figure(figsize=(5.5, 0.45 * len(pts) + 1))
+    ax = fig.subplots()
     labels = [label for label, _ in pts]
     ax.barh(labels, [p[0] for _, p in pts], xerr=[[p[1] for _, p in pts], [p[2] for _, p in pts]],
             capsize=3, color="#4c72b0")
@@ -69,7 +69,8 @@ def curve(points: list[tuple[float, float, float]], xlabel: str, ylabel: str) ->
     if len(points) < 2:
         return None
     points = sorted(points)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
     ax.plot([p[2] for p in points], [p[1] for p in points], "o-")
     for t, yv, xv in points:
         ax.annotate(f"tau={t:g}", (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)

@@ -1,7 +1,7 @@
 """Training data for InstructPix2Pix-architecture editors: pairs, augmentation, conditioning dropout.
 
 Every random choice of a step comes from one ``torch.Generator`` seeded from (seed, step, micro-batch,
-rank) (:func:`step_generator`), and the data order from per-epoch permutations seeded from (seed,
+rank) (:func:`step_generator`, seeds from :mod:`ix2x.seeding`), and the data order from per-epoch permutations seeded from (seed,
 epoch), so a run resumed from a checkpoint draws exactly what the uninterrupted run would have drawn.
 """
 
@@ -15,6 +15,8 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from ix2x.seeding import epoch_seed, training_step_seed
 
 _SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
@@ -45,13 +47,12 @@ def dropout_masks(u: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor
 
 def step_generator(seed: int, step: int, micro: int = 0, rank: int = 0) -> torch.Generator:
     """The CPU generator of one micro-batch: a fixed function of its coordinates."""
-    key = ((seed * 1_000_003 + step) * 1_009 + micro) * 10_007 + rank
-    return torch.Generator("cpu").manual_seed(key % (2**63 - 1))
+    return torch.Generator("cpu").manual_seed(training_step_seed(seed, step, micro, rank))
 
 
-def batch_indices(n: int, seed: int, start: int, count: int) -> list[int]:
+def batch_indices(n: int, seed: int, start: int, count: int, stream: str = "train") -> list[int]:
     """Positions ``start .. start + count - 1`` of the endless stream of epoch permutations of ``n``
-    items (epoch e is ``randperm(n)`` seeded from (seed, e))."""
+    items (epoch e is ``randperm(n)`` seeded by :func:`ix2x.seeding.epoch_seed` (seed, e, stream))."""
     if n < 1:
         raise ValueError(f"`n` must be >= 1, got {n}.")
     out: list[int] = []
@@ -60,7 +61,7 @@ def batch_indices(n: int, seed: int, start: int, count: int) -> list[int]:
     while len(out) < count:
         epoch, offset = divmod(pos, n)
         if epoch != perm_epoch:
-            g = torch.Generator("cpu").manual_seed(seed * 7_919 + epoch)
+            g = torch.Generator("cpu").manual_seed(epoch_seed(seed, epoch, stream))
             perm, perm_epoch = torch.randperm(n, generator=g).tolist(), epoch
         take = min(count - len(out), n - offset)
         out.extend(perm[offset:offset + take])

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ix2x.errors import UserError
+from ix2x.seeding import validation_seed
 from training.editor_config import EditorTrainConfig, as_dict
 from training.editor_data import EditPairs, batch_indices, dropout_masks, step_generator, swap_laterality
 
@@ -73,7 +74,8 @@ def build_init_model(config: EditorTrainConfig, data: EditPairs, out: Path, log:
     n = len(data)
 
     def images(step: int, gen: torch.Generator) -> torch.Tensor:
-        idx = batch_indices(n, config.seed + 1, step * cfg.vae_batch_size // 2, cfg.vae_batch_size // 2)
+        idx = batch_indices(n, config.seed, step * cfg.vae_batch_size // 2, cfg.vae_batch_size // 2,
+                            stream="vae")
         b = data.batch(idx, gen, rotation=config.data.rotation, hflip=config.data.hflip)
         x = torch.cat([b.past, b.current])
         crop = cfg.vae_crop
@@ -447,7 +449,7 @@ def _validate(unet, ema, comps, samples, config: EditorTrainConfig, path: Path) 
         model = loop.Pix2PixModel(Components(unet, comps.vae, comps.text_encoder, comps.tokenizer,
                                              comps.scheduler_config, "training"))
         edits = edit_images(model, [s.image for s in samples], [s.instruction for s in samples],
-                            [v.seed + i for i in range(len(samples))], ecfg)
+                            [validation_seed(v.seed, i) for i in range(len(samples))], ecfg)
     finally:
         ema.restore(unet.parameters())
         unet.train(was_training)

@@ -1,17 +1,25 @@
-"""Classifiers behind the metrics, named by a spec string and built once per process.
+"""Classifiers behind the metrics, named by a spec string, found through entry points.
 
-Spec strings (``+`` joins a pathology and an attribute classifier into one)::
+Spec strings: ``NAME`` or ``NAME:ARG``, where NAME is registered under the entry-point group
+``ix2x.classifiers`` (built-ins in this repo's ``pyproject.toml``, exactly as a plugin does in its
+own); ``+`` joins a pathology and an attribute classifier into one. Built-in forms::
 
     phantom                         the shipped phantom CNN (findings, levels, sex, age, habitus)
-    PATH.safetensors                a phantom CNN trained by ``ix2x train-classifier`` (JSON beside it)
+    phantom:PATH.safetensors        a phantom CNN trained by ``ix2x train-classifier`` (JSON beside it)
+    PATH.safetensors                the same (short form)
     xrv:densenet121-res224-all      a torchxrayvision pathology DenseNet from xrv's cache
     xrv:densenet121-res224-all=PATH the same weights from PATH
     PATH.pt                         ``densenet121-res224-all`` weights from PATH
     xrv:demographics[=DIR]          Emory race + MIRA sex + RIKEN age models (xrv's cache or DIR)
     xrv:densenet121-res224-all+xrv:demographics
 
-:func:`get_classifier` caches by (spec, device): every metric of a run that names the same
-classifier shares one model, built on first use.
+An entry point names a class (or any object) with ``from_spec(arg, device) -> Classifier`` and,
+optionally, ``check_arg(arg)`` that raises a UserError for a bad ARG without loading anything.
+
+Models are built by :func:`build_classifier`, once per run, by the run's
+:class:`~ix2x.classifiers.scoring.Scoring`; nothing is cached at module level.
+:func:`register` makes a ready classifier object answer to a spec in this process (tests,
+notebooks; packages use the entry-point group).
 """
 
 from __future__ import annotations
@@ -23,39 +31,51 @@ import torch
 from ix2x.classifiers.base import SEX_CLASSES, Classifier, Combined, Outputs, square_resize
 from ix2x.errors import UserError
 
-__all__ = ["Classifier", "Outputs", "SEX_CLASSES", "check_spec", "clear_cache", "get_classifier",
-           "register", "square_resize"]
+__all__ = ["Classifier", "Outputs", "SEX_CLASSES", "build_classifier", "check_spec", "clear_cache",
+           "get_classifier", "register", "square_resize"]
 
-_CACHE: dict[tuple[str, str], Classifier] = {}
-_FORMS = ("phantom, PATH.safetensors, PATH.pt, xrv:<densenet weights>[=PATH], xrv:demographics[=DIR], "
-          "or two of these joined by '+'")
-
-
-def register(spec: str, classifier: Classifier, device: str | torch.device = "cpu") -> None:
-    """Make ``get_classifier(spec, device)`` return ``classifier`` (a plugin's own classifier, or a
-    test double), for the rest of the process or until :func:`clear_cache`."""
-    _CACHE[(spec, str(torch.device(device)))] = classifier
+GROUP = "ix2x.classifiers"
+_REGISTERED: dict[str, Classifier] = {}  # in-process registrations (not a cache: nothing is built here)
+_FORMS = ("phantom[:PATH.safetensors], PATH.safetensors, PATH.pt, xrv:<densenet weights>[=PATH], "
+          "xrv:demographics[=DIR], a plugin's NAME[:ARG], or two of these joined by '+'")
 
 
-def check_spec(spec: str) -> None:
-    """Raise a UserError if ``spec`` is not a classifier spec (checks the form, loads nothing)."""
-    if any(key[0] == spec for key in _CACHE):
-        return
-    for part in _parts(spec):
-        _kind(part)
-
-
-def get_classifier(spec: str, device: str | torch.device = "cpu") -> Classifier:
-    """The classifier named by ``spec`` on ``device``, built once per process."""
-    key = (spec, str(torch.device(device)))
-    if key not in _CACHE:
-        parts = [_build(p, device) for p in _parts(spec)]
-        _CACHE[key] = parts[0] if len(parts) == 1 else Combined(spec, parts)
-    return _CACHE[key]
+def register(spec: str, classifier: Classifier) -> None:
+    """Make ``spec`` name ``classifier`` (a ready object) in this process, until :func:`clear_cache`."""
+    _REGISTERED[spec] = classifier
 
 
 def clear_cache() -> None:
-    _CACHE.clear()
+    """Forget the classifiers registered with :func:`register`."""
+    _REGISTERED.clear()
+
+
+def check_spec(spec: str) -> None:
+    """Raise a UserError if ``spec`` is not a classifier spec (checks the form, loads no model)."""
+    if spec in _REGISTERED:
+        return
+    for part in _parts(spec):
+        factory, arg = _factory(part)
+        check = getattr(factory, "check_arg", None)
+        if check is not None:
+            check(arg)
+
+
+def build_classifier(spec: str, device: str | torch.device = "cpu") -> Classifier:
+    """A new classifier for ``spec`` on ``device`` (or the object registered under it)."""
+    if spec in _REGISTERED:
+        return _REGISTERED[spec]
+    parts = []
+    for part in _parts(spec):
+        factory, arg = _factory(part)
+        parts.append(factory.from_spec(arg, device))
+    return parts[0] if len(parts) == 1 else Combined(spec, parts)
+
+
+def get_classifier(spec: str, device: str | torch.device = "cpu") -> Classifier:
+    """Before per-run scoring state, this cached classifiers per process. It now builds a new one
+    each call: metrics use ``metrics._shared.scoring(self).classifier(spec)``, built once per run."""
+    return build_classifier(spec, device)
 
 
 def _parts(spec: str) -> list[str]:
@@ -64,36 +84,28 @@ def _parts(spec: str) -> list[str]:
     return [p.strip() for p in spec.split("+")]
 
 
-def _kind(part: str) -> tuple[str, str | None, str | None]:
-    """(kind, weights name, path) of one spec part."""
-    if part == "phantom":
-        return "phantom", None, None
-    if part.startswith("xrv:"):
-        name, _, path = part[4:].partition("=")
-        if name == "demographics":
-            return "demographics", None, path or None
-        if not name.startswith("densenet"):
-            raise UserError(f"Classifier `{part}`: xrv weights must be a densenet121-res224-* name or "
-                            f"`demographics`, got {name!r}. Forms: {_FORMS}.")
-        return "xrv", name, path or None
+def _factory(part: str):
+    """(entry point object, ARG or None) of one spec part, with the short path forms mapped."""
     suffix = Path(part).suffix
-    if suffix == ".safetensors":
-        return "phantom", None, part
-    if suffix in (".pt", ".pth"):
-        return "xrv", "densenet121-res224-all", part
-    raise UserError(f"Unknown classifier spec {part!r}. Use {_FORMS}.")
+    name, sep, arg = part.partition(":")
+    if suffix == ".safetensors" and not (sep and _known(name)):
+        name, arg = "phantom", part
+    elif suffix in (".pt", ".pth") and not (sep and _known(name)):
+        name, arg = "xrv", f"densenet121-res224-all={part}"
+    elif not sep:
+        arg = None
+    from ix2x import registry
+
+    try:
+        factory = registry.load("classifier", name)
+    except registry.RegistryError as e:
+        raise UserError(f"Unknown classifier spec {part!r}: {e} Forms: {_FORMS}.") from e
+    if not callable(getattr(factory, "from_spec", None)):
+        raise UserError(f"classifier entry point `{name}` ({factory!r}) has no `from_spec(arg, device)`.")
+    return factory, (arg if arg else None)
 
 
-def _build(part: str, device: str | torch.device) -> Classifier:
-    kind, weights, path = _kind(part)
-    if kind == "phantom":
-        from ix2x.classifiers.phantom import PhantomClassifier
+def _known(name: str) -> bool:
+    from ix2x import registry
 
-        return PhantomClassifier(path, device=device)
-    if kind == "demographics":
-        from ix2x.classifiers.xrv import XrvDemographics
-
-        return XrvDemographics(path, device=device)
-    from ix2x.classifiers.xrv import XrvPathology
-
-    return XrvPathology(weights, path, device=device)
+    return name in registry.names("classifier")

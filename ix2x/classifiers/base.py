@@ -75,10 +75,15 @@ class Classifier(abc.ABC):
     def __init__(self, name: str, device: str | torch.device = "cpu") -> None:
         self.name = name
         self.device = torch.device(device)
+        # {weights file: SHA-256} of what this classifier loaded, for the run record.
+        self.weight_files: dict[str, str] = {}
 
     findings: tuple[str, ...] = ()
     attributes: frozenset[str] = frozenset()  # subset of {"sex", "age", "group"}
     predicts_levels: bool = False
+    # The side of the square input the network sees, or None when it takes several sizes: the
+    # scoring state resizes each image to it once, from the original, before caching predictions.
+    input_size: int | None = None
 
     @abc.abstractmethod
     def _predict(self, images: torch.Tensor) -> Outputs:
@@ -127,6 +132,16 @@ def square_resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return images
 
 
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class Combined(Classifier):
     """A pathology classifier and an attribute classifier answering as one."""
 
@@ -136,6 +151,7 @@ class Combined(Classifier):
         self.findings = next((p.findings for p in parts if p.findings), ())
         self.attributes = frozenset().union(*(p.attributes for p in parts))
         self.predicts_levels = any(p.predicts_levels for p in parts)
+        self.weight_files = {k: v for p in parts for k, v in getattr(p, "weight_files", {}).items()}
 
     def _predict(self, images: torch.Tensor) -> Outputs:
         out = Outputs()

@@ -7,6 +7,9 @@ download: the backbone is read (``torch.load(weights_only=True)``) from torch's 
 MissingWeightsError with the command that fetches it. ``random_backbone=True`` uses lpips's own
 ``pnet_rand`` switch (real heads, random backbone): offline smoke runs only, not comparable to
 published LPIPS values.
+
+Nothing here is cached between calls at module level: a run's models and its feature cache live in
+its :class:`~ix2x.classifiers.scoring.Scoring` object, which passes the cache in.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from ix2x.images import content_key
 
 NETS = ("alex", "vgg", "squeeze")
 MIN_SIZE = 64  # AlexNet's strides leave nothing of smaller images: smaller inputs are upsampled
-_CACHE: dict[tuple[str, bool, str], torch.nn.Module] = {}
 
 
 def backbone_url(net: str) -> str:
@@ -47,50 +49,54 @@ RANDOM_BACKBONE_SEED = 0
 
 def get_lpips(net: str = "alex", *, random_backbone: bool = False,
               device: str | torch.device = "cpu") -> torch.nn.Module:
-    """An ``lpips.LPIPS`` model (eval, frozen), built once per (net, backbone, device)."""
+    """A new ``lpips.LPIPS`` model (eval, frozen). A run builds each one once, in its
+    :class:`~ix2x.classifiers.scoring.Scoring`; ``model.weight_files`` is {backbone file: SHA-256}."""
     if net not in NETS:
         raise UserError(f"`net` must be one of {', '.join(NETS)}, got {net!r}.")
-    key = (net, random_backbone, str(torch.device(device)))
-    if key not in _CACHE:
-        import lpips
+    import lpips
 
-        file = backbone_file(net)
-        if not random_backbone and not file.is_file():
-            raise MissingWeightsError(
-                f"LPIPS {net} backbone not found: {file} (torchvision's ImageNet weights, read from "
-                f"$TORCH_HOME/hub/checkpoints). On a machine with internet: `mkdir -p {file.parent} && "
-                f"wget {backbone_url(net)} -O {file}`, then copy the file here; or set "
-                "`random_backbone: true` for an offline smoke run (values not comparable).")
-        # The random backbone is drawn from a fixed seed, without touching the caller's RNG: the
-        # same suite must give the same LPIPS values in every run (it did not before: regression test).
-        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
-            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")  # lpips passes `pretrained=`
-            torch.manual_seed(RANDOM_BACKBONE_SEED)
-            model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)  # heads from the lpips package
-        if not random_backbone:
-            state = torch.load(str(file), map_location="cpu", weights_only=True)
-            features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-            # lpips splits torchvision's `features` into slices that keep the layer indices.
-            mine = {name: name.split(".", 1)[1] for name in model.net.state_dict()}
-            model.net.load_state_dict({name: features[idx] for name, idx in mine.items()})
-        # channels_last: about 1.3x faster AlexNet on the CPU (oneDNN), same values to float rounding.
-        model.net.to(memory_format=torch.channels_last)
-        _CACHE[key] = model.eval().requires_grad_(False).to(device)
-    return _CACHE[key]
+    file = backbone_file(net)
+    if not random_backbone and not file.is_file():
+        raise MissingWeightsError(
+            f"LPIPS {net} backbone not found: {file} (torchvision's ImageNet weights, read from "
+            f"$TORCH_HOME/hub/checkpoints). On a machine with internet: `mkdir -p {file.parent} && "
+            f"wget {backbone_url(net)} -O {file}`, then copy the file here; or set "
+            "`random_backbone: true` for an offline smoke run (values not comparable).")
+    # The random backbone is drawn from a fixed seed, without touching the caller's RNG: the
+    # same suite must give the same LPIPS values in every run (it did not before: regression test).
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")  # lpips passes `pretrained=`
+        torch.manual_seed(RANDOM_BACKBONE_SEED)
+        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)  # heads from the lpips package
+    weight_files = {}
+    if not random_backbone:
+        from ix2x.classifiers.base import sha256_of
+
+        weight_files = {str(file): sha256_of(file)}
+        state = torch.load(str(file), map_location="cpu", weights_only=True)  # a plain state dict
+        features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        # lpips splits torchvision's `features` into slices that keep the layer indices.
+        mine = {name: name.split(".", 1)[1] for name in model.net.state_dict()}
+        model.net.load_state_dict({name: features[idx] for name, idx in mine.items()})
+    # channels_last: about 1.3x faster AlexNet on the CPU (oneDNN), same values to float rounding.
+    model.net.to(memory_format=torch.channels_last)
+    model = model.eval().requires_grad_(False).to(device)
+    model.weight_files = weight_files
+    return model
 
 
 @torch.no_grad()
 def lpips_distance(model: torch.nn.Module, a: torch.Tensor, b: torch.Tensor, *,
-                   spatial: bool = False) -> torch.Tensor:
+                   spatial: bool = False, cache: "TensorLRU | None" = None) -> torch.Tensor:
     """LPIPS between ``(B, 1, H, W)`` images in [0, 1]: ``(B,)``, or a ``(B, 1, H, W)`` map
     (each layer's distance upsampled to the image) when ``spatial``.
 
     The arithmetic of ``lpips.LPIPS.forward`` (a test compares the two), but the backbone features
-    of each image come from :func:`lpips_features`, so an image several metrics compare (the input,
-    the edit, the true target) goes through the backbone once."""
+    of each image come from :func:`lpips_features`, so with a run's ``cache`` an image several
+    metrics compare (the input, the edit, the true target) goes through the backbone once."""
     h, w = a.shape[-2:]
     x, y = _lpips_input(a), _lpips_input(b)
-    feats = lpips_features(model, torch.cat([x, y]))
+    feats = lpips_features(model, torch.cat([x, y]), cache=cache)
     n = a.shape[0]
     d = 0
     for lin, f in zip(model.lins, feats):
@@ -114,7 +120,7 @@ def _lpips_input(a: torch.Tensor) -> torch.Tensor:
     return F.interpolate(a, size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False)
 
 
-class _TensorLRU:
+class TensorLRU:
     """A dict of tensor lists that drops its least recently used entries beyond ``max_bytes``."""
 
     def __init__(self, max_bytes: int) -> None:
@@ -142,22 +148,25 @@ class _TensorLRU:
         self._bytes = 0
 
 
-# Unit-normalised backbone features per (model, image content): out_of_mask_change, gt_fidelity and
-# lpips compare the same inputs, edits and targets, and every editor of a run sees the same inputs
-# and targets. 256 MB holds about 400 images at 128 px, 25 at 512 px.
-_FEATURES = _TensorLRU(256 * 2**20)
+# Unit-normalised backbone features per (model, image content) are kept in a run's cache:
+# out_of_mask_change, gt_fidelity and lpips compare the same inputs, edits and targets, and every
+# editor of a run sees the same inputs and targets. 256 MB holds about 400 images at 128 px, 25 at 512 px.
+FEATURE_CACHE_BYTES = 256 * 2**20
 
 
 @torch.no_grad()
-def lpips_features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+def lpips_features(model: torch.nn.Module, images: torch.Tensor,
+                   cache: TensorLRU | None = None) -> list[torch.Tensor]:
     """The LPIPS backbone's unit-normalised features of ``(B, 1, H, W)`` images in [0, 1], one
-    ``(B, C, h, w)`` tensor per layer. Images not seen before go through the backbone together, in
-    fixed chunks (:func:`ix2x.classifiers.base.fixed_chunks`)."""
+    ``(B, C, h, w)`` tensor per layer. Images not in ``cache`` (a new one per call if None) go
+    through the backbone together, in fixed chunks (:func:`ix2x.classifiers.base.fixed_chunks`)."""
     import lpips
+
+    store = cache if cache is not None else TensorLRU(FEATURE_CACHE_BYTES)
 
     token = model.__dict__.setdefault("_feature_token", object())  # unlike id(), never reused
     keys = [(token, content_key(im)) for im in images]
-    todo = list(dict.fromkeys(k for k in keys if k not in _FEATURES))  # unique, in order
+    todo = list(dict.fromkeys(k for k in keys if k not in store))  # unique, in order
     if todo:
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
         device = next(model.parameters()).device
@@ -169,11 +178,11 @@ def lpips_features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.T
             for j in range(n):
                 # Kept on the CPU (a copy: a view would keep the whole chunk), so that a GPU run's peak
                 # memory, which the runner reports per editor, does not include this cache.
-                _FEATURES.put(todo[done + j], [o[j].to("cpu", copy=True) for o in outs])
+                store.put(todo[done + j], [o[j].to("cpu", copy=True) for o in outs])
             done += n
     device = next(model.parameters()).device
-    feats = [torch.stack(layer).to(device) for layer in zip(*(_FEATURES.get(k) for k in keys))]
-    _FEATURES.trim()
+    feats = [torch.stack(layer).to(device) for layer in zip(*(store.get(k) for k in keys))]
+    store.trim()
     return feats
 
 
@@ -185,16 +194,14 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0) -> to
     torchmetrics' SSIM (Gaussian window 11, sigma 1.5, reflect padding; a test compares the two).
 
     torchmetrics convolves with the 11 x 11 Gaussian as one grouped 2-D kernel, which PyTorch's CPU
-    convolution runs slowly for one channel (SSIM was the largest part of the metric suite's cost).
-    The Gaussian is separable and reflect padding is linear, so the local means here are two
-    matrix products, ``M_h^T X M_w``, with ``M`` the 1-D blur (padding included) of each axis: the
-    same values to float rounding, about 10x faster at 128 px. float32, as torchmetrics: float64
-    has no fast CPU kernels."""
+    convolution runs slowly for one channel. The Gaussian is separable, so the local means here are
+    a 1-D blur along each axis, each a weighted sum of 11 shifted views of the reflect-padded image:
+    22 multiply-adds per pixel, O(H W) at any size (the matrix products used before cost O(n^3) in
+    the side: 6,000 px images took minutes). float32, as torchmetrics. Reflect padding needs images
+    of at least 6 px a side (torchmetrics' too)."""
     x, y = a.float(), b.float()
-    h, w = x.shape[-2:]
-    m_h, m_w = _blur_matrix(h, x.device), _blur_matrix(w, x.device)
     stack = torch.cat([x, y, x * x, y * y, x * y])  # (5B, 1, H, W): the five local moments at once
-    mu_x, mu_y, xx, yy, xy = (m_h.T @ stack @ m_w).split(x.shape[0])
+    mu_x, mu_y, xx, yy, xy = _blur(stack).split(x.shape[0])
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     var_x = (xx - mu_x ** 2).clamp(min=0)
     var_y = (yy - mu_y ** 2).clamp(min=0)
@@ -202,26 +209,33 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0) -> to
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
 
 
-def _blur_matrix(n: int, device: torch.device) -> torch.Tensor:
-    """``(n, n)`` float32 matrix ``M`` with ``v @ M`` = reflect-pad ``v`` by 5, then convolve with
-    the normalised 1-D Gaussian (torchmetrics' ``_gaussian``): row ``i`` is the blur of the i-th
-    unit vector. Built once per size on the CPU in float64 (no TF32 or other reduced-precision
-    kernels: each row sums to 1, so flat regions keep zero variance), then moved to ``device``."""
-    key = (n, str(device))
-    if key not in _BLUR:
-        coords = torch.arange(SSIM_KERNEL, dtype=torch.float64) - (SSIM_KERNEL - 1) / 2
-        g = torch.exp(-((coords / SSIM_SIGMA) ** 2) / 2)
-        g = g / g.sum()
-        pad = (SSIM_KERNEL - 1) // 2
-        eye = F.pad(torch.eye(n, dtype=torch.float64)[:, None, :], (pad, pad), mode="reflect")
-        _BLUR[key] = F.conv1d(eye, g.view(1, 1, -1))[:, 0, :].float().to(device)
-    return _BLUR[key]
+def _gaussian() -> list[float]:
+    """torchmetrics' normalised 1-D Gaussian (``_gaussian``), computed in float64."""
+    coords = torch.arange(SSIM_KERNEL, dtype=torch.float64) - (SSIM_KERNEL - 1) / 2
+    g = torch.exp(-((coords / SSIM_SIGMA) ** 2) / 2)
+    return (g / g.sum()).tolist()
 
 
-_BLUR: dict[tuple[int, str], torch.Tensor] = {}
+_BLUR_ROWS = 64  # rows per tile: a tile's intermediates stay in the CPU cache (1.6x faster at 3,000 px)
 
 
-def clear_cache() -> None:
-    _CACHE.clear()
-    _FEATURES.clear()
-    _BLUR.clear()
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 1, H, W)`` reflect-padded by 5 on every side and blurred with the Gaussian along W,
+    then along H, a band of rows at a time (reflection and a row-wise blur commute, so padding both
+    axes first gives the same values as padding each axis before its pass)."""
+    pad = (SSIM_KERNEL - 1) // 2
+    g = _gaussian()
+    n_h, n_w = x.shape[-2:]
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    out = torch.empty_like(x)
+    for r0 in range(0, n_h, _BLUR_ROWS):
+        rows = min(_BLUR_ROWS, n_h - r0)
+        band = padded[..., r0:r0 + rows + 2 * pad, :]
+        across = band[..., 0:n_w] * g[0]
+        for k in range(1, SSIM_KERNEL):
+            across.add_(band[..., k:k + n_w], alpha=g[k])
+        down = across[..., 0:rows, :] * g[0]
+        for k in range(1, SSIM_KERNEL):
+            down.add_(across[..., k:k + rows, :], alpha=g[k])
+        out[..., r0:r0 + rows, :] = down
+    return out

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ix2x.classifiers.base import Classifier, Outputs, square_resize
+from ix2x.classifiers.base import Classifier, Outputs, sha256_of, square_resize
 from ix2x.errors import MissingWeightsError, UserError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -93,8 +93,21 @@ class PhantomClassifier(Classifier):
         # channels_last: PyTorch's CPU convolutions (oneDNN) run this net about 2x faster in it,
         # which matters because classifier_shift and friends score every edit of a suite.
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)
+        self.weight_files = {str(path): sha256_of(path)}
+        self.input_size = int(self.config["size"])
         self.findings = tuple(self.config["findings"])
         self.group_names = tuple(self.config["group_names"])
+
+    @classmethod
+    def check_arg(cls, arg: str | None) -> None:
+        if arg is not None and Path(arg).suffix != ".safetensors":
+            raise UserError(f"`phantom:PATH` must name a .safetensors file, got {arg!r}.")
+
+    @classmethod
+    def from_spec(cls, arg: str | None, device: str | torch.device = "cpu") -> "PhantomClassifier":
+        """``phantom`` (the shipped weights) or ``phantom:PATH.safetensors``."""
+        cls.check_arg(arg)
+        return cls(arg, device=device)
 
     def _predict(self, images: torch.Tensor) -> Outputs:
         out = self.net(prepare(images, self.config).contiguous(memory_format=torch.channels_last))

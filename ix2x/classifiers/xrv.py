@@ -11,23 +11,26 @@ Weights come from a path the user gives or from torchxrayvision's cache,
 ``~/.torchxrayvision/models_data/`` (``~`` is ``$HOME``). Nothing here downloads: a missing file is a
 :class:`~ix2x.errors.MissingWeightsError` naming the file, where it goes and the ``wget`` command.
 
-Loading follows the project rule (``torch.load`` only with ``weights_only=True``): torchxrayvision's
-own DenseNet and SexModel loaders unpickle with ``weights_only=False``, so we rebuild the
-architecture with random weights and load the state dict ourselves. DenseNet files are whole pickled
-modules; they are read with the restricted (weights-only) unpickler, allowing only classes from
-``torch.nn`` and ``torchxrayvision`` (which we then discard, keeping the tensors).
+Weight files never run code. torchxrayvision's own DenseNet and SexModel loaders unpickle with
+``weights_only=False``, and even ``weights_only=True`` is unsafe here: xrv's DenseNet files are whole
+pickled modules, and allowing xrv's classes into torch's weights-only unpickler lets a crafted file
+call ``DenseNet(weights=..., cache_dir=<attacker folder>)``, which loads a second file unrestricted.
+So every pickled file is read by :mod:`ix2x.classifiers.safe_pickle` (tensors only; every class the
+file names becomes an inert placeholder), its state dict taken out of the recorded module structure
+and loaded into a model we build ourselves. RIKEN's age model is TorchScript (a program archive,
+whose loader is ``torch.jit.load``): it is read only from its expected file name, from the bytes we
+hashed. Every file's SHA-256 is kept (:attr:`Classifier.weight_files`) for the run record.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 
-from ix2x.classifiers.base import Classifier, Outputs, square_resize
+from ix2x.classifiers.base import Classifier, Outputs, sha256_of, square_resize
 from ix2x.errors import MissingWeightsError, UserError
 
 RELEASE = "https://github.com/mlmed/torchxrayvision/releases/download/v1/"
@@ -37,8 +40,6 @@ AGE_FILE = "baseline_models_riken_xray_age_every_model_age_senet154_v2_tl_26_ft_
 RACE_CLASSES: tuple[str, ...] = ("Asian", "Black", "White")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-# Module prefixes whose classes the restricted unpickler may rebuild from a whole-module file.
-_ALLOWED_PICKLE_PREFIXES = ("torch.nn.modules.", "torchxrayvision.", "collections.OrderedDict")
 
 
 def cache_dir() -> Path:
@@ -64,33 +65,36 @@ def xrv_to_range(images: torch.Tensor) -> torch.Tensor:
 
 def safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint: a state dict, a ``{"state_dict": ...}`` checkpoint or a whole
-    pickled ``nn.Module``, read with ``torch.load(weights_only=True)``.
+    pickled ``nn.Module``, read by the restricted unpickler (no class or function named by the
+    file is called; see :mod:`ix2x.classifiers.safe_pickle`)."""
+    from ix2x.classifiers.safe_pickle import restricted_load, state_dict_of
 
-    A whole module needs its classes: only those under ``torch.nn`` and ``torchxrayvision`` are
-    allowed into the restricted unpickler; anything else is refused with its name.
-    """
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    refused = [g for g in unsafe if not g.startswith(_ALLOWED_PICKLE_PREFIXES)]
-    if refused:
-        raise UserError(
-            f"{path} needs classes outside torch.nn / torchxrayvision to load ({', '.join(refused[:5])}); "
-            "refusing to unpickle it. Save its state dict instead: "
-            "`torch.save(model.state_dict(), PATH)` (or safetensors)."
-        )
-    with torch.serialization.safe_globals([_resolve(g) for g in unsafe]):
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(obj, torch.nn.Module):
-        return obj.state_dict()
+    obj = restricted_load(path)
+    module_state = state_dict_of(obj)
+    if module_state is not None:
+        return module_state
     if isinstance(obj, Mapping) and "state_dict" in obj:
         obj = obj["state_dict"]
-    if not isinstance(obj, Mapping):
-        raise UserError(f"{path} holds a {type(obj).__name__}, not a model or a state dict.")
-    return dict(obj)
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return {str(k): v for k, v in obj.items()}
+    raise UserError(f"{path} holds neither a state dict nor a pickled module's weights "
+                    f"(found {type(obj).__name__} {getattr(obj, 'qualified', '')}); refusing to use it. "
+                    "Save the state dict: `torch.save(model.state_dict(), PATH)` (or safetensors).")
 
 
-def _resolve(qualified: str) -> Any:
-    module, _, attr = qualified.rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+def load_torchscript(folder: Path, name: str) -> tuple[torch.nn.Module, str]:
+    """A TorchScript model read only from ``folder/name`` (a regular file, not a link to
+    elsewhere), from the very bytes whose SHA-256 is returned with it."""
+    import hashlib
+    import io
+
+    path = folder / name
+    if path.is_symlink() or not path.is_file():
+        raise UserError(f"{path} must be a regular file (TorchScript models load only from their expected "
+                        "path, not through a link); copy the file there.")
+    data = path.read_bytes()
+    model = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    return model, hashlib.sha256(data).hexdigest()
 
 
 def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -115,9 +119,11 @@ class XrvPathology(Classifier):
         labels = list(info["labels"])
         model = xrv.models.DenseNet(weights=None, num_classes=len(labels))
         model.load_state_dict(safe_state_dict(file))
+        self.weight_files = {str(file): sha256_of(file)}
         model.op_threshs = torch.tensor(info["op_threshs"], dtype=torch.float32)
         self.model = model.eval().to(self.device)
         self.resolution = int(info.get("input_resolution", 224))
+        self.input_size = self.resolution
         # Slots the weights were not trained for come back as exactly 0.5: keep only the real ones.
         thresholds = info["op_threshs"]
         self.columns = [i for i, n in enumerate(labels) if n and thresholds[i] == thresholds[i]]
@@ -154,7 +160,9 @@ class XrvDemographics(Classifier):
         sex.fc = torch.nn.Linear(512, 2)
         sex.load_state_dict(_strip(safe_state_dict(files[SEX_FILE]), "model."))
         # RIKEN ships TorchScript (a program archive, not a pickle): torch.jit.load is its loader.
-        age = torch.jit.load(str(files[AGE_FILE]), map_location="cpu")
+        age, age_sha = load_torchscript(folder, AGE_FILE)
+        self.weight_files = {str(files[RACE_FILE]): sha256_of(files[RACE_FILE]),
+                             str(files[SEX_FILE]): sha256_of(files[SEX_FILE]), str(files[AGE_FILE]): age_sha}
         self.race, self.sex, self.age = (m.eval().to(self.device) for m in (race, sex, age))
         self.mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
@@ -175,3 +183,22 @@ class XrvDemographics(Classifier):
         sex = self.sex(self.sex_input(images)).softmax(dim=1)[:, 1]  # logits -> P(female)
         age = self.age(x320).reshape(-1)
         return Outputs(sex=sex, age=age, group=race, group_names=RACE_CLASSES, group_kind="race")
+
+
+class Xrv:
+    """The ``xrv`` entry point: ``xrv:densenet121-res224-*[=PATH]`` or ``xrv:demographics[=DIR]``."""
+
+    @staticmethod
+    def check_arg(arg: str | None) -> None:
+        name = (arg or "").partition("=")[0]
+        if name != "demographics" and not name.startswith("densenet"):
+            raise UserError(f"Classifier `xrv:{arg or ''}`: xrv weights must be a densenet121-res224-* name "
+                            f"or `demographics`, got {name!r}.")
+
+    @classmethod
+    def from_spec(cls, arg: str | None, device: str | torch.device = "cpu") -> Classifier:
+        cls.check_arg(arg)
+        name, _, path = (arg or "").partition("=")
+        if name == "demographics":
+            return XrvDemographics(path or None, device=device)
+        return XrvPathology(name, path or None, device=device)

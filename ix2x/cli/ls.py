@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-HELP = "list installed editors, metrics or built-in suites"
+HELP = "list installed editors, metrics, classifiers or built-in suites"
 EXAMPLES = """examples:
   ix2x ls editors
   ix2x ls metrics --verbose      also each one's settings and defaults
@@ -15,7 +15,7 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["editors", "metrics", "suites"])
+    p.add_argument("what", choices=["editors", "metrics", "classifiers", "suites"])
     p.add_argument("--verbose", "-v", action="store_true", help="show providers and settings (imports each)")
     p.add_argument("--json", action="store_true", help="a JSON list on stdout instead of text")
 
@@ -57,7 +57,7 @@ def _components(kind: str, verbose: bool) -> list[dict]:
         if verbose:
             try:
                 cls = registry.load(kind, name)
-                settings = describe(cls.Config)
+                settings = describe(cls.Config) if hasattr(cls, "Config") else []
             except Exception as e:  # a broken plugin breaks alone
                 row["error"] = str(e)
             else:

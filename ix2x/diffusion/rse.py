@@ -98,8 +98,11 @@ def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 def relevance_seeds(seeds: Sequence[int]) -> list[int]:
-    """Seeds of the relevance noise: a fixed function of the edit's seed, distinct from it."""
-    return [(int(s) * 6364136223846793005 + 1442695040888963407) % 2**63 for s in seeds]
+    """Seeds of the relevance noise: a fixed function of the edit's seed, distinct from it
+    (:func:`ix2x.seeding.relevance_seed`)."""
+    from ix2x.seeding import relevance_seed
+
+    return [relevance_seed(s) for s in seeds]
 
 
 def guidance_overlay(image: torch.Tensor, gmap: torch.Tensor) -> torch.Tensor:

@@ -8,12 +8,11 @@ import torch.nn.functional as F
 from metric_helpers import phantom_samples
 
 from ix2x import registry
-from ix2x.classifiers import clear_cache as clear_classifiers
 from ix2x.classifiers import perceptual
 from ix2x.classifiers.base import CHUNK
+from ix2x.classifiers.scoring import Scoring
 from ix2x.configs import build
 from ix2x.types import EditResult
-from metrics._shared import clear_predictions
 
 METRICS = {"classifier_shift": {}, "demographic_preservation": {}, "cmig": {}, "guidance_localization": {},
            "out_of_mask_change": {"lpips_random_backbone": True},
@@ -31,17 +30,13 @@ def _edits(samples):
     return out
 
 
-def _cold():
-    perceptual.clear_cache()
-    clear_predictions()
-    clear_classifiers()
-
-
-def _scores(samples, results, batch):
+def _scores(samples, results, batch, state):
+    """Every metric's values, the metrics sharing one run's scoring state ``state``."""
     out = {s.sample_id: {} for s in samples}
     for name, args in METRICS.items():
         cls = registry.load("metric", name)
         metric = cls(build(cls.Config, args, where=name))
+        metric.scoring = state
         for i in range(0, len(samples), batch):
             for s, v in zip(samples[i:i + batch], metric.compute(samples[i:i + batch], results[i:i + batch])):
                 out[s.sample_id][name] = v
@@ -51,15 +46,13 @@ def _scores(samples, results, batch):
 def test_scores_do_not_depend_on_batch_or_cache():
     samples = phantom_samples(n=11, size=64)
     results = _edits(samples)
-    _cold()
-    together = _scores(samples, results, batch=11)
-    _cold()
-    alone = _scores(samples, results, batch=1)
+    together = _scores(samples, results, batch=11, state=Scoring())
+    alone = _scores(samples, results, batch=1, state=Scoring())
     # Warm caches: the same inputs seen before with other edits, samples in another order and batch.
-    _cold()
-    _scores(samples, [EditResult(image=s.image.flip(-1)) for s in samples], batch=4)
+    warm = Scoring()
+    _scores(samples, [EditResult(image=s.image.flip(-1)) for s in samples], batch=4, state=warm)
     order = list(range(len(samples)))[::-1]
-    reordered = _scores([samples[i] for i in order], [results[i] for i in order], batch=3)
+    reordered = _scores([samples[i] for i in order], [results[i] for i in order], batch=3, state=warm)
     assert together == alone
     assert json.loads(together) == json.loads(reordered)
 

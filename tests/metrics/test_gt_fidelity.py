@@ -20,7 +20,7 @@ def test_a_batch_scores_each_sample_as_alone():
 
     import torch
 
-    from ix2x.classifiers.perceptual import clear_cache, get_lpips
+    from ix2x.classifiers.perceptual import get_lpips
     from metrics.gt_fidelity import fidelity_batch, fidelity_values
 
     g = torch.Generator().manual_seed(1)
@@ -30,10 +30,8 @@ def test_a_batch_scores_each_sample_as_alone():
     regions[1, :, 20:60, 10:40] = 1  # sample 2: empty mask
     targets = torch.where(regions > 0, 1 - x, x)
     edits = (targets + 0.05 * torch.randn(3, 1, 64, 64, generator=g)).clamp(0, 1)
-    clear_cache()
     model = get_lpips("alex", random_backbone=True)
     batch = fidelity_batch(edits, targets, regions, model)
-    clear_cache()
     model = get_lpips("alex", random_backbone=True)
     for i, values in enumerate(batch):
         alone = fidelity_values(edits[i], targets[i], regions[i], model)

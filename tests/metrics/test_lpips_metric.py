@@ -16,9 +16,7 @@ from metrics.lpips import Lpips  # noqa: E402
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    perceptual.clear_cache()
     yield tmp_path / "torch"
-    perceptual.clear_cache()
 
 
 def _place_random_alexnet(torch_home):

@@ -42,15 +42,10 @@ def test_all_metrics_through_the_runner(tmp_path, phantoms, lookup):
 def test_records_do_not_depend_on_the_batch_size(tmp_path, phantoms):
     """Real networks (the shipped phantom classifier, LPIPS) through the runner: batch 1 and batch 3
     write the same records, byte for byte, timings aside."""
-    from ix2x.classifiers import clear_cache as clear_classifiers
-    from ix2x.classifiers.perceptual import clear_cache as clear_lpips
-    from metrics._shared import clear_predictions
-
     metrics = [m for m in METRICS if "args" not in m or "lookup" not in str(m["args"])]
     metrics += [{"name": "classifier_shift"}, {"name": "demographic_preservation"}]
     runs = []
     for batch in (1, 3):
-        clear_classifiers(), clear_lpips(), clear_predictions()
         raw = {"name": "batch_size_t", "seed": 0, "editors": [{"name": "identity"}, {"name": "oracle"}],
                "metrics": metrics, "batch_size": batch}
         run_dir = runner.start_run(suite_from_dict(raw), tmp_path / str(batch))

@@ -10,7 +10,7 @@ from ix2x.classifiers import perceptual
 lpips_pkg = pytest.importorskip("lpips")
 
 
-@pytest.mark.parametrize("shape", [(3, 1, 40, 52), (2, 1, 11, 13), (1, 1, 128, 128)])
+@pytest.mark.parametrize("shape", [(3, 1, 40, 52), (2, 1, 11, 13), (1, 1, 128, 128), (1, 1, 700, 610)])
 def test_ssim_map_equals_torchmetrics(shape):
     g = torch.Generator().manual_seed(sum(shape))
     a = torch.rand(*shape, generator=g, dtype=torch.float64)
@@ -26,9 +26,7 @@ def test_ssim_map_equals_torchmetrics(shape):
 
 @pytest.fixture
 def model():
-    perceptual.clear_cache()
-    yield perceptual.get_lpips("alex", random_backbone=True)
-    perceptual.clear_cache()
+    return perceptual.get_lpips("alex", random_backbone=True)
 
 
 def _theirs(model, a, b, spatial):
@@ -50,19 +48,22 @@ def test_cached_features_give_the_values_of_a_cold_start(model, monkeypatch):
     x = torch.rand(4, 1, 64, 64, generator=g)
     y = (x + 0.1 * torch.randn(4, 1, 64, 64, generator=g)).clamp(0, 1)
     expected = _theirs(model, x, y, False).reshape(-1)
-    perceptual.lpips_distance(model, y[2:], x[:2])  # some of the images seen before, in other batches
-    torch.testing.assert_close(perceptual.lpips_distance(model, x, y), expected)
+    cache = perceptual.TensorLRU(perceptual.FEATURE_CACHE_BYTES)
+    perceptual.lpips_distance(model, y[2:], x[:2], cache=cache)  # some images seen before, in other batches
+    assert len(cache._items) == 4
+    torch.testing.assert_close(perceptual.lpips_distance(model, x, y, cache=cache), expected)
     # A repeated image within one call, and a budget that keeps one entry: values do not change.
-    monkeypatch.setattr(perceptual._FEATURES, "max_bytes", 1)
-    d = perceptual.lpips_distance(model, torch.cat([x[:1], x[:1]]), torch.cat([y[:1], y[:1]]))
+    monkeypatch.setattr(cache, "max_bytes", 1)
+    d = perceptual.lpips_distance(model, torch.cat([x[:1], x[:1]]), torch.cat([y[:1], y[:1]]), cache=cache)
     assert d[0] == d[1] and torch.isclose(d[0], expected[0])
-    perceptual.lpips_distance(model, x, y)
-    assert len(perceptual._FEATURES._items) == 1
+    perceptual.lpips_distance(model, x, y, cache=cache)
+    assert len(cache._items) == 1
 
 
 def test_features_are_keyed_by_content_not_by_object(model):
     a = torch.zeros(1, 1, 64, 64)
     b = torch.ones(1, 1, 64, 64)
-    first = perceptual.lpips_distance(model, a, b)
+    cache = perceptual.TensorLRU(perceptual.FEATURE_CACHE_BYTES)
+    first = perceptual.lpips_distance(model, a, b, cache=cache)
     a += 1  # the same tensor object, new content: must not reuse the zeros' features
-    assert perceptual.lpips_distance(model, a, b) == 0 and first > 0
+    assert perceptual.lpips_distance(model, a, b, cache=cache) == 0 and first > 0

@@ -58,7 +58,10 @@ def test_pathology_adapter_equals_xrv(home, weights):
     torch.testing.assert_close(got.probs, direct[:, kept], rtol=0, atol=1e-5)
     if weights.endswith("nih"):  # unsupported slots: xrv answers 0.5, we drop them
         assert len(kept) == 14 and torch.all(direct[:, 14:] == 0.5)
-    assert get_classifier(f"xrv:{weights}") is adapter  # built once per process
+    from ix2x.classifiers.scoring import Scoring
+
+    state = Scoring()
+    assert state.classifier(f"xrv:{weights}") is state.classifier(f"xrv:{weights}")  # built once per run
 
 
 def test_explicit_path_and_pt_spec(home, tmp_path):

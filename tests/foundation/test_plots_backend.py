@@ -1,0 +1,18 @@
+"""Importing the report's plotting module selects no matplotlib backend for the program."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_importing_plots_keeps_the_programs_backend():
+    code = ("import matplotlib; import reports.plots as p; from reports.data import EditorView; "
+            "print(matplotlib.get_backend()); print(p._png(__import__('matplotlib.figure').figure.Figure())[:4])")
+    env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    backend, png = out.stdout.split("\n")[:2]
+    assert backend == "svg"  # matplotlib.use("Agg") at import made this "agg"
+    assert png == repr(b"\x89PNG")
