@@ -34,10 +34,9 @@ def run(args: argparse.Namespace) -> int:
             problems.append(f"editor `{comp.key}`: {problem}")
     print(f"suite `{suite.name}`: {len(editors)} editor(s), {len(metrics)} metric(s), settings valid")
     if suite.data.source == "dir" or args.data:
-        from ix2x.data.mimic import validate_dataset
-        from ix2x.data.sources import data_root
+        from ix2x.data.sources import validate_data
 
-        report = validate_dataset(data_root(suite.data))
+        report = validate_data(suite.data)
         print(report.format())
         if not report.ok:
             problems.append("dataset has problems (listed above)")
