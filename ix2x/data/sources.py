@@ -47,7 +47,11 @@ def phantom_dir(spec: PhantomSpec, *, progress: bool = False) -> Path:
 def check_data(spec: DataSpec) -> None:
     """Cheap checks before a run starts (a dataset folder that does not exist...)."""
     if spec.source == "dir":
-        data_root(spec)
+        root = data_root(spec)
+        image_locator(spec, root)  # a tree layout without files/ is refused here, before any model loads
+        if spec.mimic_iv and not Path(spec.mimic_iv).expanduser().is_dir():
+            raise DataError(f"MIMIC-IV folder {spec.mimic_iv} (data setting `mimic_iv`) does not exist. "
+                            "Point it at MIMIC-IV's hosp/ folder (patients.csv.gz, admissions.csv.gz).")
 
 
 def data_root(spec: DataSpec, *, progress: bool = False) -> Path:
