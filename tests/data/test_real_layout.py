@@ -222,3 +222,36 @@ def test_exif_orientation_is_applied_and_recorded(tmp_path, real_cxr_dir):
     assert pixels.shape == (300, 512) and image.shape == (1, 512, 300)
     assert np.array_equal(image[0].numpy(), np.rot90(pixels, k=-1))  # numpy: k=-1 is clockwise
     assert info == {"exif_orientation": 6}
+
+
+def _run(original, tmp_path, capsys, *extra):
+    from ix2x.cli.main import main
+
+    suite = tmp_path / "real.yaml"
+    suite.write_text("name: real\ndevice: cpu\nreport_images: false\n"
+                     "data: {source: dir, region: pseudo_mask}\n"
+                     "editors: [{name: identity}]\nmetrics: [{name: out_of_mask_change}]\n")
+    code = main(["run", "--suite", str(suite), "--data", str(original), "--out", str(tmp_path / "out"),
+                 "--quiet", "--device", "cpu", *extra])
+    return code, capsys.readouterr()
+
+
+@pytest.mark.slow  # ~25 s here: a whole run (runner, metrics at native size) over two real pairs
+def test_run_reads_the_original_layout_of_real_files(original, tmp_path, capsys):
+    import json
+
+    # rows 4-5: the DICOM and the gray JPEG (512 px each: metrics at native size cost O(n^3) today)
+    _rewrite(original, {(0, "split"): "train", (1, "split"): "train", (2, "split"): "train"})
+    code, _ = _run(original, tmp_path, capsys)
+    assert code == 0
+    records = [json.loads(line) for f in (tmp_path / "out").rglob("samples*.jsonl") for line in open(f)]
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    # identity: nothing changes outside the pseudo-mask on real pixels either
+    assert all(r["metrics"]["out_of_mask_change"]["mae"] == 0 for r in records)
+
+
+def test_run_refuses_a_row_that_leads_outside_the_root(original, tmp_path, capsys):
+    _rewrite(original, {(2, "past_dicom_id"): "../../../etc/hostname"})
+    code, out = _run(original, tmp_path, capsys)
+    assert code != 0
+    assert "climbs out with `..`" in out.err + out.out and "line 4 of instructions.csv" in out.err + out.out
