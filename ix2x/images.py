@@ -1,73 +1,131 @@
-"""Image files <-> the harness's image convention: float32 ``(1, H, W)`` in ``[0, 1]``."""
+"""Image files <-> the harness's image convention: float32 ``(1, H, W)`` in ``[0, 1]``.
+
+What a file's pixels mean is decided here, once, and said in the ``info`` that :func:`read_image`
+returns (datasets put it in ``Sample.labels["image_info"]``):
+
+- JPEG/PNG are oriented as displayed: an EXIF orientation tag is applied
+  (``PIL.ImageOps.exif_transpose``) and recorded as ``exif_orientation``.
+- RGB and palette images become gray with ITU-R 601 luma (PIL's ``convert("L")``).
+- 8-bit files are divided by 255. A 16-bit container is divided by ``2**bits - 1``, where ``bits``
+  follows the ``bit_depth`` policy: ``16`` (the file's own depth), ``12`` or ``8`` (the data is known
+  to use only that many bits: larger values are an error naming the file), or ``"auto"``: the PNG's
+  ``sBIT`` chunk when it has one, else 12 when every value is <= 4095 (12-bit detector data stored
+  in 16 bits would otherwise load as a near-black image), else 16. What auto chose is recorded.
+- DICOM goes through :mod:`ix2x.data.dicom` (Modality LUT, VOI LUT or window, MONOCHROME1); its
+  header declares its depth, so ``bit_depth`` does not apply.
+"""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
+from typing import Any, Literal, Union
 
 import numpy as np
 import torch
 
 from ix2x.errors import DataError
 
+BitDepth = Union[Literal["auto"], int]
+BIT_DEPTHS: tuple[Any, ...] = ("auto", 8, 12, 16)
+# Smallest side `validate` accepts: below this a file is a thumbnail or damage, not a radiograph.
+MIN_IMAGE_SIZE = 32
 
-def load_image(path: str | Path) -> torch.Tensor:
+
+def load_image(path: str | Path, *, bit_depth: BitDepth = 16) -> torch.Tensor:
     """Read a radiograph as a float32 ``(1, H, W)`` tensor in ``[0, 1]``.
 
-    PNG/JPEG in 8 or 16 bit (RGB is converted to gray), or DICOM when pydicom is installed
-    (MONOCHROME1 is inverted). Raises :class:`DataError` naming the file when it cannot be read.
+    ``bit_depth=16`` (the default) reads a 16-bit container as 16-bit data, which is what the
+    harness's own files hold; datasets pass their ``bit_depth`` setting (default ``"auto"``).
+    Raises :class:`DataError` naming the file when it cannot be read.
     """
+    return read_image(path, bit_depth=bit_depth)[0]
+
+
+def read_image(path: str | Path, *, bit_depth: BitDepth = 16) -> tuple[torch.Tensor, dict[str, Any]]:
+    """:func:`load_image` plus what was done to the pixels (``info``: a JSON-ready dict)."""
     path = Path(path)
+    if bit_depth not in BIT_DEPTHS:
+        raise ValueError(f"`bit_depth` must be one of {', '.join(map(repr, BIT_DEPTHS))}, got {bit_depth!r}.")
     try:
         if path.suffix.lower() == ".dcm":
-            array = _read_dicom(path)
+            from ix2x.data.dicom import read_dicom
+
+            array, info = read_dicom(path)
         else:
-            array = _read_pil(path)
+            array, info = _read_pil(path, bit_depth)
     except DataError:
         raise
     except Exception as e:  # PIL raises many types for broken files
         raise DataError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
     if array.ndim != 2 or array.size == 0:
         raise DataError(f"image {path} must be a 2-D grayscale image, got shape {array.shape}.")
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).unsqueeze(0)
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).unsqueeze(0), info
 
 
-def _read_pil(path: Path) -> np.ndarray:
-    from PIL import Image
+def _read_pil(path: Path, bit_depth: BitDepth) -> tuple[np.ndarray, dict[str, Any]]:
+    from PIL import Image, ImageOps
 
+    info: dict[str, Any] = {}
     with Image.open(path) as im:
-        im.load()
+        im.load()  # decodes everything: a truncated file raises here, naming no pixel as valid
+        orientation = im.getexif().get(0x0112, 1)  # 0x0112: the EXIF Orientation tag
+        if orientation not in (None, 1):
+            info["exif_orientation"] = int(orientation)
+        im = ImageOps.exif_transpose(im)
         mode = im.mode
-        if mode in ("I;16", "I;16B", "I;16L"):
-            return np.asarray(im, dtype=np.float64) / 65535.0
-        if mode == "I":  # 16-bit PNGs may open as 32-bit integer images
+        if mode in ("I;16", "I;16B", "I;16L", "I"):
             a = np.asarray(im, dtype=np.float64)
             if a.min() < 0 or a.max() > 65535:
                 raise DataError(f"image {path} has integer values in [{a.min():.0f}, {a.max():.0f}]; "
                                 "expected 8- or 16-bit intensities.")
-            return a / 65535.0
+            bits, why = _container_bits(path, a, bit_depth)
+            info.update(bit_depth=bits, bit_depth_source=why)
+            return a / float(2 ** bits - 1), info
         if mode == "F":
             a = np.asarray(im, dtype=np.float64)
             if a.min() < 0 or a.max() > 1:
                 raise DataError(f"float image {path} must lie in [0, 1], got [{a.min():.4g}, {a.max():.4g}].")
-            return a
+            return a, info
         if mode != "L":
-            im = im.convert("L")  # RGB, RGBA, P, LA, 1, CMYK
-        return np.asarray(im, dtype=np.float64) / 255.0
+            info["converted_from"] = mode
+            im = im.convert("L")  # RGB, RGBA, P, LA, 1, CMYK: ITU-R 601 luma
+        return np.asarray(im, dtype=np.float64) / 255.0, info
 
 
-def _read_dicom(path: Path) -> np.ndarray:
-    try:
-        import pydicom
-    except ImportError:
-        raise DataError(f"reading DICOM file {path} needs pydicom, which is not installed: "
-                        "`pip install pydicom` (or convert the images to PNG).") from None
-    ds = pydicom.dcmread(str(path))
-    a = ds.pixel_array.astype(np.float64)
-    bits = int(getattr(ds, "BitsStored", 16))
-    a = np.clip(a / float(2 ** bits - 1), 0.0, 1.0)
-    if getattr(ds, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
-        a = 1.0 - a
-    return a
+def _container_bits(path: Path, a: np.ndarray, bit_depth: BitDepth) -> tuple[int, str]:
+    """How many bits a 16-bit container's values use, by the policy (module docstring)."""
+    top = float(a.max())
+    if bit_depth != "auto":
+        if top > 2 ** bit_depth - 1:
+            raise DataError(f"image {path} has values up to {top:.0f}, more than {bit_depth}-bit data "
+                            f"holds ({2 ** bit_depth - 1}). Set the data setting `bit_depth` to 16 or auto.")
+        return int(bit_depth), "setting"
+    declared = png_significant_bits(path)
+    if declared is not None and 1 <= declared <= 16 and top <= 2 ** declared - 1:
+        return declared, "auto: PNG sBIT chunk"
+    if top <= 4095:
+        return 12, f"auto: 16-bit file with max {top:.0f} <= 4095"
+    return 16, "auto: 16-bit file"
+
+
+def png_significant_bits(path: Path) -> int | None:
+    """The gray sample depth a PNG's ``sBIT`` chunk declares, or None (not a PNG, no chunk).
+    PIL does not expose this chunk; it precedes the image data, so reading stops at IDAT."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", head)
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            data = f.read(length)
+            f.read(4)  # CRC
+            if kind == b"sBIT" and data:
+                return int(data[0])
 
 
 def save_image(path: str | Path, image: torch.Tensor, *, bits: int = 16) -> None:

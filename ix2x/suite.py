@@ -38,6 +38,13 @@ class DataSpec:
     # true change mask), or the pseudo-mask of the instruction's findings (real data has no truth).
     region: Literal["dataset", "pseudo_mask"] = "dataset"
     mask_source: str = "atlas"  # for region: pseudo_mask; "atlas", a folder of .npy masks, "density:<dir>"
+    # Real data as users hold it (ix2x/data/mimic.py, mimic_cxr.py, mimic_iv.py; README "Running on
+    # MIMIC-EDIT-INSTRUCTION"): where the ids' images are, how 16-bit files are read, demographics.
+    layout: Literal["original", "mimic_cxr_jpg", "mimic_cxr_dicom"] = "original"
+    images_path: str | None = None  # the MIMIC-CXR(-JPG) folder holding files/ (tree layouts)
+    link_roots: tuple[str, ...] = ()  # folders symlinks in past/ and current/ may point into
+    bit_depth: Literal["auto", 8, 12, 16] = "auto"  # 16-bit files: auto detects 12-bit content
+    mimic_iv: str | None = None  # MIMIC-IV hosp/ folder (patients, admissions .csv.gz): sex, age, race
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,33 @@ def xrv_to_range(images: torch.Tensor) -> torch.Tensor:
     return (2 * images - 1) * 1024
 
 
+# How images reach the networks. "xrv" (the default): torchxrayvision's documented pipeline,
+# ``xrv.datasets.normalize`` -> ``XRayCenterCrop`` -> ``XRayResizer(size)`` (skimage, anti-aliased,
+# zero padding in xrv units), run by xrv's own functions on the CPU, image by image. "torch": the
+# earlier centre crop plus antialiased bilinear resize on the device (``square_resize``, what
+# ``xrv.utils.fix_resolution`` does inside the models): faster on a GPU, but on real radiographs it
+# differs from the documented pipeline by up to a few hundred xrv units at edges.
+PREPROCESSING: tuple[str, ...] = ("xrv", "torch")
+
+
+def xrv_input(images: torch.Tensor, size: int, preprocessing: str = "xrv") -> torch.Tensor:
+    """``(B, 1, H, W)`` in [0, 1] -> ``(B, 1, size, size)`` in xrv's [-1024, 1024], on the input's
+    device, by the documented pipeline (``preprocessing="xrv"``) or the torch one."""
+    if preprocessing == "torch":
+        return xrv_to_range(square_resize(images, size))
+    if preprocessing != "xrv":
+        raise ValueError(f"`preprocessing` must be one of {', '.join(PREPROCESSING)}, got {preprocessing!r}.")
+    import numpy as np
+    import torchxrayvision as xrv
+
+    crop, resize = xrv.datasets.XRayCenterCrop(), xrv.datasets.XRayResizer(size)
+    out = []
+    for img in images.detach().float().cpu().numpy():  # (1, H, W) each, as xrv's datasets give
+        # normalize(img, maxval=1) is xrv's own (2 * img / maxval - 1) * 1024 in float32.
+        out.append(resize(crop(xrv.datasets.normalize(img, 1.0))))
+    return torch.from_numpy(np.stack(out)).to(images.device)
+
+
 def safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint: a state dict, a ``{"state_dict": ...}`` checkpoint or a whole
     pickled ``nn.Module``, read by the restricted unpickler (no class or function named by the
@@ -129,9 +156,11 @@ class XrvPathology(Classifier):
         self.columns = [i for i, n in enumerate(labels) if n and thresholds[i] == thresholds[i]]
         self.findings = tuple(labels[i] for i in self.columns)
 
+    preprocessing = "xrv"  # see PREPROCESSING
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` in [0, 1] -> the DenseNet's input (224 px, [-1024, 1024])."""
-        return xrv_to_range(square_resize(images, self.resolution))
+        return xrv_input(images, self.resolution, self.preprocessing)
 
     def _predict(self, images: torch.Tensor) -> Outputs:
         probs = self.model(self.preprocess(images))  # calibrated already: no sigmoid here
@@ -167,17 +196,20 @@ class XrvDemographics(Classifier):
         self.mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
+    preprocessing = "xrv"  # see PREPROCESSING
+
     def race_input(self, images: torch.Tensor) -> torch.Tensor:
-        """RaceModel's and AgeModel's contract: 320 px, 3 channels, ImageNet-normalised [0, 1]."""
-        x = square_resize(images, 320).repeat(1, 3, 1, 1)
-        return (x - self.mean) / self.std
+        """RaceModel's and AgeModel's contract: 320 px, 3 channels, ImageNet-normalised [0, 1]
+        (the documented xrv input at 320 px, then what their ``forward`` does to it)."""
+        x = (xrv_input(images, 320, self.preprocessing) + 1024) / 2048
+        return (x.repeat(1, 3, 1, 1) - self.mean) / self.std
 
     def sex_input(self, images: torch.Tensor) -> torch.Tensor:
         """SexModel's contract: 224 px, 3 channels, [0, 255]."""
-        return square_resize(images, 224).repeat(1, 3, 1, 1) * 255
+        x = (xrv_input(images, 224, self.preprocessing) + 1024) / 2048
+        return x.repeat(1, 3, 1, 1) * 255
 
     def _predict(self, images: torch.Tensor) -> Outputs:
-        # xrv's models map [-1024, 1024] back to [0, 1]; starting from [0, 1] we skip the round trip.
         x320 = self.race_input(images)
         race = self.race(x320).exp()  # log-softmax -> probabilities
         sex = self.sex(self.sex_input(images)).softmax(dim=1)[:, 1]  # logits -> P(female)

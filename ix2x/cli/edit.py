@@ -17,7 +17,7 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", metavar="IMAGE", help="input radiograph (PNG/JPEG, 8 or 16 bit)")
+    p.add_argument("image", metavar="IMAGE", help="input radiograph (PNG/JPEG 8 or 16 bit, DICOM)")
     p.add_argument("instruction", metavar="INSTRUCTION", help='e.g. "Add the finding of pleural effusion"')
     p.add_argument("--editor", default="instructx2x", help="registered editor name (default: instructx2x)")
     p.add_argument("--model", default=None, metavar="DIR", help="model folder (sets the editor's `model`)")
@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.guidance_map and getattr(config, "tau", None) == 0:
         raise UserError(f"--guidance-map needs RSE, but editor `{args.editor}` runs with tau = 0. "
                         "Use --editor instructx2x or --editor-arg tau=0.1.")
-    image = load_image(image_path)
-    editor = cls(config)
+    image = load_image(image_path, bit_depth="auto")  # a 16-bit PNG of 12-bit data is not black
+    editor = cls(config)  # resolution unset: the model's native size (its unet and vae configs)
     if args.device:
         editor.to(args.device)
     result = editor.edit([EditRequest(image_path.stem, image, args.instruction, args.seed)])[0]
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         _save_overlay(args.guidance_map, image, result.guidance_map)
         print(f"guidance map: {args.guidance_map}")
     info = result.info
-    summary = {k: info[k] for k in ("steps", "unet_calls", "edit_fraction", "device") if k in info}
+    summary = {k: info[k] for k in ("steps", "resolution", "unet_calls", "edit_fraction", "device") if k in info}
     print("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     for warning in info.get("warnings", []):
         print(f"  warning: {warning}")

@@ -72,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
     problems = preflight.device_problems(suite.device)
     problems += preflight.component_problems(editors, metrics, suite.device)
     if suite.data.source == "dir":
-        from ix2x.data.mimic import validate_dataset
-        from ix2x.data.sources import data_root
+        from ix2x.data.sources import validate_data
 
-        report = validate_dataset(data_root(suite.data))
+        report = validate_data(suite.data)  # the suite's layout, bit depth and demographics settings
         lines.append(report.format())
         out["dataset"] = {"root": report.root, "rows": report.n_rows, "ok": report.ok, "counts": report.counts,
-                          "examples": report.examples, "splits": report.splits}
+                          "examples": report.examples, "splits": report.splits,
+                          "notes": report.notes, "extra": report.extra}
         if not report.ok:
             problems.append(f"dataset {report.root} has problems (listed above)")
     else:

@@ -1,15 +1,24 @@
 """Reader and validator for the MIMIC-EDIT-INSTRUCTION layout.
 
-Layout::
+Layout (the original release's)::
 
     ROOT/instructions.csv      split, past_dicom_id, current_dicom_id, instruction [, optional columns]
-    ROOT/past/<past_dicom_id>.<png|jpg|jpeg|dcm>       the input study
-    ROOT/current/<current_dicom_id>.<png|jpg|jpeg|dcm> the target study
-    ROOT/masks/<mask>                                  optional change masks (PNG, > 0 means 1)
+    ROOT/past/<past_dicom_id>        the input study
+    ROOT/current/<current_dicom_id>  the target study
+    ROOT/masks/<mask>                optional change masks (PNG, > 0 means 1)
+
+An id is read as the original's code reads it, a file name with its extension (``a1b2c3.jpg``);
+an id without an image extension is a stem, completed with the first of ``.png .jpg .jpeg .dcm``
+that exists. Ids may instead resolve against a MIMIC-CXR-JPG or DICOM tree
+(:mod:`ix2x.data.mimic_cxr`). Every file a row names must lie inside the dataset root
+(:mod:`ix2x.data.paths`). The CSV may carry a BOM and CRLF line ends.
 
 Optional columns: ``aligned`` (target pixel-aligned with the input; default False, as real
 follow-ups are not), ``mask`` (file name under ``masks/``), ``subject_id`` (the patient). Every other
-column goes to ``Sample.labels``, with JSON strings decoded and numbers parsed.
+column goes to ``Sample.labels``, with JSON strings decoded and numbers parsed. Patient sex, age and
+race may come from MIMIC-IV (:mod:`ix2x.data.mimic_iv`); columns of the CSV take precedence.
+What the image reader did to a file's pixels (EXIF rotation, bit depth chosen, DICOM LUTs) goes to
+``labels["image_info"]`` (``{"past": {...}, "current": {...}}``) when it did anything.
 """
 
 from __future__ import annotations
@@ -18,27 +27,30 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 
+from ix2x.data.paths import ImageNotFound, OutsideRoot, check_inside, relative_part
 from ix2x.errors import DataError
-from ix2x.images import load_image
+from ix2x.images import MIN_IMAGE_SIZE, load_image, read_image
 from ix2x.types import Sample
 
 __all__ = ["MimicEditDataset", "ValidationReport", "validate_dataset", "load_image", "find_image",
-           "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "KNOWN_LABEL_COLUMNS", "IMAGE_EXTENSIONS"]
+           "FolderImages", "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "KNOWN_LABEL_COLUMNS",
+           "IMAGE_EXTENSIONS"]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("split", "past_dicom_id", "current_dicom_id", "instruction")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("aligned", "mask", "subject_id")
 # Extra columns the phantom generator writes; they become labels. Other columns are reported as
 # unknown by the validator (a warning: the reader still passes them on as labels).
-KNOWN_LABEL_COLUMNS: tuple[str, ...] = ("sex", "age", "habitus", "findings_past", "findings_current",
-                                        "ops", "study_id", "ref_id", "past_study_id",
-                                        "current_study_id")
+KNOWN_LABEL_COLUMNS: tuple[str, ...] = ("sex", "age", "race", "habitus", "findings_past",
+                                        "findings_current", "ops", "study_id", "ref_id",
+                                        "past_study_id", "current_study_id")
 IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "dcm")
 CSV_NAME = "instructions.csv"
+ROLES: tuple[tuple[str, str], ...] = (("past", "past_dicom_id"), ("current", "current_dicom_id"))
 
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n", ""}
@@ -47,13 +59,68 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 
 # ------------------------------------------------------------------------------------- images
 
+def has_image_extension(name: str) -> bool:
+    return Path(name).suffix.lower().lstrip(".") in IMAGE_EXTENSIONS
+
+
+def image_stem(name: str) -> str:
+    """``a1b2.jpg`` -> ``a1b2``; a stem stays as it is."""
+    return name[: -len(Path(name).suffix)] if has_image_extension(name) else name
+
+
 def find_image(folder: Path, stem: str) -> Path | None:
     """``folder/stem.<ext>`` for the first extension of :data:`IMAGE_EXTENSIONS` that exists."""
-    for ext in IMAGE_EXTENSIONS:
-        for candidate in (folder / f"{stem}.{ext}", folder / f"{stem}.{ext.upper()}"):
-            if candidate.is_file():
-                return candidate
+    for candidate in _stem_candidates(folder, stem):
+        if candidate.is_file():
+            return candidate
     return None
+
+
+def _stem_candidates(folder: Path, stem: str) -> list[Path]:
+    return [folder / f"{stem}.{e}" for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper())]
+
+
+class ImageLocator(Protocol):
+    """Where the image an id names is: :class:`FolderImages` (``past/``, ``current/``) or a
+    MIMIC-CXR tree. ``locate`` raises :class:`ImageNotFound` (naming the paths tried) or
+    :class:`OutsideRoot`; the caller adds the CSV line."""
+
+    def locate(self, role: str, image_id: str, column: str) -> Path: ...
+
+    def subject_of(self, image_id: str) -> str | None: ...
+
+
+class FolderImages:
+    """The original layout: ``root/<role>/<id>`` as is, or ``root/<role>/<stem>.<ext>``."""
+
+    def __init__(self, root: Path, link_roots: Sequence[Path] = ()) -> None:
+        self.root = Path(root)
+        self.link_roots = tuple(link_roots)
+
+    def locate(self, role: str, image_id: str, column: str) -> Path:
+        rel = relative_part(image_id, column=column)
+        folder = self.root / role
+        as_is = folder / rel
+        if as_is.is_file():  # the original's convention: the id is the file name
+            return check_inside(as_is, self.root, column=column, link_roots=self.link_roots)
+        tried = [as_is] if has_image_extension(str(rel)) else _stem_candidates(folder, str(rel))
+        for candidate in tried:
+            if candidate.is_file():
+                return check_inside(candidate, self.root, column=column, link_roots=self.link_roots)
+        if as_is.is_symlink() or any(c.is_symlink() for c in tried):  # a dangling link
+            raise ImageNotFound(f"{_shown(tried)} is a symlink to a file that does not exist")
+        raise ImageNotFound(f"{_shown(tried)} not found")
+
+    def subject_of(self, image_id: str) -> str | None:
+        return None
+
+
+def _shown(tried: Sequence[Path]) -> str:
+    if len(tried) == 1:
+        return str(tried[0])
+    lower = [p for p in tried if p.suffix == p.suffix.lower()]
+    first = lower[0]
+    return f"{first.parent / first.stem}.<{'|'.join(p.suffix[1:] for p in lower)}> (either case)"
 
 
 def _load_mask(path: Path) -> torch.Tensor:
@@ -98,10 +165,15 @@ def _read_csv(root: Path):
     if not path.is_file():
         raise DataError(f"{path} is missing: a MIMIC-EDIT-INSTRUCTION folder has {CSV_NAME} with "
                         f"columns {', '.join(REQUIRED_COLUMNS)}.")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes): it must hold a header line "
+                        f"({', '.join(REQUIRED_COLUMNS)}) and one row per pair.")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        # utf-8-sig: spreadsheet exports start with a byte-order mark; pandas handles CRLF itself.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except Exception as e:
         raise DataError(f"cannot read {path}: {type(e).__name__}: {e}") from e
+    return frame.rename(columns=lambda c: str(c).strip())
 
 
 # ------------------------------------------------------------------------------------ dataset
@@ -111,11 +183,19 @@ class MimicEditDataset(Sequence[Sample]):
 
     The CSV is read once; images load in ``__getitem__`` only, so memory does not grow with the
     dataset. ``split=None`` takes every row; ``limit`` keeps the first rows of the split.
-    Each sample: ``sample_id = f"{past_dicom_id}_{current_dicom_id}"``, ``image`` the past study,
-    ``target`` the current one (both float32 ``(1, H, W)`` in ``[0, 1]``).
+    Each sample: ``sample_id = f"{past}_{current}"`` (the ids without their image extension),
+    ``image`` the past study, ``target`` the current one (both float32 ``(1, H, W)`` in ``[0, 1]``).
+
+    ``images`` locates the files (default :class:`FolderImages` under ``root``); ``bit_depth`` is
+    the 16-bit policy of :mod:`ix2x.images`; ``demographics`` maps ``subject_id`` to labels
+    (``sex``, ``age``, ``race``...; see :mod:`ix2x.data.mimic_iv`). A row whose file is missing,
+    damaged or outside the root raises :class:`DataError` naming the file and the CSV line.
     """
 
-    def __init__(self, root: str | Path, split: str | None = "test", limit: int | None = None) -> None:
+    def __init__(self, root: str | Path, split: str | None = "test", limit: int | None = None, *,
+                 images: ImageLocator | None = None, bit_depth: Any = "auto",
+                 demographics: Mapping[str, Mapping[str, Any]] | None = None,
+                 link_roots: Sequence[str | Path] = ()) -> None:
         self.root = Path(root)
         frame = _read_csv(self.root)
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
@@ -124,17 +204,21 @@ class MimicEditDataset(Sequence[Sample]):
                             f"it has {', '.join(frame.columns)}.")
         frame = frame.assign(_line=np.arange(len(frame)) + 2)  # file line of each row, for errors
         if split is not None:
-            available = sorted(set(frame["split"]))
+            available = sorted(set(frame["split"].str.strip()))
             if split not in available:
                 raise DataError(f"split {split!r} is not in {self.root / CSV_NAME}; available splits: "
                                 f"{', '.join(repr(s) for s in available) or 'none (the file has no rows)'}.")
-            frame = frame[frame["split"] == split]
+            frame = frame[frame["split"].str.strip() == split]
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"`limit` must be >= 0 or None, got {limit}.")
             frame = frame.iloc[:limit]
         self.split = split
         self.frame = frame.reset_index(drop=True)
+        self.images = images if images is not None else FolderImages(
+            self.root, tuple(Path(r).expanduser() for r in link_roots))
+        self.bit_depth = bit_depth
+        self.demographics = demographics
         self._ids = _unique_ids(self.frame)
         self.label_columns = [c for c in frame.columns
                               if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS and c != "_line"]
@@ -164,41 +248,88 @@ class MimicEditDataset(Sequence[Sample]):
 
     def _sample(self, row: dict, sample_id: str) -> Sample:
         line = int(row["_line"])
-        past, current = row["past_dicom_id"], row["current_dicom_id"]
-        image = load_image(self._image_path("past", past, line))
-        target = load_image(self._image_path("current", current, line))
+        where = f"line {line} of {self.root / CSV_NAME}"
+        if not str(row["instruction"]).strip():
+            raise DataError(f"the instruction on {where} is empty.")
+        loaded, image_info = {}, {}
+        # Every path is checked (inside the root, present) before any file is opened.
+        paths = {role: self.image_path(role, row[column], line) for role, column in ROLES}
+        mask_path = self.mask_path(row["mask"], line) if str(row.get("mask", "")).strip() else None
+        for role, path in paths.items():
+            try:
+                loaded[role], info = read_image(path, bit_depth=self.bit_depth)
+            except DataError as e:
+                raise DataError(f"{e} ({where})") from e
+            if info:
+                image_info[role] = info
+        image, target = loaded["past"], loaded["current"]
         region = None
-        if row.get("mask"):
-            mask_path = self.root / "masks" / row["mask"]
-            if not mask_path.is_file():
-                raise DataError(f"mask {mask_path} (line {line} of {CSV_NAME}) does not exist.")
+        if mask_path is not None:
             region = _load_mask(mask_path)
             if region.shape != image.shape:
                 raise DataError(f"mask {mask_path} has shape {tuple(region.shape)} but the past image "
-                                f"has {tuple(image.shape)} (line {line} of {CSV_NAME}).")
+                                f"has {tuple(image.shape)} ({where}).")
         aligned = _parse_bool(row.get("aligned", ""), column="aligned", line=line)
-        labels = {c: _decode_label(row[c]) for c in self.label_columns}
-        patient = row.get("subject_id") or None
+        patient = self.patient_of(row)
+        labels = self.patient_labels(patient, image_stem(str(row["past_dicom_id"]).strip()))
+        labels.update({c: _decode_label(row[c]) for c in self.label_columns
+                       if not (c in labels and str(row[c]).strip() == "")})
+        if image_info:
+            labels["image_info"] = image_info
         return Sample(sample_id=sample_id, image=image, instruction=row["instruction"],
                       target=target, target_aligned=aligned, region=region, labels=labels,
-                      patient_id=patient, split=row["split"])
+                      patient_id=patient, split=str(row["split"]).strip())
 
-    def _image_path(self, folder: str, stem: str, line: int) -> Path:
-        path = find_image(self.root / folder, stem)
-        if path is None:
-            raise DataError(f"image {self.root / folder / stem}.<{'|'.join(IMAGE_EXTENSIONS)}> "
-                            f"(line {line} of {CSV_NAME}) does not exist. Run `ix2x validate --data "
-                            f"{self.root}` to list every missing file.")
-        return path
+    def patient_of(self, row: Mapping[str, Any]) -> str | None:
+        """The row's ``subject_id``, else the one the image tree knows for the past study."""
+        subject = str(row.get("subject_id", "") or "").strip()
+        return subject or self.images.subject_of(image_stem(str(row["past_dicom_id"]).strip()))
+
+    def patient_labels(self, patient: str | None, past_id: str) -> dict[str, Any]:
+        """The patient's demographics; ``age`` moved from the anchor year to the study's year when
+        the image tree knows the study date (MIMIC-IV and MIMIC-CXR share the date shift)."""
+        if self.demographics is None or patient is None:
+            return {}
+        labels = dict(self.demographics.get(patient, {}))
+        year = getattr(self.images, "study_year", lambda _id: None)(past_id)
+        if year is not None and labels.get("age") is not None and labels.get("anchor_year") is not None:
+            labels["age"] = labels["age"] + (year - labels["anchor_year"])
+        return labels
+
+    def image_path(self, role: str, image_id: str, line: int) -> Path:
+        """The file of ``image_id`` (a ``past``/``current`` id), or DataError naming what was tried."""
+        column = dict(ROLES)[role]
+        image_id = str(image_id).strip()
+        where = f"line {line} of {CSV_NAME}"
+        if not image_id:
+            raise DataError(f"`{column}` is empty on {where}.")
+        try:
+            return self.images.locate(role, image_id, column)
+        except OutsideRoot as e:
+            raise OutsideRoot(f"{e} ({where})") from e
+        except ImageNotFound as e:
+            raise ImageNotFound(f"image {e} ({where}). Run `ix2x validate --data {self.root}` to list "
+                                "every missing file.") from e
+
+    def mask_path(self, name: str, line: int) -> Path:
+        rel = relative_part(str(name), column="mask")
+        path = self.root / "masks" / rel
+        if not path.is_file():
+            raise ImageNotFound(f"mask {path} (line {line} of {CSV_NAME}) does not exist.")
+        return check_inside(path, self.root, column="mask")
+
+    # Kept for callers of the previous private name.
+    _image_path = image_path
 
 
 def _unique_ids(frame) -> list[str]:
-    """``{past}_{current}``; a pair that appears again (Diff-VQA can ask two questions about one
-    study pair) gets ``~1``, ``~2``... in file order, so records never collide."""
+    """``{past}_{current}`` (ids without an image extension); a pair that appears again
+    (Diff-VQA can ask two questions about one study pair) gets ``~1``, ``~2``... in file order,
+    so records never collide."""
     seen: dict[str, int] = {}
     ids = []
     for p, c in zip(frame["past_dicom_id"], frame["current_dicom_id"]):
-        base = f"{p}_{c}"
+        base = f"{image_stem(str(p).strip())}_{image_stem(str(c).strip())}"
         k = seen.get(base, 0)
         seen[base] = k + 1
         ids.append(base if k == 0 else f"{base}~{k}")
@@ -207,13 +338,15 @@ def _unique_ids(frame) -> list[str]:
 
 # ---------------------------------------------------------------------------------- validator
 
-# Problem kinds, in report order. Warnings do not make a dataset invalid.
+# Problem kinds, in report order. Warnings do not make a dataset invalid; notes say what the
+# reader will do to legal but unusual files.
 ERROR_KINDS: tuple[str, ...] = (
-    "missing_csv", "unreadable_csv", "missing_columns", "empty_id", "missing_image",
-    "unreadable_image", "empty_instruction", "unparsable_instruction", "missing_mask",
-    "unreadable_mask", "bad_aligned",
+    "missing_csv", "unreadable_csv", "missing_columns", "empty_id", "outside_root", "missing_image",
+    "unreadable_image", "image_too_small", "empty_instruction", "unparsable_instruction",
+    "missing_mask", "unreadable_mask", "bad_aligned",
 )
-WARNING_KINDS: tuple[str, ...] = ("unknown_columns",)
+WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics")
+NOTE_KINDS: tuple[str, ...] = ("bit_depth", "exif_orientation", "converted_to_gray", "dicom")
 
 
 @dataclass
@@ -226,6 +359,8 @@ class ValidationReport:
     examples: dict[str, list[str]] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
     max_examples: int = 5
+    notes: dict[str, int] = field(default_factory=dict)
+    extra: list[str] = field(default_factory=list)  # lines from the layout or the demographics join
 
     @property
     def ok(self) -> bool:
@@ -238,9 +373,15 @@ class ValidationReport:
         if len(shown) < self.max_examples:
             shown.append(example)
 
+    def note(self, text: str) -> None:
+        self.notes[text] = self.notes.get(text, 0) + 1
+
     def format(self) -> str:
         splits = ", ".join(f"{k}: {v}" for k, v in sorted(self.splits.items())) or "none"
         lines = [f"dataset {self.root}: {self.n_rows} row(s) (splits: {splits})"]
+        lines += [f"  {line}" for line in self.extra]
+        for text, n in sorted(self.notes.items()):
+            lines.append(f"  note: {n} image(s): {text}")
         for kind in ERROR_KINDS + WARNING_KINDS:
             n = self.counts.get(kind, 0)
             if not n:
@@ -256,13 +397,19 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate_dataset(root: str | Path, *, check_images: bool = True, max_examples: int = 5) -> ValidationReport:
+def validate_dataset(root: str | Path, *, check_images: bool = True, max_examples: int = 5,
+                     images: ImageLocator | None = None, bit_depth: Any = "auto",
+                     min_size: int = MIN_IMAGE_SIZE, link_roots: Sequence[str | Path] = (),
+                     demographics: Mapping[str, Mapping[str, Any]] | None = None) -> ValidationReport:
     """Check a MIMIC-EDIT-INSTRUCTION folder and report every problem without stopping at the first.
 
     Checks: ``instructions.csv`` present and readable, required columns, unknown columns (a warning),
-    empty ids, image files present and (with ``check_images``) decodable, instructions non-empty and
-    parsable by :func:`ix2x.data.instructions.parse`, mask files present and decodable, ``aligned``
-    values. A missing ``root`` raises :class:`DataError`.
+    empty ids, ids and masks that lead outside the root, image files present and (with
+    ``check_images``) decodable and at least ``min_size`` px on each side, instructions non-empty
+    and parsable by :func:`ix2x.data.instructions.parse`, mask files present and decodable,
+    ``aligned`` values; with ``demographics``, patients it has no record for (a warning). Images
+    are located and read exactly as :class:`MimicEditDataset` does. A missing ``root`` raises
+    :class:`DataError`.
     """
     from ix2x.data.instructions import InstructionError, parse
 
@@ -284,59 +431,111 @@ def validate_dataset(root: str | Path, *, check_images: bool = True, max_example
         if column not in known:
             report.add("unknown_columns", f"column `{column}` (passed on to Sample.labels)")
     if "split" in frame.columns:
-        report.splits = {str(k): int(v) for k, v in frame["split"].value_counts().items()}
-    cache: dict[str, str | None] = {}
+        report.splits = {str(k): int(v) for k, v in frame["split"].str.strip().value_counts().items()}
+    reader = _Reader(root, images or FolderImages(root, tuple(Path(r).expanduser() for r in link_roots)),
+                     bit_depth, min_size, check_images, report, demographics)
     for i, row in enumerate(frame.to_dict("records")):
-        _validate_row(root, row, i + 2, report, parse, InstructionError, check_images, cache)
+        reader.row(row, i + 2, parse, InstructionError)
     return report
 
 
-def _validate_row(root, row, line, report, parse, InstructionError, check_images, cache) -> None:
-    where = f"line {line}"
-    for folder, column in (("past", "past_dicom_id"), ("current", "current_dicom_id")):
-        if column not in row:
-            continue
-        stem = str(row[column]).strip()
-        if not stem:
-            report.add("empty_id", f"{where}: empty `{column}`")
-            continue
-        key = f"{folder}/{stem}"
-        if key not in cache:  # the same study may be the input of several pairs
-            cache[key] = _check_file(find_image(root / folder, stem), check_images, load_image)
-        problem = cache[key]
-        if problem == "missing":
-            report.add("missing_image", f"{where}: {folder}/{stem}.<{'|'.join(IMAGE_EXTENSIONS)}> not found")
-        elif problem:
-            report.add("unreadable_image", f"{where}: {problem}")
-    if "instruction" in row:
-        text = str(row["instruction"])
-        if not text.strip():
-            report.add("empty_instruction", f"{where}: empty instruction")
-        else:
+class _Reader:
+    """One validation pass; each file is checked once however many rows name it."""
+
+    def __init__(self, root, images, bit_depth, min_size, check_images, report, demographics) -> None:
+        self.root, self.images, self.bit_depth = root, images, bit_depth
+        self.min_size, self.check_images, self.report = min_size, check_images, report
+        self.demographics = demographics
+        self.cache: dict[Any, tuple[str, str] | None] = {}
+        self.patients_seen: set[str] = set()
+
+    def row(self, row, line, parse, InstructionError) -> None:
+        where = f"line {line}"
+        for role, column in ROLES:
+            if column not in row:
+                continue
+            image_id = str(row[column]).strip()
+            if not image_id:
+                self.report.add("empty_id", f"{where}: empty `{column}`")
+                continue
+            key = (role, image_id)
+            if key not in self.cache:  # the same study may be the input of several pairs
+                self.cache[key] = self._check_image(role, image_id, column)
+            if self.cache[key] is not None:
+                kind, text = self.cache[key]
+                self.report.add(kind, f"{where}: {text}")
+        if "instruction" in row:
+            text = str(row["instruction"])
+            if not text.strip():
+                self.report.add("empty_instruction", f"{where}: empty instruction")
+            else:
+                try:
+                    parse(text)
+                except InstructionError as e:
+                    self.report.add("unparsable_instruction", f"{where}: {e}")
+        if str(row.get("mask", "")).strip():
+            self._check_mask(row["mask"], where)
+        if "aligned" in row:
             try:
-                parse(text)
-            except InstructionError as e:
-                report.add("unparsable_instruction", f"{where}: {e}")
-    if row.get("mask"):
-        path = root / "masks" / row["mask"]
-        problem = _check_file(path if path.is_file() else None, check_images, _load_mask)
-        if problem == "missing":
-            report.add("missing_mask", f"{where}: masks/{row['mask']} not found")
-        elif problem:
-            report.add("unreadable_mask", f"{where}: {problem}")
-    if "aligned" in row:
-        try:
-            _parse_bool(row["aligned"], column="aligned", line=line)
-        except DataError as e:
-            report.add("bad_aligned", str(e))
+                _parse_bool(row["aligned"], column="aligned", line=line)
+            except DataError as e:
+                self.report.add("bad_aligned", str(e))
+        if self.demographics is not None and "past_dicom_id" in row:
+            self._check_patient(row, where)
 
-
-def _check_file(path: Path | None, check: bool, loader) -> str | None:
-    if path is None:
-        return "missing"
-    if check:
+    def _check_image(self, role, image_id, column) -> tuple[str, str] | None:
         try:
-            loader(path)
+            path = self.images.locate(role, image_id, column)
+        except OutsideRoot as e:
+            return "outside_root", str(e)
+        except ImageNotFound as e:
+            return "missing_image", str(e)
+        if not self.check_images:
+            return None
+        try:
+            image, info = read_image(path, bit_depth=self.bit_depth)
         except DataError as e:
-            return str(e)
-    return None
+            return "unreadable_image", str(e)
+        h, w = image.shape[-2:]
+        if min(h, w) < self.min_size:
+            return "image_too_small", (f"{path} is {w} x {h} px; images must be at least {self.min_size} "
+                                       f"px on each side")
+        self._notes(info)
+        return None
+
+    def _notes(self, info: Mapping[str, Any]) -> None:
+        if "bit_depth" in info:
+            self.report.note(f"16-bit file read as {info['bit_depth']}-bit ({info['bit_depth_source']})")
+        if "exif_orientation" in info:
+            self.report.note(f"EXIF orientation {info['exif_orientation']} applied")
+        if "converted_from" in info:
+            self.report.note(f"{info['converted_from']} converted to gray (ITU-R 601 luma)")
+        if "dicom_photometric" in info:
+            self.report.note(f"DICOM {info['dicom_photometric']}, modality LUT "
+                             f"{info['dicom_modality_lut'] or 'none'}, VOI {info['dicom_voi'] or 'none'}")
+
+    def _check_mask(self, name, where) -> None:
+        try:
+            path = check_inside(self.root / "masks" / relative_part(str(name), column="mask"),
+                                self.root, column="mask")
+        except OutsideRoot as e:
+            self.report.add("outside_root", f"{where}: {e}")
+            return
+        if not path.is_file():
+            self.report.add("missing_mask", f"{where}: masks/{str(name).strip()} not found")
+            return
+        if self.check_images:
+            try:
+                _load_mask(path)
+            except DataError as e:
+                self.report.add("unreadable_mask", f"{where}: {e}")
+
+    def _check_patient(self, row, where) -> None:
+        subject = str(row.get("subject_id", "") or "").strip() or self.images.subject_of(
+            image_stem(str(row["past_dicom_id"]).strip()))
+        if subject is None:
+            self.report.add("no_demographics", f"{where}: no subject_id for the past study")
+        elif subject not in self.demographics and subject not in self.patients_seen:
+            self.report.add("no_demographics", f"{where}: subject {subject} is not in MIMIC-IV patients")
+        if subject is not None:
+            self.patients_seen.add(subject)

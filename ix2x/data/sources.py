@@ -47,7 +47,11 @@ def phantom_dir(spec: PhantomSpec, *, progress: bool = False) -> Path:
 def check_data(spec: DataSpec) -> None:
     """Cheap checks before a run starts (a dataset folder that does not exist...)."""
     if spec.source == "dir":
-        data_root(spec)
+        root = data_root(spec)
+        image_locator(spec, root)  # a tree layout without files/ is refused here, before any model loads
+        if spec.mimic_iv and not Path(spec.mimic_iv).expanduser().is_dir():
+            raise DataError(f"MIMIC-IV folder {spec.mimic_iv} (data setting `mimic_iv`) does not exist. "
+                            "Point it at MIMIC-IV's hosp/ folder (patients.csv.gz, admissions.csv.gz).")
 
 
 def data_root(spec: DataSpec, *, progress: bool = False) -> Path:
@@ -63,14 +67,54 @@ def data_root(spec: DataSpec, *, progress: bool = False) -> Path:
     return root
 
 
+def image_locator(spec: DataSpec, root: Path):
+    """Where the ids of ``instructions.csv`` point: ``past/`` and ``current/`` under ``root`` (the
+    original layout) or a MIMIC-CXR(-JPG) tree (``images_path``, default ``root``)."""
+    from ix2x.data.mimic import FolderImages
+    from ix2x.data.paths import as_paths
+
+    if spec.layout == "original":
+        return FolderImages(root, as_paths(spec.link_roots))
+    from ix2x.data.mimic_cxr import MimicCxrTree
+
+    return MimicCxrTree(Path(spec.images_path).expanduser() if spec.images_path else root, spec.layout)
+
+
+def demographics(spec: DataSpec):
+    """The MIMIC-IV join (:mod:`ix2x.data.mimic_iv`) when ``mimic_iv`` is set, else None."""
+    if not spec.mimic_iv:
+        return None
+    from ix2x.data.mimic_iv import load_demographics
+
+    return load_demographics(spec.mimic_iv)
+
+
 def open_dataset(spec: DataSpec, *, progress: bool = False) -> Sequence[Sample]:
     """A lazy sequence of the split's samples (images load on access)."""
     from ix2x.data.mimic import MimicEditDataset
 
-    dataset = MimicEditDataset(data_root(spec, progress=progress), split=spec.split, limit=spec.limit)
+    root = data_root(spec, progress=progress)
+    dataset = MimicEditDataset(root, split=spec.split, limit=spec.limit, images=image_locator(spec, root),
+                               bit_depth=spec.bit_depth, demographics=demographics(spec))
     if spec.region == "pseudo_mask":
         return PseudoMaskRegions(dataset, spec.mask_source)
     return dataset
+
+
+def validate_data(spec: DataSpec):
+    """:func:`ix2x.data.mimic.validate_dataset` with the suite's data settings (layout, bit depth,
+    link roots, demographics), exactly as a run would read the data."""
+    from ix2x.data.mimic import validate_dataset
+
+    root = data_root(spec)
+    images = image_locator(spec, root)
+    people = demographics(spec)
+    report = validate_dataset(root, images=images, bit_depth=spec.bit_depth, demographics=people)
+    if hasattr(images, "describe"):
+        report.extra.append(images.describe())
+    if people is not None:
+        report.extra += people.describe()
+    return report
 
 
 class PseudoMaskRegions(Sequence[Sample]):

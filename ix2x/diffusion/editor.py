@@ -40,7 +40,7 @@ class DiffusionEditorConfig:
     tau: float = 0.1
     noise_level: float = 0.8
     scheduler: Literal["ddim", "ddpm", "euler", "euler_ancestral", "dpm_multistep", "model"] = "ddim"
-    resolution: int = 512
+    resolution: int | None = None  # None: the model folder's native size (loading.native_resolution), else 512
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     mask_source: str = "atlas"
     start: Literal["input", "noise"] = "input"
@@ -57,7 +57,8 @@ class DiffusionEditorConfig:
             (self.steps >= 1, "`steps` must be >= 1"),
             (0.0 <= self.tau <= 1.0, "`tau` must be in [0, 1]"),
             (0.0 < self.noise_level <= 1.0, "`noise_level` must be in (0, 1]"),
-            (self.resolution >= 8 and self.resolution % 8 == 0, "`resolution` must be a positive multiple of 8"),
+            (self.resolution is None or (self.resolution >= 8 and self.resolution % 8 == 0),
+             "`resolution` must be a positive multiple of 8 (or null: the model's own)"),
             (self.text_scale >= 0 and self.image_scale >= 0, "`text_scale` and `image_scale` must be >= 0"),
             (self.relevance or self.pseudo_mask or self.tau == 0,
              "with tau > 0 at least one of `relevance` and `pseudo_mask` must be true"),
@@ -139,7 +140,7 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
         info = {
             "steps": config.steps, "scheduler": config.scheduler, "start": config.start,
             "unet_calls": model_calls, "unet_evals": _evals(config, model_calls), "vae_calls": vae_calls,
-            "batch_size": n, "rse": config.rse, "tau": config.tau,
+            "batch_size": n, "rse": config.rse, "tau": config.tau, "resolution": res,
             "edit_fraction": float(mask.mean()) if mask is not None else 1.0,
             "warnings": warnings[i],
         }
@@ -170,6 +171,13 @@ class DiffusionEditor(Editor):
 
     def __init__(self, config: DiffusionEditorConfig | None = None) -> None:
         super().__init__(config)
+        if self.config.resolution is None:  # the size the model was trained at, read from its configs
+            import dataclasses
+
+            from ix2x.diffusion.loading import DEFAULT_RESOLUTION, native_resolution
+
+            native = native_resolution(self.config.model)
+            self.config = dataclasses.replace(self.config, resolution=native or DEFAULT_RESOLUTION)
         self.device = torch.device(_auto_device("auto"))
         self._model: loop.Pix2PixModel | None = None
 

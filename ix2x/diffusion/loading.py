@@ -79,6 +79,39 @@ def builtin_model_path(model: str) -> Path:
     return path
 
 
+# The original InstructX2X's (and Stable Diffusion 1.5's) size, for models whose folder is not here.
+DEFAULT_RESOLUTION = 512
+
+
+def native_resolution(model: str | Path) -> int | None:
+    """The image size ``model`` was trained at, as diffusers' pipelines define their default:
+    ``unet/config.json`` ``sample_size`` times the VAE's downsampling, ``2 ** (len(vae
+    block_out_channels) - 1)``. Reads two JSON files (a local folder, ``builtin:NAME``, or a hub id
+    already in the local cache); None when they are not here. Never downloads, loads no weights."""
+    import json
+
+    model = str(model)
+    try:
+        if model.startswith(BUILTIN):
+            files = [builtin_model_path(model) / part / "config.json" for part in ("unet", "vae")]
+        elif Path(model).expanduser().is_dir():
+            files = [Path(model).expanduser() / part / "config.json" for part in ("unet", "vae")]
+        elif is_hub_id(model):
+            from huggingface_hub import try_to_load_from_cache
+
+            found = [try_to_load_from_cache(model, f"{part}/config.json") for part in ("unet", "vae")]
+            files = [Path(f) for f in found if isinstance(f, str)]
+        else:
+            return None
+        if len(files) != 2 or not all(f.is_file() for f in files):
+            return None
+        unet, vae = (json.loads(f.read_text()) for f in files)
+        size = int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+    except (UserError, OSError, ValueError, KeyError, TypeError):
+        return None
+    return size if size >= 8 and size % 8 == 0 else None
+
+
 def resolve_model(model: str | Path) -> Path:
     """The local folder for ``model`` (a folder, or a hub id found in the local cache or, when online,
     downloaded); raises :class:`MissingWeightsError` naming what is missing. Reads no weights."""

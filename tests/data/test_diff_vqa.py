@@ -53,7 +53,7 @@ def _images(root, studies):
         if write:
             folder = root / "cxr" / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}"
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.full((4, 4), 7, np.uint8)).save(folder / f"{dicom}.jpg")
+            Image.fromarray(np.full((32, 32), 7, np.uint8)).save(folder / f"{dicom}.jpg")
     (root / "dvqa").mkdir(exist_ok=True)
     pd.DataFrame(rows).to_csv(root / "dvqa" / "mimic_all.csv", index=False)
 
@@ -116,8 +116,12 @@ def test_build_counts_every_rule_and_drop(release):
         ["d801", "d802", "Add the findings of edema in the cardiac, and cardiomegaly in the cardiac."],
     ]
     assert (release / "out" / "past" / "d501.jpg").is_symlink()
-    assert validate_dataset(release / "out").ok
-    sample = MimicEditDataset(release / "out", split="test")[0]
+    # The images are symlinks into the MIMIC-CXR-JPG tree, outside the dataset root: refused unless
+    # that tree is declared as a place links may lead.
+    refused = validate_dataset(release / "out")
+    assert not refused.ok and refused.counts["outside_root"] == 8  # 4 rows x 2 images
+    assert validate_dataset(release / "out", link_roots=[release / "cxr"]).ok
+    sample = MimicEditDataset(release / "out", split="test", link_roots=[release / "cxr"])[0]
     assert sample.sample_id == "d601_d602" and sample.patient_id == "10000002"
     assert sample.labels == {"ref_id": 601, "study_id": 602}
 

@@ -20,7 +20,7 @@ def _write(root, rows, images=None):
         Image.fromarray(array).save(root / rel)
 
 
-def _gray(value, size=4):
+def _gray(value, size=32):  # 32 px: the smallest size `validate` accepts
     return np.full((size, size), value, dtype=np.uint8)
 
 
@@ -40,7 +40,7 @@ def dataset_dir(tmp_path):
              subject_id="10003", sex="M", age="40", habitus="slim", findings_past="[]",
              findings_current="[]", ops="[]"),
     ]
-    mask = np.zeros((4, 4), np.uint8)
+    mask = np.zeros((32, 32), np.uint8)
     mask[1:3, 0:2] = 255
     images = {"past/p1.png": _gray(51), "current/c1.png": _gray(102), "past/p2.png": _gray(0),
               "current/c2.png": _gray(255), "past/p3.png": _gray(0), "current/c3.png": _gray(0)}
@@ -56,11 +56,11 @@ def test_reads_a_split_as_samples(dataset_dir):
     s = ds[0]
     assert s.sample_id == "p1_c1" and s.split == "test" and s.patient_id == "10001"
     assert s.instruction == "Add the finding of left pleural effusion."
-    assert s.image.shape == (1, 4, 4) and s.image.dtype == torch.float32
-    assert torch.allclose(s.image, torch.full((1, 4, 4), 0.2))
-    assert torch.allclose(s.target, torch.full((1, 4, 4), 0.4))
+    assert s.image.shape == (1, 32, 32) and s.image.dtype == torch.float32
+    assert torch.allclose(s.image, torch.full((1, 32, 32), 0.2))
+    assert torch.allclose(s.target, torch.full((1, 32, 32), 0.4))
     assert s.target_aligned is True
-    expected_mask = torch.zeros(1, 4, 4)
+    expected_mask = torch.zeros(1, 32, 32)
     expected_mask[0, 1:3, 0:2] = 1
     assert torch.equal(s.region, expected_mask)
     assert s.labels == {"sex": "F", "age": 63.5, "habitus": "broad", "findings_past": {},
@@ -161,7 +161,8 @@ def test_validate_counts_every_problem(tmp_path):
                              "unreadable_image": 1, "missing_image": 2, "empty_instruction": 1,
                              "empty_id": 1, "unparsable_instruction": 2}
     assert report.examples["missing_image"] == [
-        "line 3: current/c2.<png|jpg|jpeg|dcm> not found", "line 5: current/c4.<png|jpg|jpeg|dcm> not found"]
+        f"line 3: {tmp_path}/current/c2.<png|jpg|jpeg|dcm> (either case) not found",
+        f"line 5: {tmp_path}/current/c4.<png|jpg|jpeg|dcm> (either case) not found"]
     assert "unicorns" in report.examples["unparsable_instruction"][1]
     text = report.format()
     assert "error: missing image: 2" in text and "warning: unknown columns: 1" in text

@@ -16,7 +16,7 @@ def _drop_column(path, column):
 
 
 def test_valid_dataset_passes(tmp_path, capsys):
-    data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(3, size=32))  # 32 px: validate's minimum
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\neditors: [{name: identity}]\nmetrics: [{name: out_of_mask_change}]\n")
     assert main(["validate", "--suite", str(suite), "--data", str(data)]) == 0

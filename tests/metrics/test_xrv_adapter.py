@@ -48,13 +48,15 @@ def test_pathology_adapter_equals_xrv(home, weights):
     x = _images()
     got = adapter.predict(x)
     direct_model = xrv.models.DenseNet(weights=weights)  # reads the same cache file
-    square = x[..., :, 3:67]  # the adapter's centre crop
+    # torchxrayvision's documented input pipeline, called directly: normalize, XRayCenterCrop, XRayResizer
+    crop, resize = xrv.datasets.XRayCenterCrop(), xrv.datasets.XRayResizer(224)
+    documented = torch.stack([torch.from_numpy(resize(crop(xrv.datasets.normalize(img.numpy(), 1.0))))
+                              for img in x])
     with torch.no_grad():
-        direct = direct_model(ours.xrv_to_range(square))  # xrv resizes to 224 itself
+        direct = direct_model(documented)
     labels = xrv.models.model_urls[weights]["labels"]
     kept = [i for i, n in enumerate(labels) if n]
     assert got.findings == tuple(labels[i] for i in kept)
-    # resize-then-scale vs scale-then-resize: equal up to float rounding
     torch.testing.assert_close(got.probs, direct[:, kept], rtol=0, atol=1e-5)
     if weights.endswith("nih"):  # unsupported slots: xrv answers 0.5, we drop them
         assert len(kept) == 14 and torch.all(direct[:, 14:] == 0.5)
