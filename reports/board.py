@@ -87,9 +87,17 @@ def _cell(e: EditorView, bc: BoardColumn) -> Cell:
     value, low, high = row["value"], row["ci_low"], row["ci_high"]
     if not math.isfinite(value):
         return Cell("n/a", "", row["n"], reason=e.nan_reason(bc.col) or "not computable on these samples")
-    # A CI that is one point (every sample scored the same, e.g. identity's 0) says nothing more.
-    ci = (f"[{number(low * s, p)}, {number(high * s, p)}]"
-          if math.isfinite(low) and math.isfinite(high) and not low == high == value else "")
+    text = number(value * s, p)
+    ci = ci_text(low * s, high * s, text, p)
     n = int(row["n"])
-    return Cell(number(value * s, p), ci, n, best=bc.ranking.best == e.label, tiny=n < TINY_N,
+    return Cell(text, ci, n, best=bc.ranking.best == e.label, tiny=n < TINY_N,
                 unranked=e.label in bc.ranking.unranked, low=low * s, high=high * s, raw=value * s)
+
+
+def ci_text(low: float, high: float, value_text: str, precision: int) -> str:
+    """"[low, high]"; empty when not computed, or when it prints as the value itself (every
+    sample scored the same, e.g. identity's 0): such a CI says nothing more."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    lo, hi = number(low, precision), number(high, precision)
+    return "" if lo == hi == value_text else f"[{lo}, {hi}]"

@@ -237,9 +237,11 @@ def breakdowns(b: boards.Board, editors: list[EditorView]) -> str:
                         cells.append("<td class='na'>-</td>")
                         continue
                     mean, lo, hi, n = t[g]
-                    ci = f"<span class='ci'>[{number(lo * s, p)}, {number(hi * s, p)}]</span>" if math.isfinite(lo) else ""
+                    text = number(mean * s, p)
+                    ci = boards.ci_text(lo * s, hi * s, text, p)
+                    ci = f"<span class='ci'>{ci}</span>" if ci else ""
                     tiny = " class='tiny'" if n < TINY_N else ""
-                    cells.append(f"<td{tiny}>{number(mean * s, p)}{ci}<span class='n'>n={n}</span></td>")
+                    cells.append(f"<td{tiny}>{text}{ci}<span class='n'>n={n}</span></td>")
                 rows.append(f"<tr><td>{e(label)}</td>{''.join(cells)}</tr>")
             parts.append(f"<h4>{e(bc.header)} by {by}</h4><div class='scroll'><table><thead><tr><th>editor</th>"
                          f"{head}</tr></thead>{''.join(rows)}</table></div>")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from reports import board as boards
-from reports.data import EditorView, RunView, breakdown, number
+from reports.data import TINY_N, EditorView, RunView, breakdown, number
 from reports.significance import paired_rows
 
 # CommonMark backslash-escapes any ASCII punctuation; these are the ones that would change the
@@ -38,6 +38,13 @@ def _cell_text(c: boards.Cell) -> str:
     if c.unranked:
         text += " †"
     return text
+
+
+def _group_text(stat: tuple[float, float, float, int], scale: float, p: int) -> str:
+    mean, low, high, n = stat
+    text = number(mean * scale, p)
+    ci = boards.ci_text(low * scale, high * scale, text, p)
+    return f"{text}{' ' + ci if ci else ''} n={n}{' (few)' if n < TINY_N else ''}"
 
 
 def render(runs: list[RunView], editors: list[EditorView], *, baseline: str | None = None) -> str:
@@ -75,9 +82,7 @@ def render(runs: list[RunView], editors: list[EditorView], *, baseline: str | No
                   _sep(len(groups) + 1)]
         p = bc.col.precision
         for label, t in table.items():
-            lines.append(_row([esc(label)] + [
-                f"{number(t[g][0] * bc.scale, p)} [{number(t[g][1] * bc.scale, p)}, "
-                f"{number(t[g][2] * bc.scale, p)}] n={t[g][3]}" if g in t else "-" for g in groups]))
+            lines.append(_row([esc(label)] + [_group_text(t[g], bc.scale, p) if g in t else "-" for g in groups]))
     failures = [(e, r) for e in editors for r in e.records if r["status"] != "ok"]
     lines += ["", "## Failures", ""]
     if failures:
@@ -90,7 +95,7 @@ def render(runs: list[RunView], editors: list[EditorView], *, baseline: str | No
     for bc in b.columns:
         c = bc.col
         direction = {True: "higher is better", False: "lower is better"}.get(c.higher_is_better, "no direction")
-        lines.append(f"- **{esc(c.label)}** (`{c.id}`, {direction}{', ' + esc(c.unit) if c.unit else ''}): "
+        lines.append(f"- **{esc(c.label)}** ({esc(c.id)}, {direction}{', ' + esc(c.unit) if c.unit else ''}): "
                      f"{esc(c.glossary or c.metric_glossary or 'no description recorded')}")
     for run in runs:
         git = run.meta.get("git", {})
