@@ -318,8 +318,11 @@ def number(v: float | None, precision: int = 3) -> str:
         return "∞" if v > 0 else "-∞"
     if v == 0:
         return "0"
+    exact = v
     v = float(f"{v:.{precision}g}")  # round first: 0.99999 prints as 1.00, not 1.000
     mag = math.floor(math.log10(abs(v)))
+    if precision - 1 <= mag < 6:  # whole numbers print whole: 1235, not 1230
+        return f"{exact:.0f}"
     if -4 <= mag < 6:
         decimals = max(0, precision - 1 - mag)
         text = f"{v:.{decimals}f}"
