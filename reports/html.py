@@ -57,6 +57,7 @@ figure img.fig{max-width:640px;display:block}
 #samples td.txt b{word-break:break-all}
 #samples td.err{color:#b00;text-align:left;max-width:30em}
 #samples th[data-sort]{cursor:pointer}
+#samples th button.sort{font-size:10px;padding:0 4px;margin-top:2px}
 #samples th[data-sort]:hover{background:#e4e8f0}
 .thumbs{display:flex;flex-wrap:wrap;gap:4px;text-align:center;min-width:408px;max-width:520px}
 .thumbs figure{margin:0;display:block}
@@ -371,7 +372,7 @@ BROWSER_HTML = """
 <div><button id="prev">&larr;</button> <span id="page-info"></span> <button id="next">&rarr;</button></div>
 <div class="scroll"><table id="samples"><thead></thead><tbody></tbody></table></div>
 <div id="zoom" role="dialog"><div><span id="zoom-caption"></span> · <a id="zoom-link" href="#" target="_blank">open the
- original file (16-bit PNG)</a> · <span>click anywhere to close</span></div><img id="zoom-img" alt="full resolution"></div>
+ original file (16-bit PNG)</a> · <span>click anywhere to close</span></div><div id="zoom-box"></div></div>
 """
 
 BROWSER_JS = r"""
@@ -416,6 +417,8 @@ function header() {
     const a = document.createElement('a'); a.href = '#' + c.anchor; a.textContent = c.label;
     a.addEventListener('click', ev => ev.stopPropagation());
     t.appendChild(a); t.appendChild(document.createTextNode(c.hib === true ? ' ↑' : c.hib === false ? ' ↓' : ''));
+    const b = document.createElement('button'); b.className = 'sort'; b.textContent = 'sort';
+    b.title = 'sort: worst first; again: reverse'; t.appendChild(document.createElement('br')); t.appendChild(b);
     t.addEventListener('click', () => {
       if (st.sort === j) st.desc = !st.desc; else { st.sort = j; st.desc = worstDesc(j); }
       st.page = 0; st.limit = null; draw();
@@ -440,10 +443,10 @@ function view() {
   if (st.limit !== null) v = v.slice(0, st.limit);
   return v;
 }
-function thumb(src, full, label) {
+function thumb(src, full, label, derived) {
   const f = document.createElement('figure'), i = document.createElement('img');
   i.loading = 'lazy'; i.src = src; i.alt = label; i.dataset.full = full || src; i.title = label;
-  i.addEventListener('click', () => zoom(i.dataset.full, label));
+  i.addEventListener('click', () => zoom(i.dataset.full, label, derived));
   const c = document.createElement('figcaption'); c.textContent = label; f.appendChild(i); f.appendChild(c); return f;
 }
 function td(text, cls) { const t = document.createElement('td'); t.textContent = text; if (cls) t.className = cls; return t; }
@@ -463,9 +466,9 @@ function draw() {
       if (im.input) box.appendChild(thumb(im.input, im.input, 'input'));
       if (im.target) box.appendChild(thumb(im.target, im.target, 'true target'));
       if (im.edit) box.appendChild(thumb(im.edit, im.edit, 'edit'));
-      if (im.diff) box.appendChild(thumb(im.diff, im.diff, 'edit − input'));
-      if (im.truediff) box.appendChild(thumb(im.truediff, im.truediff, 'target − input'));
-      if (im.overlay) box.appendChild(thumb(im.overlay, im.overlay, 'guidance + ' + rl));
+      if (im.diff) box.appendChild(thumb(im.diff, im.diff, 'edit − input', true));
+      if (im.truediff) box.appendChild(thumb(im.truediff, im.truediff, 'target − input', true));
+      if (im.overlay) box.appendChild(thumb(im.overlay, im.overlay, 'guidance + ' + rl, true));
       if (im.guidance) box.appendChild(thumb(im.guidance, im.guidance, 'guidance map'));
       if (im.regionview) box.appendChild(thumb(im.regionview, im.region, rl));
       if (!box.children.length) box.textContent = r[5] === 'ok' ? 'no image kept' : 'no edit';
@@ -480,11 +483,17 @@ function draw() {
   $('page-info').textContent = `page ${st.page + 1} of ${pages} · ${v.length} of ${R.length} rows` +
     (st.sort !== null ? ` · sorted by ${C[st.sort].label}, ${st.desc === worstDesc(st.sort) ? 'worst' : 'best'} first` : '');
 }
-$('zoom-img').addEventListener('load', () => {
+function zoom(src, label, derived) {
+  $('zoom-link').textContent = derived ? 'open this view (8-bit PNG drawn by the report)' : 'open the original file (the run\'s PNG, 16-bit for images)';
   // Full resolution; small images (phantoms) are enlarged by a whole factor, pixels kept sharp.
-  const i = $('zoom-img'), f = Math.max(1, Math.floor(512 / i.naturalWidth)); i.style.width = (i.naturalWidth * f) + 'px';
-});
-function zoom(src, label) { $('zoom-img').src = src; $('zoom-link').href = src; $('zoom-caption').textContent = label; $('zoom').classList.add('open'); }
+  // The element is made on demand: an <img> without a source would count as a broken image.
+  let i = $('zoom-img');
+  if (!i) {
+    i = document.createElement('img'); i.id = 'zoom-img'; i.alt = 'full resolution';
+    i.addEventListener('load', () => { const f = Math.max(1, Math.floor(512 / i.naturalWidth)); i.style.width = (i.naturalWidth * f) + 'px'; });
+    $('zoom-box').appendChild(i);
+  }
+  i.src = src; $('zoom-link').href = src; $('zoom-caption').textContent = label; $('zoom').classList.add('open'); }
 $('zoom').addEventListener('click', ev => { if (ev.target.id !== 'zoom-link') $('zoom').classList.remove('open'); });
 ['f-editor', 'f-op', 'f-finding', 'f-side', 'f-status'].forEach(id => $(id).addEventListener('change', () => { st.page = 0; draw(); }));
 $('f-text').addEventListener('input', () => { st.page = 0; draw(); });
