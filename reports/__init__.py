@@ -46,9 +46,14 @@ def write_report(run_dirs: list[str | Path], out: str | Path, *, with_images: bo
     return out
 
 
-def terminal_leaderboard(run_dir: str | Path, *, width: int = 120) -> str:
-    """A compact leaderboard for the end of ``ix2x run`` (see :mod:`reports.terminal`)."""
+def terminal_leaderboard(run_dir: str | Path, *, width: int | None = None) -> str:
+    """A compact leaderboard for the end of ``ix2x run`` (see :mod:`reports.terminal`), as wide as
+    the terminal (120 columns when there is none)."""
+    import shutil
+
     from reports import data, terminal
+
+    width = width or shutil.get_terminal_size((120, 24)).columns
 
     runs, editors = data.load([run_dir])
     return terminal.render(runs, editors, width=width)

@@ -3,6 +3,8 @@ prints its results table): one line per editor, one column per headline value.""
 
 from __future__ import annotations
 
+import textwrap
+
 from reports import board as boards
 from reports.data import EditorView, RunView
 
@@ -36,4 +38,5 @@ def render(runs: list[RunView], editors: list[EditorView], *, width: int = 120) 
     dropped = len(head) - len(keep)
     if dropped:
         legend += f"; {dropped} more column(s) in the report"
-    return "\n".join(lines + [legend] + [f"note: {n}" for n in b.notes])
+    notes = [textwrap.fill(t, width, subsequent_indent="  ") for t in [legend] + [f"note: {n}" for n in b.notes]]
+    return "\n".join(lines + notes)

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from reports import write_report
 
     write_report([outcome.run_dir], outcome.run_dir / "report.html")
+    from reports import terminal_leaderboard
+    print(terminal_leaderboard(outcome.run_dir) + "\n")
     print(f"records: {outcome.run_dir / 'samples.jsonl'} ({outcome.n_records})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
     report = outcome.run_dir / "report.html"
