@@ -27,12 +27,16 @@ def _palette(n: int) -> list:
 
 def save(fig: Figure, folder: Path, name: str) -> dict[str, str]:
     """Write ``name``.png (150 dpi) and ``name``.svg into ``folder``; their paths by format."""
+    import matplotlib
+
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for fmt, kw in (("png", {"dpi": 150}), ("svg", {})):
-        path = folder / f"{name}.{fmt}"
-        fig.savefig(path, format=fmt, bbox_inches="tight", metadata=_metadata(fmt), **kw)
-        out[fmt] = path
+    # SVG text stays text (editable in a paper's figure, searchable), not outlines.
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        for fmt, kw in (("png", {"dpi": 150}), ("svg", {})):
+            path = folder / f"{name}.{fmt}"
+            fig.savefig(path, format=fmt, bbox_inches="tight", metadata=_metadata(fmt), **kw)
+            out[fmt] = path
     return out
 
 
