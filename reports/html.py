@@ -7,6 +7,7 @@ into ``<report>_files/`` beside the page; the browser loads them lazily, a page 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -18,8 +19,8 @@ from typing import Any
 from ix2x.records import image_name, sidecar
 from reports import board as boards
 from reports import images, plots
-from reports.data import (TINY_N, Column, EditorView, RunView, all_columns, breakdown, display_unit, facets,
-                          number, per_sample_columns)
+from reports.data import (LATENCY, TINY_N, Column, EditorView, RunView, all_columns, breakdown, display_unit,
+                          facets, number, per_sample_columns)
 from reports.significance import paired_rows
 
 PAGE_ROWS = 25
@@ -251,21 +252,43 @@ def breakdowns(b: boards.Board, editors: list[EditorView]) -> str:
 
 
 # ---------------------------------------------------------------------------------- sample browser
+@functools.lru_cache(maxsize=None)
+def _rel_dir(folder: Path, base: Path) -> str:
+    return Path(os.path.relpath(folder.resolve(), base.resolve())).as_posix()
+
+
 def _rel(path: Path, base: Path) -> str:
-    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+    """``path`` relative to the report's folder (resolving each folder once: 10,000s of files)."""
+    return f"{_rel_dir(path.parent, base)}/{path.name}"
 
 
 def _round(v: Any, scale: float = 1.0) -> float | None:
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
         return None
-    return float(f"{v * scale:.6g}")
+    return float("%.6g" % (v * scale))  # 6 significant digits keep the page small
+
+
+class _Listing:
+    """Which files a folder holds, listed once: a report of 30,000 records asks for each edit,
+    guidance map and kept input, and one stat per file costs more than the rest of the page."""
+
+    def __init__(self) -> None:
+        self._names: dict[Path, frozenset[str]] = {}
+
+    def has(self, path: Path) -> bool:
+        folder = path.parent
+        if folder not in self._names:
+            try:
+                self._names[folder] = frozenset(os.listdir(folder))
+            except OSError:
+                self._names[folder] = frozenset()
+        return path.name in self._names[folder]
 
 
 def browser_data(runs: list[RunView], editors: list[EditorView], out: Path, assets: Path, rel: str,
                  show_images: bool) -> dict[str, Any]:
     """Every (sample, editor) as a row: facets, status, error, per-sample values, image files."""
     cols = per_sample_columns(runs, editors)
-    from reports.data import LATENCY
 
     lat_unit, lat_scale = display_unit(LATENCY, [r.get("latency_s") for ed in editors for r in ed.records])
     headline = {c.id for c in all_columns(runs)}
@@ -281,15 +304,18 @@ def browser_data(runs: list[RunView], editors: list[EditorView], out: Path, asse
     base = out.parent
     rows = []
     kept_cache: dict[tuple[Path, str], dict[str, str] | None] = {}
+    listing = _Listing()
     for ei, ed in enumerate(editors):
+        # Finite per-sample values by sample id, per column (cached on the editor view).
+        per_col = [{k: _round(v) for k, v in ed.per_sample(c).items()} for c in cols]
+        per_col.append({k: _round(v, lat_scale) for k, v in ed.per_sample(LATENCY).items()})
         for r in ed.records:
             op, findings, sides = facets(r.get("instruction", ""))
-            vals = [_round((r.get("metrics") or {}).get(c.metric, {}).get(c.key)) if r["status"] == "ok" else None
-                    for c in cols]
-            vals.append(_round(r.get("latency_s"), lat_scale) if r["status"] == "ok" else None)
+            sid = r["sample_id"]
+            vals = [pc.get(sid) for pc in per_col]
             imgs: dict[str, str] = {}
             if show_images:
-                imgs = _row_images(ed, ei, r, base, assets, rel, kept_cache, region_label[ed.run.path])
+                imgs = _row_images(ed, ei, r, base, assets, rel, kept_cache, region_label[ed.run.path], listing)
             rows.append([r["sample_id"], ei, op, list(findings), list(sides), r["status"], r.get("error") or "",
                          r.get("instruction", ""), vals, imgs])
     return {"cols": col_meta, "editors": [ed.label for ed in editors], "rows": rows,
@@ -297,7 +323,7 @@ def browser_data(runs: list[RunView], editors: list[EditorView], out: Path, asse
 
 
 def _inputs(run: RunView, sid: str, base: Path, assets: Path, rel: str,
-            cache: dict[tuple[Path, str], dict[str, str] | None]) -> dict[str, str] | None:
+            cache: dict[tuple[Path, str], dict[str, str] | None], listing: _Listing) -> dict[str, str] | None:
     """The kept input, target and region of a sample (runs keep ``report_samples`` of them), with
     the true change drawn on the difference scale; None when the run kept none for it."""
     key = (run.path, sid)
@@ -306,7 +332,7 @@ def _inputs(run: RunView, sid: str, base: Path, assets: Path, rel: str,
     name = image_name(sid)
     folder = run.path / "images"
     found: dict[str, str] | None = None
-    if (folder / "_input" / name).is_file():
+    if listing.has(folder / "_input" / name):
         found = {"input": _rel(folder / "_input" / name, base)}
         x = images.read(folder / "_input" / name)
         target = images.read(folder / "_target" / name)
@@ -327,18 +353,19 @@ def _inputs(run: RunView, sid: str, base: Path, assets: Path, rel: str,
 
 
 def _row_images(ed: EditorView, ei: int, r: dict[str, Any], base: Path, assets: Path, rel: str,
-                cache: dict, region_label: str) -> dict[str, str]:
+                cache: dict, region_label: str, listing: _Listing) -> dict[str, str]:
     run = ed.run
     out: dict[str, str] = {"region_label": region_label}
-    kept = _inputs(run, r["sample_id"], base, assets, rel, cache)
+    kept = _inputs(run, r["sample_id"], base, assets, rel, cache, listing)
     if kept:
         out.update(kept)
-    if r["status"] != "ok" or not r.get("image") or not (run.path / r["image"]).is_file():
+    if r["status"] != "ok" or not r.get("image") or not listing.has(run.path / r["image"]):
         return out if kept else {}
     edit_path = run.path / r["image"]
     out["edit"] = _rel(edit_path, base)
     g_path = run.path / sidecar(r["image"], "guidance")
-    if g_path.is_file():
+    has_guidance = listing.has(g_path)
+    if has_guidance:
         out["guidance"] = _rel(g_path, base)
     if kept:
         name = image_name(r["sample_id"])
@@ -348,7 +375,7 @@ def _row_images(ed: EditorView, ei: int, r: dict[str, Any], base: Path, assets: 
             p = assets / "diff" / f"e{ei}" / name
             images.write_png(images.signed_difference(x, edit), p)
             out["diff"] = f"{rel}/{p.relative_to(assets).as_posix()}"
-            g = images.read(g_path) if g_path.is_file() else None
+            g = images.read(g_path) if has_guidance else None
             region = images.read(run.path / "images" / "_region" / name)
             if g is not None or region is not None:
                 p = assets / "overlay" / f"e{ei}" / name
