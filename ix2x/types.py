@@ -143,6 +143,24 @@ class Editor(abc.ABC):
         return []
 
 
+@dataclass(frozen=True)
+class HeadlineKey:
+    """A value a metric puts on the leaderboard, described for the report's glossary.
+
+    ``key`` is the summary key, ``label`` the column title (a name, not a raw key),
+    ``higher_is_better`` the direction (None: neither, e.g. a diagnostic), ``unit`` what the value
+    is measured in ("s", "years", "dB"; "" for a ratio or score), ``glossary`` the definition, range
+    and what the floor (identity) and ceiling (oracle) editors score, ``precision`` the significant
+    digits to print."""
+
+    key: str
+    label: str
+    higher_is_better: bool | None
+    unit: str = ""
+    glossary: str = ""
+    precision: int = 3
+
+
 class Metric(abc.ABC):
     """A metric: per-sample values from (sample, edit) pairs, then an aggregate over the set.
 
@@ -156,6 +174,11 @@ class Metric(abc.ABC):
     Config: ClassVar[type] = EmptyConfig
     higher_is_better: ClassVar[Mapping[str, bool]] = {}
     requires: ClassVar[frozenset[str]] = frozenset()
+    # The keys the report's leaderboard shows, in order, with their glossary entries (run.json
+    # records ``describe()``, so the report needs no list of metrics); ``glossary`` says what the
+    # metric measures as a whole.
+    headline: ClassVar[tuple[HeadlineKey, ...]] = ()
+    glossary: ClassVar[str] = ""
     # Metrics that edit again (the axiomatic properties) set this; the runner then calls
     # ``bind_editor`` before scoring each editor's edits. Such metrics cannot be rescored from cache.
     uses_editor: ClassVar[bool] = False
@@ -200,6 +223,18 @@ class Metric(abc.ABC):
     @property
     def name(self) -> str:
         return getattr(type(self), "registry_name", type(self).__name__)
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """What the metric reports, JSON-serialisable: its name, the direction of every key, the
+        headline keys with label, direction, unit, glossary text and precision, and its own
+        glossary text. Recorded in run.json; the report reads it from there."""
+        return {
+            "name": getattr(cls, "registry_name", cls.__name__),
+            "higher_is_better": {str(k): bool(v) for k, v in dict(cls.higher_is_better).items()},
+            "headline": [dataclasses.asdict(h) for h in cls.headline],
+            "glossary": cls.glossary,
+        }
 
 
 @dataclass(frozen=True)

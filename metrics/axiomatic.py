@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from ix2x.seeding import sample_seed
 from ix2x.types import EditRequest, EditResult, Metric, Sample, fill_batch
+from ix2x.types import HeadlineKey
 
 SUFFIX = {"reverse": "#axiomatic-reverse", "repeat": "#axiomatic-repeat"}
 
@@ -43,6 +44,16 @@ def mae(a, b) -> float:
 class Axiomatic(Metric):
     higher_is_better = {"reversibility": False, "idempotence_drift": False}
     uses_editor = True
+    glossary = ("Axiomatic soundness (Monteiro et al. 2023): the editor is run again on its own edit. "
+                "Editors that edit from ground truth (oracle) are n/a.")
+    headline = (
+        HeadlineKey("reversibility", "reversibility error", False, "",
+                    "MAE between the input and the edit undone by the inverse instruction. 0 = the edit can "
+                    "be undone exactly; identity 0."),
+        HeadlineKey("idempotence_drift", "idempotence drift", False, "",
+                    "MAE between the edit and the same instruction applied to it again. 0 = no drift; "
+                    "identity 0."),
+    )
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         from ix2x.data.instructions import InstructionError

@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.types import HeadlineKey
 from metrics._shared import add_reason, auroc, direction, edit_ops, intended_presence, predict_both, scoring
 
 KEYS = ("effect", "flip_rate", "level_effect", "level_direction", "collateral")
@@ -98,6 +99,23 @@ class ClassifierShift(Metric):
     higher_is_better = {"effect": True, "flip_rate": True, "level_effect": True, "level_direction": True,
                         "collateral": False, "effect_second": True, "agreement": True}
     requires = frozenset({"classifier"})
+    glossary = ("Pathology-classifier shift: the classifier's calibrated probabilities (0.5 = operating "
+                "point) on the input x and the edit x'; dp = p(x') - p(x) per finding.")
+    headline = (
+        HeadlineKey("effect", "effect on target", True, "",
+                    "Signed dp of the instructed finding in the instructed direction (+dp for Add, -dp for "
+                    "Remove), mean over Add/Remove ops. Range [-1, 1]; 0 = no change. identity scores 0; "
+                    "oracle scores what the true target moves the classifier (the ceiling)."),
+        HeadlineKey("flip_rate", "flip rate", True, "",
+                    "Share of Add/Remove ops whose input was on the wrong side of 0.5 and whose edit "
+                    "crossed it in the instructed direction. Range [0, 1]; identity 0, oracle the ceiling."),
+        HeadlineKey("auroc_target", "AUROC on target", True, "",
+                    "AUROC of p(x') against the intended presence of the instructed findings, pooled over "
+                    "samples (set level). Range [0, 1], 0.5 = chance; identity sits near chance, oracle high."),
+        HeadlineKey("collateral", "collateral change", False, "",
+                    "Mean |dp| over the findings the instruction does not name: what else the edit changed. "
+                    "Range [0, 1]; identity 0; oracle the natural co-occurrence in the true target."),
+    )
 
     def __init__(self, config: Any | None = None) -> None:
         super().__init__(config)

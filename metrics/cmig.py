@@ -29,6 +29,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.types import HeadlineKey
 from metrics._shared import auroc, edit_ops, intended_presence, predict_images, scoring
 from metrics.demographic_preservation import pearson
 
@@ -75,6 +76,22 @@ class Cmig(Metric):
 
     higher_is_better = {}  # every statistic is set-level: see aggregate
     requires = frozenset({"classifier", "labels"})
+    glossary = ("CMIG (BiomedJourney, reused by InstructX2X): pathology AUROC P, attribute accuracy R and "
+                "age correlation A of the edits, all set level. The published combination could not be "
+                "verified, so the components are shown too; CMIG is undefined when A <= 0.")
+    headline = (
+        HeadlineKey("P", "CMIG P (AUROC)", True, "",
+                    "Pathology AUROC of the classifier on x' against the labels the edit should produce. "
+                    "Range [0, 1], 0.5 = chance."),
+        HeadlineKey("R", "CMIG R (attribute acc.)", True, "",
+                    "Three-class attribute accuracy on x' (race on real data, habitus on phantoms) against "
+                    "the true or input class. Range [0, 1]; identity near 1."),
+        HeadlineKey("A", "CMIG A (age r)", True, "",
+                    "Pearson r of predicted age on x' against the true (or input) age. Range [-1, 1]."),
+        HeadlineKey("cmig", "CMIG", True, "",
+                    "The composite on a 0-100 scale from P, R and A (setting `combine`; default "
+                    "sqrt(P sqrt(R A))). Unverified formula; NaN when A <= 0.", 4),
+    )
 
     def __init__(self, config: Any | None = None) -> None:
         super().__init__(config)

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.types import HeadlineKey
 from metrics._shared import predict_both, scoring
 
 PER_SAMPLE = {"sex_agree": True, "group_agree": True, "age_abs_diff": False}
@@ -64,6 +65,22 @@ class DemographicPreservation(Metric):
 
     higher_is_better = dict(PER_SAMPLE)
     requires = frozenset({"classifier"})
+    glossary = ("Demographic preservation: attribute classifiers (sex, age, race or phantom habitus) on "
+                "the input x and the edit x'; an edit should not change who the patient is.")
+    headline = (
+        HeadlineKey("sex_agree", "sex kept", True, "",
+                    "Share of samples whose predicted sex (P(female) >= 0.5) is the same on x and x'. "
+                    "Range [0, 1]; identity 1; oracle close to 1."),
+        HeadlineKey("group_agree", "race/habitus kept", True, "",
+                    "Share of samples whose predicted three-class attribute (race on real data, body "
+                    "habitus on phantoms) is the same on x and x'. Range [0, 1]; identity 1."),
+        HeadlineKey("age_abs_diff", "age change", False, "years",
+                    "Mean |age(x') - age(x)| of the predicted age. 0 = kept; identity 0; oracle shows the "
+                    "age model's response to a real change of finding."),
+        HeadlineKey("age_pearson_r", "age correlation", True, "",
+                    "Pearson r of predicted age on x' against x across the set (InstructX2X's \"age "
+                    "correlation\"). Range [-1, 1]; identity 1."),
+    )
 
     def __init__(self, config: Any | None = None) -> None:
         super().__init__(config)

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, Metric, Sample
+from ix2x.types import HeadlineKey
 from metrics._shared import add_reason, at_eval_size, masked_mean, nan_values, scoring
 
 SSIM_MIN_SIZE = 11
@@ -71,6 +72,13 @@ class GtFidelity(Metric):
 
     higher_is_better = {f"{m}{p}": m == "ssim" for m in ("mae", "ssim", "lpips") for p in ("", "_in", "_out")}
     requires = frozenset({"aligned_target", "region"})
+    glossary = ("Fidelity to the true counterfactual (phantoms: the current study rendered from the same "
+                "patient with the instructed change, pixel-aligned).")
+    headline = (
+        HeadlineKey("mae_in", "fidelity MAE in mask", False, "",
+                    "Mean |x' - target| inside the true change mask: is it the right change? Intensities in "
+                    "[0, 1]; oracle 0; identity the size of the true change."),
+    )
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         state = scoring(self)

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, EmptyConfig, Metric, Sample
+from ix2x.types import HeadlineKey
 from metrics._shared import add_reason, at_eval_size, auroc, nan_values
 
 KEYS = ("auroc", "iou", "mask_recall", "mask_precision", "pointing_game")
@@ -56,6 +57,13 @@ class GuidanceLocalization(Metric):
     Config = EmptyConfig
     higher_is_better = {k: True for k in KEYS}
     requires = frozenset({"region", "guidance"})
+    glossary = ("Guidance localisation: does the editor's own map of where it edits (RSE's G, else its "
+                "binary edit mask) match the true change mask? Phantoms only; editors without a map are n/a.")
+    headline = (
+        HeadlineKey("auroc", "guidance AUROC", True, "",
+                    "AUROC of the guidance map as a per-pixel score for the true change mask. Range [0, 1], "
+                    "0.5 = chance; identity n/a (no map); oracle scores its own change mask."),
+    )
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         samples, results = at_eval_size(self, samples, results)

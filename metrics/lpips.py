@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, Metric, Sample
+from ix2x.types import HeadlineKey
 from metrics._shared import at_eval_size, scoring
 
 
@@ -42,6 +43,15 @@ class Lpips(Metric):
         random_backbone: bool = False  # offline smoke runs only: values not comparable
 
     higher_is_better = {"lpips_input": False, "lpips_target": False}
+    glossary = "LPIPS (Zhang et al. 2018): learned perceptual distance, 0 = identical."
+    headline = (
+        HeadlineKey("lpips_input", "LPIPS to input", False, "",
+                    "LPIPS of the edit to the input, whole image: how much the edit changed overall (effect "
+                    "and damage together). identity 0."),
+        HeadlineKey("lpips_target", "LPIPS to target", False, "",
+                    "LPIPS of the edit to the true counterfactual (phantoms only). 0 = the right answer; "
+                    "oracle 0."),
+    )
 
     def __init__(self, config: Any | None = None) -> None:
         super().__init__(config)

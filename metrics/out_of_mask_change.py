@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import torch
 
 from ix2x.types import EditResult, Metric, Sample
+from ix2x.types import HeadlineKey
 from metrics._shared import add_reason, at_eval_size, dilate, masked_mean, scoring
 
 PSNR_CAP_DB = 100.0  # identical outside pixels give an infinite PSNR; cap so that means stay finite
@@ -103,6 +104,17 @@ class OutOfMaskChange(Metric):
                         "locality": True, "ssim": True, "lpips": False, "pie_mse": False,
                         "pie_psnr": True, "pie_ssim": True, "pie_lpips": False}
     requires = frozenset({"region"})
+    glossary = ("Out-of-mask change: how much the edit changed the image where it was not allowed to "
+                "(outside the region M: the true change mask on phantoms, the pseudo-mask on real data), "
+                "averaged over the outside pixels only.")
+    headline = (
+        HeadlineKey("mae", "out-of-mask MAE", False, "",
+                    "Mean |x' - x| over pixels outside M, intensities in [0, 1]. 0 = untouched; identity 0; "
+                    "oracle 0 on phantoms (the true change lies inside M)."),
+        HeadlineKey("changed_fraction", "out-of-mask changed", False, "",
+                    "Share of outside pixels whose change exceeds the threshold. Range [0, 1]; identity 0, "
+                    "oracle 0 on phantoms."),
+    )
 
     def __init__(self, config: Any | None = None) -> None:
         super().__init__(config)

@@ -1,23 +1,59 @@
-"""Reports: run directories rendered to a self-contained HTML page and Markdown tables.
-Reads run records only (``ix2x.records``); imports no torch."""
+"""Reports: run directories rendered to HTML (with a sample browser and figures beside it),
+Markdown, booktabs LaTeX and CSV. Reads run records only (``ix2x.records``); imports no torch."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+FORMATS = (".html", ".md", ".tex", ".csv")
+
 
 def write_report(run_dirs: list[str | Path], out: str | Path, *, with_images: bool = True,
                  baseline: str | None = None, n_grid: int = 6, seed: int = 0) -> Path:
-    """Write ``out`` (.html or .md) from one or more run directories; returns its path."""
-    from reports import data, html, markdown
+    """Write ``out`` from one or more run directories; the format follows its extension (.html,
+    .md, .tex or .csv; anything else is an error). Returns its path. ``n_grid`` and ``seed`` are
+    kept for callers of the former image grid; the sample browser shows every sample."""
+    from ix2x.errors import UserError
+
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"`--out` must end in {', '.join(FORMATS)}, got {out.name!r}. "
+                        "Choose one of those formats (a PDF: compile the .tex table, or print the .html).")
+    from reports import data
 
     runs, editors = data.load(list(run_dirs))
-    out = Path(out)
-    if out.suffix == ".md":
-        text = markdown.render(runs, editors)
+    suffix = out.suffix.lower()
+    if suffix == ".md":
+        from reports import markdown
+
+        text = markdown.render(runs, editors, baseline=baseline)
+    elif suffix == ".tex":
+        from reports import tables
+
+        text = tables.latex(runs, editors)
+    elif suffix == ".csv":
+        from reports import tables
+
+        text = tables.csv_text(runs, editors)
     else:
-        text = html.render(runs, editors, with_images=with_images, baseline=baseline, n_grid=n_grid, seed=seed)
+        from reports import html
+
+        text = html.render(runs, editors, out=out, with_images=with_images, baseline=baseline)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def terminal_leaderboard(run_dir: str | Path, *, width: int | None = None) -> str:
+    """A compact leaderboard for the end of ``ix2x run`` (see :mod:`reports.terminal`), as wide as
+    the terminal (120 columns when there is none)."""
+    import shutil
+
+    from reports import data, terminal
+
+    width = width or shutil.get_terminal_size((120, 24)).columns
+
+    runs, editors = data.load([run_dir])
+    return terminal.render(runs, editors, width=width)

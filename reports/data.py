@@ -1,33 +1,80 @@
-"""What a report needs from run directories: nothing but the run records."""
+"""What a report needs from run directories: nothing but the run records.
+
+The leaderboard's columns come from the metrics themselves: run.json records each metric's
+``describe()`` (headline keys, direction, unit, glossary text, precision), so a plugin metric
+reaches the leaderboard and the glossary with no change here. Runs recorded before metrics
+described themselves fall back to :data:`LEGACY_HEADLINE` (built-in metrics only, no glossary).
+"""
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ix2x.records import RunDir
 
-# The columns of the leaderboard, in order; those a run did not compute are left out.
-HEADLINE: tuple[tuple[str, str, str], ...] = (
-    ("classifier_shift", "effect", "effectiveness"),
-    ("classifier_shift", "flip_rate", "flip rate"),
-    ("classifier_shift", "auroc_target", "AUROC target"),
-    ("classifier_shift", "collateral", "collateral |dp|"),
-    ("demographic_preservation", "sex_agree", "sex kept"),
-    ("demographic_preservation", "group_agree", "group kept"),
-    ("demographic_preservation", "age_abs_diff", "age |diff|"),
-    ("demographic_preservation", "age_pearson_r", "age r"),
-    ("out_of_mask_change", "mae", "out-of-mask MAE"),
-    ("out_of_mask_change", "changed_fraction", "out-of-mask changed"),
-    ("lpips", "lpips_input", "LPIPS x vs x'"),
-    ("gt_fidelity", "mae_in", "fidelity MAE in mask"),
-    ("guidance_localization", "auroc", "guidance AUROC"),
-    ("cmig", "cmig", "CMIG"),
-    ("latency", "median_s", "latency s"),
+# The leaderboard of runs recorded before run.json carried ``describe`` (metric, key, label, higher
+# is better).
+LEGACY_HEADLINE: tuple[tuple[str, str, str, bool], ...] = (
+    ("classifier_shift", "effect", "effectiveness", True),
+    ("classifier_shift", "flip_rate", "flip rate", True),
+    ("classifier_shift", "auroc_target", "AUROC target", True),
+    ("classifier_shift", "collateral", "collateral change", False),
+    ("demographic_preservation", "sex_agree", "sex kept", True),
+    ("demographic_preservation", "group_agree", "group kept", True),
+    ("demographic_preservation", "age_abs_diff", "age change", False),
+    ("demographic_preservation", "age_pearson_r", "age r", True),
+    ("out_of_mask_change", "mae", "out-of-mask MAE", False),
+    ("out_of_mask_change", "changed_fraction", "out-of-mask changed", False),
+    ("lpips", "lpips_input", "LPIPS x vs x'", False),
+    ("gt_fidelity", "mae_in", "fidelity MAE in mask", False),
+    ("guidance_localization", "auroc", "guidance AUROC", True),
+    ("cmig", "cmig", "CMIG", True),
 )
+
+# Rows the runner itself writes (no Metric class describes them).
+LATENCY_GLOSSARY = ("Harness-measured time per edit: median over samples, after one untimed warm-up "
+                    "batch, with device synchronisation. On a shared CPU read it as indicative.")
+# Editors that bound every metric from below and above: shown apart and never ranked.
+REFERENCE_ROLES = {"identity": "floor", "oracle": "ceiling"}
+# Cells whose n is below this are flagged: a mean of a handful of samples says little.
+TINY_N = 10
+
+
+@dataclass(frozen=True)
+class Column:
+    """One value the report shows: ``metric`` is the metric's label in the run (the key of its
+    values in each record), ``key`` the summary key."""
+
+    metric: str
+    key: str
+    label: str
+    higher_is_better: bool | None
+    unit: str = ""
+    glossary: str = ""
+    precision: int = 3
+    metric_name: str = ""
+    metric_glossary: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.metric}.{self.key}"
+
+    @property
+    def anchor(self) -> str:
+        return "g-" + "".join(c if c.isalnum() else "-" for c in self.id)
+
+    @property
+    def arrow(self) -> str:
+        return {True: "↑", False: "↓"}.get(self.higher_is_better, "")
+
+
+LATENCY = Column("latency", "median_s", "latency per edit", False, "s", LATENCY_GLOSSARY, 3, "latency",
+                 "Harness measurements, not a metric: timed by the runner around each batch.")
 
 
 @dataclass
@@ -38,16 +85,71 @@ class EditorView:
     summary: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
 
-    def value(self, metric: str, key: str) -> dict[str, Any] | None:
+    @property
+    def name(self) -> str:
+        """The editor's registry name."""
+        return (self.run.meta.get("editors", {}).get(self.editor) or {}).get("name", self.editor)
+
+    @property
+    def role(self) -> str:
+        """'floor' (identity), 'ceiling' (oracle) or 'editor'."""
+        return REFERENCE_ROLES.get(self.name, "editor")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return (self.run.meta.get("editors", {}).get(self.editor) or {}).get("config", {}) or {}
+
+    def value(self, metric: str | Column, key: str | None = None) -> dict[str, Any] | None:
+        if isinstance(metric, Column):
+            col = metric
+            return self.summary.get((col.metric, col.key)) or self.summary.get((col.metric_name, col.key))
         return self.summary.get((metric, key))
 
-    def per_sample(self, metric: str, key: str) -> dict[str, float]:
-        out = {}
+    def per_sample(self, metric: str | Column, key: str | None = None) -> dict[str, float]:
+        """Finite per-sample values of ``metric.key`` by sample id (failed samples have none)."""
+        if isinstance(metric, Column):
+            metric, key = metric.metric, metric.key
+        cache = self.__dict__.setdefault("_per_sample", {})
+        if (metric, key) not in cache:
+            out = {}
+            for r in self.records:
+                # Latency rows summarise each record's own timing.
+                v = (r.get("latency_s") if metric == "latency" else
+                     (r.get("metrics") or {}).get(metric, {}).get(key))
+                if r["status"] == "ok" and _is_number(v) and math.isfinite(v):
+                    out[r["sample_id"]] = float(v)
+            cache[(metric, key)] = out
+        return cache[(metric, key)]
+
+    @property
+    def ok_ids(self) -> frozenset[str]:
+        return frozenset(r["sample_id"] for r in self.records if r["status"] == "ok")
+
+    def scored_ids(self, col: Column) -> frozenset[str]:
+        """The samples a value was computed on: per-sample values where the metric has them,
+        else (set-level statistics such as an AUROC) every sample the editor edited."""
+        values = self.per_sample(col)
+        return frozenset(values) if values else self.ok_ids
+
+    def nan_reason(self, col: Column) -> str | None:
+        """Why ``col`` is missing: the most common ``nan_reason`` or metric error of its records."""
+        reasons: Counter[str] = Counter()
         for r in self.records:
-            v = r.get("metrics", {}).get(metric, {}).get(key)
-            if r["status"] == "ok" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                out[r["sample_id"]] = float(v)
-        return out
+            if r["status"] != "ok":
+                continue
+            v = (r.get("metrics") or {}).get(col.metric)
+            if v is None:
+                reasons[f"metric {col.metric} was not computed for this sample"] += 1
+            elif "error" in v:
+                reasons[f"metric error: {v['error']}"] += 1
+            elif v.get(col.key) is None and v.get("nan_reason"):
+                reasons[str(v["nan_reason"])] += 1
+        if not self.ok_ids:
+            return "the editor failed on every sample"
+        if not reasons:
+            return None
+        reason, count = reasons.most_common(1)[0]
+        return reason if count == sum(reasons.values()) else f"{reason} ({count} samples; other reasons too)"
 
 
 @dataclass
@@ -61,6 +163,10 @@ class RunView:
     def name(self) -> str:
         return f"{self.meta['suite']['name']}/{self.path.name}"
 
+    @property
+    def sample_ids(self) -> frozenset[str]:
+        return frozenset(r["sample_id"] for r in self.records)
+
 
 def load(paths: list[str | Path]) -> tuple[list[RunView], list[EditorView]]:
     runs = []
@@ -70,11 +176,14 @@ def load(paths: list[str | Path]) -> tuple[list[RunView], list[EditorView]]:
     editors: list[EditorView] = []
     all_keys = [e for run in runs for e in _editor_order(run)]
     for run in runs:
+        by_editor: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in run.records:
+            by_editor[r["editor"]].append(r)
         for key in _editor_order(run):
             label = key if all_keys.count(key) == 1 else f"{key} ({run.path.name})"
             view = EditorView(label, key, run)
             view.summary = {(r["metric"], r["key"]): r for r in run.summary if r["editor"] == key}
-            view.records = [r for r in run.records if r["editor"] == key]
+            view.records = by_editor.get(key, [])
             editors.append(view)
     return runs, editors
 
@@ -84,52 +193,215 @@ def _editor_order(run: RunView) -> list[str]:
     return [e.get("label") or e["name"] for e in run.meta["suite"]["editors"]]
 
 
-def headline_columns(editors: list[EditorView]) -> list[tuple[str, str, str]]:
-    present = {k for e in editors for k in e.summary}
-    return [h for h in HEADLINE if (h[0], h[1]) in present]
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def higher_is_better(editors: list[EditorView], metric: str, key: str) -> bool:
-    """The direction recorded for (metric, key) by the first editor that has it."""
+# ------------------------------------------------------------------------------------ columns
+def describe_of(label: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The metric's self-description as run.json recorded it (None for runs recorded before:
+    the report then uses :data:`LEGACY_HEADLINE`; it reads run records only)."""
+    return entry.get("describe") or None
+
+
+def _metric_labels(run: RunView) -> list[tuple[str, dict[str, Any]]]:
+    metrics = run.meta.get("metrics", {}) or {}
+    order = [m.get("label") or m["name"] for m in run.meta["suite"].get("metrics", [])]
+    order += [k for k in metrics if k not in order]
+    return [(k, metrics.get(k, {"name": k})) for k in order]
+
+
+def all_columns(runs: list[RunView]) -> list[Column]:
+    """Every headline column the runs' metrics declare, in suite order, then latency."""
+    cols: list[Column] = []
+    seen: set[str] = set()
+    for run in runs:
+        for label, entry in _metric_labels(run):
+            desc = describe_of(label, entry)
+            name = entry.get("name", label)
+            if desc is not None:
+                new = [Column(label, h["key"], h.get("label") or h["key"], h.get("higher_is_better"),
+                              h.get("unit", ""), h.get("glossary", ""), int(h.get("precision", 3)),
+                              desc.get("name", name), desc.get("glossary", "")) for h in desc.get("headline", [])]
+            else:
+                new = [Column(label, k, t, hib, "", "", 3, name)
+                       for m, k, t, hib in LEGACY_HEADLINE if m == name]
+            for c in new:
+                if c.id not in seen:
+                    seen.add(c.id)
+                    cols.append(c)
+    return cols + [LATENCY]
+
+
+def headline_columns(runs: list[RunView], editors: list[EditorView]) -> list[Column]:
+    """The columns at least one editor has a summary row for."""
+    return [c for c in all_columns(runs) if any(e.value(c) is not None for e in editors)]
+
+
+def per_sample_columns(runs: list[RunView], editors: list[EditorView]) -> list[Column]:
+    """Every per-sample value key of every metric (the headline ones first, described), for the
+    sample browser: what can be sorted and filtered on."""
+    described = {c.id: c for c in all_columns(runs)}
+    out: list[Column] = [c for c in described.values() if c is not LATENCY and _has_per_sample(editors, c)]
+    seen = {c.id for c in out}
+    for run in runs:
+        for label, entry in _metric_labels(run):
+            desc = describe_of(label, entry) or {}
+            hib = dict(desc.get("higher_is_better") or {})
+            if not hib:  # legacy runs: the keys the summary aggregated
+                hib = {r["key"]: r["higher_is_better"] for r in run.summary
+                       if r["metric"] in (label, entry.get("name")) and "|" not in r["key"]}
+            for key, direction in hib.items():
+                c = Column(label, key, f"{label}.{key}", direction, "", "", 3, entry.get("name", label),
+                           desc.get("glossary", ""))
+                if c.id not in seen and _has_per_sample(editors, c):
+                    seen.add(c.id)
+                    out.append(c)
+    return out
+
+
+def _has_per_sample(editors: list[EditorView], col: Column) -> bool:
+    return any(e.per_sample(col) for e in editors)
+
+
+# ------------------------------------------------------------------------------------ ranking
+@dataclass(frozen=True)
+class Ranking:
+    best: str | None  # label of the best ranked editor, None on a tie or when nothing compares
+    unranked: frozenset[str]  # editors left out because they were scored on other samples
+    note: str = ""
+
+
+def rank(editors: list[EditorView], col: Column) -> Ranking:
+    """The best editor on ``col``: never a floor or ceiling editor, and only among editors scored
+    on the same samples (an editor that failed on some samples is left out, and the note says so)."""
+    if col.higher_is_better is None:
+        return Ranking(None, frozenset())
+    scored = []
     for e in editors:
-        row = e.value(metric, key)
-        if row:
-            return bool(row["higher_is_better"])
-    return True
+        row = e.value(col)
+        if e.role == "editor" and row is not None and math.isfinite(row["value"]):
+            scored.append((e, row))
+    if not scored:
+        return Ranking(None, frozenset())
+    sets = {e.label: e.scored_ids(col) for e, _ in scored}
+    full = frozenset().union(*sets.values())
+    comparable = [(e, row) for e, row in scored if sets[e.label] == full]
+    unranked = frozenset(e.label for e, _ in scored if sets[e.label] != full)
+    note = ""
+    if unranked:
+        note = (f"{col.label}: {', '.join(sorted(unranked))} scored on fewer samples "
+                f"(n {', '.join(str(len(sets[u])) for u in sorted(unranked))} of {len(full)}), not ranked")
+    if len(comparable) < 2:
+        return Ranking(None, unranked, note)
+    values = [row["value"] for _, row in comparable]
+    top = max(values) if col.higher_is_better else min(values)
+    winners = [e.label for e, row in comparable if row["value"] == top]
+    return Ranking(winners[0] if len(winners) == 1 else None, unranked, note)
 
 
-def best_label(editors: list[EditorView], metric: str, key: str) -> str | None:
-    scored = [(e.value(metric, key), e.label) for e in editors]
-    scored = [(row, label) for row, label in scored if row and not math.isnan(row["value"])]
-    if len(scored) < 2:
-        return None
-    hib = scored[0][0]["higher_is_better"]
-    values = [row["value"] for row, _ in scored]
-    best = max(values) if hib else min(values)
-    winners = [label for row, label in scored if row["value"] == best]
-    return winners[0] if len(winners) == 1 else None  # a tie marks no one
+# ------------------------------------------------------------------------------------ formatting
+def number(v: float | None, precision: int = 3) -> str:
+    """``precision`` significant digits, in positional notation where it stays readable."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if math.isinf(v):
+        return "∞" if v > 0 else "-∞"
+    if v == 0:
+        return "0"
+    exact = v
+    v = float(f"{v:.{precision}g}")  # round first: 0.99999 prints as 1.00, not 1.000
+    mag = math.floor(math.log10(abs(v)))
+    if precision - 1 <= mag < 6:  # whole numbers print whole: 1235, not 1230
+        return f"{exact:.0f}"
+    if -4 <= mag < 6:
+        decimals = max(0, precision - 1 - mag)
+        text = f"{v:.{decimals}f}"
+        return "0" if float(text) == 0 else text
+    return f"{v:.{max(precision - 1, 0)}e}"
 
 
-def op_and_findings(instruction: str) -> tuple[str, list[str]]:
-    """("add", ["Effusion"]) for a breakdown; ("unparsed", []) if the grammar rejects it."""
+def display_unit(col: Column, values: list[float]) -> tuple[str, float]:
+    """The unit to print ``col`` in and the factor to apply: seconds below 1 print as ms."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    if col.unit == "s" and finite and max(finite) < 1:
+        return "ms", 1e3
+    return col.unit, 1.0
+
+
+# ------------------------------------------------------------------------------------ facets
+@lru_cache(maxsize=None)
+def facets(instruction: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(op, findings, sides) of an instruction: ("add", ("Effusion",), ("left",)); ("unparsed", (),
+    ()) if the grammar rejects it."""
     from ix2x.data.instructions import InstructionError, parse
 
     try:
         ops = parse(instruction)
     except InstructionError:
-        return "unparsed", []
+        return "unparsed", (), ()
     kinds = sorted({o.op for o in ops})
-    return ("+".join(kinds), sorted({o.finding for o in ops}))
+    sides = sorted({o.side or "unspecified" for o in ops})
+    return "+".join(kinds), tuple(sorted({o.finding for o in ops})), tuple(sides)
 
 
-def breakdown(editor: EditorView, metric: str, key: str, by: str) -> dict[str, tuple[float, int]]:
-    """Mean and n of a per-sample value grouped by operation or by finding."""
+def op_and_findings(instruction: str) -> tuple[str, list[str]]:
+    op, findings, _ = facets(instruction)
+    return op, list(findings)
+
+
+def mean_ci(values: list[float], *, seed: int = 0) -> tuple[float, float, float, int, int]:
+    """:func:`ix2x.stats.mean_ci` without clusters, the same numbers from the same resamples
+    (a test compares them), with each block of 64 resamples averaged in one numpy call instead
+    of one Python call per resample: a breakdown of 10,000 samples has dozens of these."""
+    import numpy as np
+
+    from ix2x.stats import CONFIDENCE, N_RESAMPLES, _ROWS_PER_DRAW
+
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    kept = x[finite]
+    n, n_nan = int(kept.size), int((~finite).sum())
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0, n_nan
+    if np.all(kept == kept[0]):
+        return float(kept[0]), float(kept[0]), float(kept[0]), n, n_nan
+    if n < 2:
+        return float(kept.mean()), math.nan, math.nan, n, n_nan
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([kept[rng.integers(0, n, size=(min(_ROWS_PER_DRAW, N_RESAMPLES - start), n))].mean(axis=1)
+                            for start in range(0, N_RESAMPLES, _ROWS_PER_DRAW)])
+    alpha = (1 - CONFIDENCE) / 2
+    return float(kept.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)), n, n_nan
+
+
+def breakdown(editor: EditorView, col: Column, by: str, *, seed: int = 0) -> dict[str, tuple[float, float, float, int]]:
+    """Mean, bootstrap 95 % CI and n of a per-sample value grouped by operation or by finding."""
+
     groups: dict[str, list[float]] = defaultdict(list)
-    values = editor.per_sample(metric, key)
+    values = editor.per_sample(col)
     for r in editor.records:
-        if r["sample_id"] not in values or not math.isfinite(values[r["sample_id"]]):
+        v = values.get(r["sample_id"])
+        if v is None:
             continue
-        op, findings = op_and_findings(r.get("instruction", ""))
+        op, findings, _ = facets(r.get("instruction", ""))
         for g in ([op] if by == "op" else findings):
-            groups[g].append(values[r["sample_id"]])
-    return {g: (sum(v) / len(v), len(v)) for g, v in sorted(groups.items())}
+            groups[g].append(v)
+    out = {}
+    for g, vs in sorted(groups.items()):
+        mean, low, high, n, _ = mean_ci(vs, seed=seed)
+        out[g] = (mean, low, high, n)
+    return out
+
+
+def sample_sets_note(runs: list[RunView]) -> str:
+    """A sentence when the runs of a combined report were scored on different samples."""
+    if len(runs) < 2:
+        return ""
+    sets = [r.sample_ids for r in runs]
+    if all(s == sets[0] for s in sets):
+        return ""
+    common = frozenset.intersection(*sets)
+    sizes = ", ".join(f"{r.name}: {len(s)}" for r, s in zip(runs, sets))
+    return (f"The runs were scored on different sample sets ({sizes}; {len(common)} in common): "
+            "values of editors from different runs are not paired and their comparison is indicative.")

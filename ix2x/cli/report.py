@@ -19,7 +19,7 @@ EXAMPLES = """examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", required=True, help="report path, .html or .md")
+    p.add_argument("--out", required=True, help="report path: .html, .md, .tex (booktabs table) or .csv")
     p.add_argument("--no-images", action="store_true", help="leave out every image (patient data)")
     p.add_argument("--baseline", default=None, help="editor to test the others against (paired)")
     p.add_argument("--samples", type=int, default=6, help="rows of the image grid (default 6)")

@@ -113,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
         report_failed = True
     else:
         report_failed = False
+    try:
+        from reports import terminal_leaderboard
+
+        print(terminal_leaderboard(outcome.run_dir) + "\n")
+    except Exception as e:  # the table is a convenience; the files above hold every number
+        print(f"note: the leaderboard could not be printed ({type(e).__name__}: {e})", file=sys.stderr)
     print(f"records: {outcome.run_dir / 'samples.jsonl'} ({outcome.n_records})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
     report = outcome.run_dir / "report.html"
