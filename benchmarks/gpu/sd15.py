@@ -171,16 +171,18 @@ def make_sd15_model(out_dir: str | Path, seed: int = 0, *, dtype: str = "float32
     return out
 
 
-def write_ldm_checkpoint(model_dir: str | Path, path: str | Path) -> Path:
+def write_ldm_checkpoint(model_dir: str | Path, path: str | Path, *, half: bool = False) -> Path:
     """The original LDM ``.ckpt`` (``{"state_dict": ...}``, keys as the InstructPix2Pix training code names
-    them) of the diffusers folder ``model_dir``, via :func:`ix2x.diffusion.convert.to_ldm_state_dict`."""
+    them) of the diffusers folder ``model_dir``, via :func:`ix2x.diffusion.convert.to_ldm_state_dict`.
+    ``half``: float16 tensors, as the "-fp16" checkpoints people share (half the memory to convert)."""
     import torch
 
     from ix2x.diffusion.convert import to_ldm_state_dict
     from ix2x.diffusion.loading import load_components
 
     c = load_components(model_dir)
-    sd = {k: v.contiguous() for k, v in to_ldm_state_dict(c.unet, c.vae, c.text_encoder).items()}
+    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+          for k, v in to_ldm_state_dict(c.unet, c.vae, c.text_encoder).items()}
     del c
     torch.save({"state_dict": sd}, path)
     return Path(path)
