@@ -50,7 +50,7 @@ gpu-check:
 # Wheels the GPU check needs beyond a CUDA image's torch/transformers/accelerate (pure Python).
 gpu-wheels:
 	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl diffusers==0.42.1 lpips==0.1.4
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl diffusers==0.42.1 lpips==0.1.4 importlib_metadata==8.7.0
 
 clean:
 	rm -rf $(VENV) results

@@ -38,7 +38,11 @@ from typing import Any, Callable
 SCHEMA = 1
 REPO = Path(__file__).resolve().parents[2]
 PROMPT = "Add the finding of left pleural effusion."
-PARTS = ("cuda_tests", "matmul_peak", "flops", "loop", "ratios", "torchrun", "train")
+PARTS = ("cuda_tests", "matmul_peak", "flops", "loop", "ratios", "torchrun", "train", "compile")
+# Seconds a part needs at full size (a guess before the first GPU run): it is skipped, with the
+# reason in the JSON, when less of the budget is left. The loop parts check before every setting.
+MIN_S = {"cuda_tests": 30, "matmul_peak": 5, "flops": 45, "loop": 20, "ratios": 45, "torchrun": 60,
+         "train": 150, "compile": 60}
 # Dense bf16 tensor-core peaks from the vendors' data sheets (TFLOP/s, no sparsity).
 BF16_PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.5,
                     "H100 NVL": 835.5, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10": 125.0}
@@ -270,7 +274,8 @@ def _time_edit(check: Check, model, cfg, batch: int, rounds: int) -> dict[str, f
             "peak_gb": peak}
 
 
-def part_loop(check: Check) -> dict[str, Any]:
+def _loop_rows(check: Check, part: str, variants: list[str], batches: list[int]) -> dict[str, Any]:
+    """Timed RSE edits per (dtype, variant, batch); rows are written to the JSON as they come."""
     import gc
 
     import torch
@@ -280,49 +285,59 @@ def part_loop(check: Check) -> dict[str, Any]:
     flops = check.result.get("cache", {}).get("unet_flops_per_sample")
     peak_tflops = check.result["device"].get("bf16_peak_tflops")
     matmul = check.result["parts"].get("matmul_peak", {}).get("tflops")
+    eager_first = {(r["dtype"], r["batch"]): r["first_s"]
+                   for r in check.result["parts"].get("loop", {}).get("rows", []) if r["variant"] == "eager"}
     rows, skipped = [], []
-    variants = ["eager", "channels_last"] + ([] if check.args.no_compile else ["compile"])
-    for dtype in check.dtypes:
+    dtypes = sorted(check.dtypes, key=lambda d: d != "bfloat16") if part == "compile" else check.dtypes
+    for dtype in dtypes:
         model = _load(check, dtype)
-        eager_first: dict[int, float] = {}
         for variant in variants:
             if variant == "channels_last":
                 model.optimize(channels_last=True)
             elif variant == "compile":
                 model.optimize(channels_last=True, compile=True)
-            for batch in check.batches:
-                if check.left_s < 30:
+            for batch in batches:
+                if check.left_s < (1 if check.tiny else MIN_S[part]):
                     skipped.append(f"{dtype} {variant} b{batch}: time budget spent")
                     continue
                 t = _time_edit(check, model, _config(check, "rse"), batch, check.args.rounds)
                 evals = batch * (3 * check.steps + 2)
                 row = {"dtype": dtype, "variant": variant, "batch": batch, "steps": check.steps,
                        "edit_s": round(t["edit_s"], 4), "images_per_s": round(batch / t["edit_s"], 3),
-                       "unet_fraction": round(t["unet_s"] / t["edit_s"], 3)}
-                if variant == "eager":
-                    eager_first[batch] = t["first_s"]
-                if variant == "compile":
-                    row["compile_s"] = round(t["first_s"] - eager_first.get(batch, t["edit_s"]), 1)
+                       "unet_fraction": round(t["unet_s"] / t["edit_s"], 3), "first_s": round(t["first_s"], 2)}
+                if variant == "compile":  # the first call compiles; an eager first call only selects kernels
+                    row["compile_s"] = round(t["first_s"] - eager_first.get((dtype, batch), t["edit_s"]), 1)
                 if flops:
                     achieved = flops * evals / t["unet_s"] / 1e12
                     row["unet_tflops"] = round(achieved, 2 if achieved > 1 else 5)
                     row["fraction_of_bf16_peak"] = round(achieved / peak_tflops, 3) if peak_tflops else None
                     row["fraction_of_matmul_peak"] = round(achieved / matmul, 3) if matmul else None
                 est = estimate_for_folder(check.model_dir(), batch, dtype, check.res).total / 2**30
-                row["estimated_gb"] = round(est, 2)
+                row["estimated_gb"] = round(est, 4)
                 if t["peak_gb"] is not None:
-                    row["peak_gb"] = round(t["peak_gb"], 2)
+                    row["peak_gb"] = round(t["peak_gb"], 4)
                     row["peak_over_estimate"] = round(t["peak_gb"] / est, 3)
                 rows.append(row)
-                check.result["parts"]["loop"] = {"rows": rows, "skipped": skipped}
+                check.result["parts"][part] = {"rows": rows, "skipped": skipped}
                 check.write()
         del model
         gc.collect()
         if check.device == "cuda":
             torch.cuda.empty_cache()
-        if variants[-1] == "compile":
+        if part == "compile":
             torch._dynamo.reset()
     return {"rows": rows, "skipped": skipped}
+
+
+def part_loop(check: Check) -> dict[str, Any]:
+    """Eager and channels-last, every batch size and dtype."""
+    return _loop_rows(check, "loop", ["eager", "channels_last"], check.batches)
+
+
+def part_compile(check: Check) -> dict[str, Any]:
+    """channels-last + ``torch.compile`` of the UNet, bfloat16 first, at ``--compile-batches`` (each new
+    batch size may recompile; compile time is the first call's excess over the eager first call)."""
+    return _loop_rows(check, "compile", ["compile"], [1, 2] if check.tiny else check.args.compile_batches)
 
 
 def part_ratios(check: Check) -> dict[str, Any]:
@@ -493,7 +508,7 @@ def part_train(check: Check) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[Check], dict[str, Any]]] = {
     "cuda_tests": part_cuda_tests, "matmul_peak": part_matmul_peak, "flops": part_flops, "loop": part_loop,
-    "ratios": part_ratios, "torchrun": part_torchrun, "train": part_train}
+    "ratios": part_ratios, "torchrun": part_torchrun, "train": part_train, "compile": part_compile}
 
 
 # ---- report ----------------------------------------------------------------------------------------
@@ -508,17 +523,17 @@ def table(result: dict[str, Any]) -> str:
     lines = [f"# {head}", "", f"steps per edit: {result['settings']['steps']}, resolution "
              f"{result['settings']['resolution']}", ""]
     parts = result["parts"]
-    loop = parts.get("loop", {})
-    if loop.get("rows"):
+    rows = parts.get("loop", {}).get("rows", []) + parts.get("compile", {}).get("rows", [])
+    if rows:
         lines += ["| dtype | variant | batch | s / edit | images/s | UNet TFLOP/s | of bf16 peak | peak GB | "
                   "estimate GB | compile s |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in loop["rows"]:
+        for r in rows:
             lines.append("| " + " | ".join(str(r.get(k, "-")) for k in (
                 "dtype", "variant", "batch", "edit_s", "images_per_s", "unet_tflops", "fraction_of_bf16_peak",
                 "peak_gb", "estimated_gb", "compile_s")) + " |")
         lines.append("")
     for name in PARTS:
-        if name == "loop" or name not in parts:
+        if name not in parts or (name in ("loop", "compile") and "rows" in parts[name] and not parts[name]["skipped"]):
             continue
         value = {k: v for k, v in parts[name].items() if k not in ("tail",)}
         lines.append(f"- **{name}**: {json.dumps(value, default=str)}")
@@ -536,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8, 16])
     p.add_argument("--rounds", type=int, default=2, help="timed edits per setting after the warm-up (median)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
-    p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variant")
+    p.add_argument("--compile-batches", type=lambda s: [int(x) for x in s.split(",")], default=[8, 1, 16],
+                   help="batch sizes of the torch.compile part, in order (default 8,1,16)")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -553,8 +569,9 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu-check DRY RUN (--tiny): tiny model on the CPU; this checks the code paths, it measures nothing.")
     check = Check(args)
     for name in parts:
-        if check.left_s < 20:
-            check.result["parts"][name] = {"skipped": "time budget spent"}
+        if check.left_s < (5 if check.tiny else MIN_S[name]):
+            check.result["parts"][name] = {"skipped": f"time budget spent ({check.left_s:.0f} s left of --budget-s)"}
+            check.write()
             continue
         t0 = time.perf_counter()
         try:

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# The GPU check on a bare CUDA machine with torch, transformers and accelerate preinstalled and no
-# package registry (this workplace's device machine). Prepare once where pip works:
-#   echo /.whl/ >> .git/info/exclude && make gpu-wheels
-# then run this from the repository root with .whl carried; results land in ${OUT:-results}/.
+# `make gpu-check` on a bare CUDA machine that has torch, transformers and accelerate installed but no
+# package registry (this workplace's device machine). Prepare once where pip works, in the repo root:
+#   make gpu-wheels            # diffusers, lpips, importlib_metadata into .whl/ (git-ignored)
+# then, on the GPU machine, from the repository root with .whl carried:
+#   bash benchmarks/gpu/device.sh [check options]
+# gpu_check.json and gpu_check.md land in $OUT (the device tool's folder) or results/gpu_check.
 set -euo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-# ix2x's entry points (editors, metrics) need the project installed; nothing is fetched.
+# ix2x's entry points (editors, metrics) need the project installed; --no-deps: nothing is fetched.
 python3 -m pip install -q --no-index --no-deps --no-build-isolation -e .
-dest=${OUT:-results}
-HF_HUB_OFFLINE=1 timeout 540 python3 -m benchmarks.gpu.check --out /tmp/gpu_check "$@" || echo "gpu-check exit $?"
+work=/tmp/gpu_check
+status=0
+if command -v make >/dev/null; then
+  timeout 560 make gpu-check PYTHON=python3 ARGS="--out $work $*" || status=$?
+else
+  HF_HUB_OFFLINE=1 timeout 560 python3 -m benchmarks.gpu.check --out "$work" "$@" || status=$?
+fi
+dest=${OUT:-results/gpu_check}
 mkdir -p "$dest"
-cp /tmp/gpu_check/gpu_check.json /tmp/gpu_check/gpu_check.md "$dest"/ 2>/dev/null || true
+cp "$work"/gpu_check.json "$work"/gpu_check.md "$dest"/ 2>/dev/null || true
+exit $status

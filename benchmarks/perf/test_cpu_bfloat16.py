@@ -9,14 +9,15 @@ default is not changed. Whether the metrics agree: README, Performance (two suit
 ``ix2x compare``).
 """
 
+import os
 import statistics
 import time
 
 import torch
 
 PROMPTS = ("Add the finding of left pleural effusion.", "Remove the finding of cardiomegaly.")
-BATCH = 8
-ROUNDS = 3
+BATCH = int(os.environ.get("IX2X_BENCH_BATCH", "8"))
+ROUNDS = int(os.environ.get("IX2X_BENCH_ROUNDS", "3"))
 
 
 def _editor(dtype):

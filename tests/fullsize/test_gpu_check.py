@@ -54,11 +54,15 @@ def test_tiny_dry_run_executes_every_part(tmp_path):
     assert parts["flops"]["unet_tflop_per_edit"] > 0
     rows = parts["loop"]["rows"]
     assert {(r["dtype"], r["variant"], r["batch"]) for r in rows} == {
-        (d, v, b) for d in ("float32", "bfloat16") for v in ("eager", "channels_last", "compile") for b in (1, 2)}
-    for r in rows:
+        (d, v, b) for d in ("float32", "bfloat16") for v in ("eager", "channels_last") for b in (1, 2)}
+    compiled = parts["compile"]["rows"]
+    assert {(r["dtype"], r["variant"], r["batch"]) for r in compiled} == {
+        (d, "compile", b) for d in ("float32", "bfloat16") for b in (1, 2)}
+    assert all("compile_s" in r for r in compiled)
+    for r in rows + compiled:
         assert r["edit_s"] > 0 and r["images_per_s"] > 0 and r["unet_tflops"] > 0
         assert r["estimated_gb"] == round(estimate_for_folder(out / "tiny_model", r["batch"], r["dtype"], 64).total
-                                          / 2**30, 2)
+                                          / 2**30, 4)
     assert set(parts["ratios"]) == {"b1", "b2"}
     assert parts["torchrun"]["equal"] is True and parts["torchrun"]["records"] == 4
     train = parts["train"]
