@@ -67,14 +67,13 @@ def test_cuda_channels_last_matches_contiguous(tiny_dir):
 
 
 def test_cuda_memory_estimate_bounds_the_peak(tiny_dir):
-    """The estimate of ix2x.diffusion.memory against torch.cuda.max_memory_allocated for the tiny model:
-    the peak minus the CUDA allocator's own rounding is within a factor 3 (tiny tensors round up to
-    512-byte blocks; the full-size comparison is in make gpu-check)."""
+    """The tiny model's peak CUDA memory (the editor's ``peak_memory_mb``) holds at least its weights
+    and at most the estimate of ix2x.diffusion.memory plus 64 MiB (cuBLAS/cuDNN workspaces, which the
+    estimate leaves out). The full-size comparison is in make gpu-check (``peak_over_estimate``)."""
     from ix2x.diffusion.memory import estimate_for_folder
 
     torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
     _, results = _edit(tiny_dir, "cuda", "float16", n=4)
     peak = results[0].info["peak_memory_mb"] * 2**20
-    est = estimate_for_folder(tiny_dir, 4, "float16", 64).total
-    assert est / 3 < peak < 3 * est, (peak, est)
+    est = estimate_for_folder(tiny_dir, 4, "float16", 64)
+    assert est.weights <= peak <= est.total + 64 * 2**20, (peak, est)
