@@ -21,9 +21,10 @@ ROUNDS = int(os.environ.get("IX2X_BENCH_ROUNDS", "3"))
 
 
 def _editor(dtype):
-    from editors.instructx2x import InstructX2X
+    from ix2x.registry import load
 
-    return InstructX2X(InstructX2X.Config(model="builtin:phantom_ix2x", resolution=128, steps=20, dtype=dtype)).to("cpu")
+    cls = load("editor", "instructx2x")
+    return cls(cls.Config(model="builtin:phantom_ix2x", resolution=128, steps=20, dtype=dtype)).to("cpu")
 
 
 def test_bfloat16_over_float32(benchmark):
