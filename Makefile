@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow bench clean chromium
+.PHONY: run test test-slow bench clean chromium gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,20 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest benchmarks/perf --benchmark-only $(PYTEST_ARGS)
+
+# The full-size path on a CUDA GPU in one command (< 8 min on an H100/H200): writes
+# results/gpu_check/gpu_check.json and gpu_check.md (README, Performance). Without CUDA it says so and
+# exits 0. It uses .venv when `make` built one, else the machine's python3 (a GPU box with torch
+# preinstalled and no package registry: carry the wheels of `make gpu-wheels`, see
+# benchmarks/gpu/device.sh).
+GPU_PY ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:
+	HF_HUB_OFFLINE=1 $(GPU_PY) -m benchmarks.gpu.check --out results/gpu_check $(ARGS)
+
+# Wheels the GPU check needs beyond a CUDA image's torch/transformers/accelerate (pure Python).
+gpu-wheels:
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl diffusers==0.42.1 lpips==0.1.4 importlib_metadata==8.7.0
 
 clean:
 	rm -rf $(VENV) results

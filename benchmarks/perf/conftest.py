@@ -56,6 +56,12 @@ def pytest_terminal_summary(terminalreporter, config):
                 f"{e['rse_over_plain_wall']:.3f} wall, {e['rse_over_plain_cpu']:.3f} CPU "
                 f"(structural UNet work ratio {e['unet_work_rse_over_plain']:.4f}); ours / diffusers = "
                 f"{e['ours_over_diffusers_wall']:.3f} wall, {e['ours_over_diffusers_cpu']:.3f} CPU")
+        if b.name == "test_bfloat16_over_float32":
+            e = b.extra_info
+            lines.append(
+                f"shipped instructx2x on the CPU, bfloat16 / float32 = {e['bf16_over_fp32_wall']:.3f} wall "
+                f"({e['bf16_s_per_edit']:.3f} vs {e['fp32_s_per_edit']:.3f} s per edit, batch {e['batch']}); "
+                f"mean abs difference of the edits {e['mean_abs_diff_of_edits']:.4f}")
         if b.name == "test_metric_suite_over_editor":
             e = b.extra_info
             lines.append(
