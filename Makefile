@@ -1,5 +1,9 @@
 # `make run` and `make test` create .venv with the installed project when it is missing or older
-# than pyproject.toml, then run.
+# than pyproject.toml or .ci/constraints.txt, then run.
+# pyproject.toml declares compatible ranges (what a plugin or another project co-installs with);
+# .ci/constraints.txt pins every package to the exact set CI tested, and the install uses it (-c), so
+# `make test` is reproducible. To install ix2x next to other packages, leave the -c out.
+CONSTRAINTS := .ci/constraints.txt
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -7,10 +11,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-slow bench clean chromium gpu-check gpu-wheels
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
