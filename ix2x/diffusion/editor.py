@@ -214,12 +214,15 @@ class DiffusionEditor(Editor):
         cuda = model.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(model.device)
-        edits = edit_images(model, [r.image for r in requests], [r.instruction for r in requests],
+        prompts = [self.prompt(r) for r in requests]
+        edits = edit_images(model, [r.image for r in requests], [p for p, _ in prompts],
                             [r.seed for r in requests], cfg, priors)
         peak = torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None
         results = []
-        for edit, prior_info in zip(edits, prior_infos):
-            info = dict(edit.info, device=str(model.device), dtype=str(model.dtype).replace("torch.", ""))
+        for edit, prior_info, (prompt, prompt_warnings) in zip(edits, prior_infos, prompts):
+            info = dict(edit.info, device=str(model.device), dtype=str(model.dtype).replace("torch.", ""),
+                        prompt=prompt)
+            info["warnings"] = list(info["warnings"]) + prompt_warnings
             if peak is not None:
                 info["peak_memory_mb"] = round(peak, 1)
             if prior_info is not None:
@@ -228,6 +231,11 @@ class DiffusionEditor(Editor):
             results.append(EditResult(image=edit.image, guidance_map=edit.guidance_map,
                                       edit_mask=edit.edit_mask, info=info))
         return results
+
+    def prompt(self, request: EditRequest) -> tuple[str, list[str]]:
+        """The text the model is conditioned on for ``request`` and warnings (recorded as ``info["prompt"]``):
+        the instruction itself; editors trained on other text (BiomedJourney) convert it."""
+        return request.instruction, []
 
 
 def pseudo_mask_for(instruction: str, size: int, source: str) -> tuple[torch.Tensor, dict[str, Any]]:

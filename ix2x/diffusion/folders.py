@@ -112,7 +112,7 @@ def load_folder(model: str | Path, kind: Kind, *, device: str = "cpu", dtype: st
     torch_dtype = parse_dtype(dtype)
     parts = vae is not None or text_encoder is not None
     how = RADEDIT_HOW_TO_GET if parts else T2I_HOW_TO_GET
-    folder = _resolve_unet_folder(model, how) if parts else resolve_model(model)
+    folder = _resolve_unet_folder(model, how) if parts else _resolve(model, kind)
     vae_dir = Path(vae) if vae is not None else folder / "vae"
     te_dir = Path(text_encoder) if text_encoder is not None else folder / "text_encoder"
     tok_dir = Path(tokenizer) if tokenizer is not None else (folder / "tokenizer" if (folder / "tokenizer").is_dir() else te_dir)
@@ -144,6 +144,17 @@ def load_folder(model: str | Path, kind: Kind, *, device: str = "cpu", dtype: st
     for module in (unet, autoencoder):
         module.requires_grad_(False).eval().to(device)
     return Components(unet, autoencoder, encoder, tok, json.loads(scheduler_file.read_text()), str(folder))
+
+
+def _resolve(model: str | Path, kind: Kind) -> Path:
+    from ix2x.diffusion.loading import HOW_TO_GET
+
+    try:
+        return resolve_model(model)
+    except MissingWeightsError as e:
+        if kind != "text_to_image":
+            raise
+        raise MissingWeightsError(str(e).replace(HOW_TO_GET, T2I_HOW_TO_GET)) from None
 
 
 def _resolve_unet_folder(model: str | Path, how: str) -> Path:
