@@ -28,3 +28,10 @@ def tiny_radedit(tmp_path_factory):
     from ix2x.diffusion.tiny_t2i import make_tiny_radedit
 
     return make_tiny_radedit(tmp_path_factory.mktemp("tiny_radedit") / "radedit")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from ix2x.diffusion.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_ip2p") / "model")
