@@ -58,6 +58,18 @@ class TextToImageEditor(Editor):
     def load_kwargs(self) -> dict[str, Any]:
         return {}
 
+    def problems(self) -> list[str]:
+        """Missing folders or weight files and refused remote code, found without loading anything."""
+        from ix2x.diffusion.folders import check_folder
+        from ix2x.errors import USER_ERRORS
+
+        kwargs = {k: v for k, v in self.load_kwargs().items() if k in ("trust_remote_code", "vae", "text_encoder", "tokenizer")}
+        try:
+            check_folder(self.config.model, **kwargs)
+        except USER_ERRORS as e:
+            return [str(e)]
+        return []
+
     def to(self, device: str | torch.device) -> "TextToImageEditor":
         device = "cuda" if str(device) == "auto" and torch.cuda.is_available() else ("cpu" if str(device) == "auto" else device)
         self.device = torch.device(device)

@@ -110,19 +110,11 @@ def load_folder(model: str | Path, kind: Kind, *, device: str = "cpu", dtype: st
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     torch_dtype = parse_dtype(dtype)
-    parts = vae is not None or text_encoder is not None
-    how = RADEDIT_HOW_TO_GET if parts else T2I_HOW_TO_GET
-    folder = _resolve_unet_folder(model, how) if parts else _resolve(model, kind)
-    vae_dir = Path(vae) if vae is not None else folder / "vae"
-    te_dir = Path(text_encoder) if text_encoder is not None else folder / "text_encoder"
-    tok_dir = Path(tokenizer) if tokenizer is not None else (folder / "tokenizer" if (folder / "tokenizer").is_dir() else te_dir)
-    scheduler_file = folder / "scheduler/scheduler_config.json"
-    if not scheduler_file.is_file():
-        raise MissingWeightsError(f"{scheduler_file} is missing: the noise schedule the UNet was trained with. {how}")
+    folder, vae_dir, te_dir, tok_dir, how = check_folder(model, kind=kind, trust_remote_code=trust_remote_code, vae=vae,
+                                                         text_encoder=text_encoder, tokenizer=tokenizer)
     unet_st = _weights(folder / "unet", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"), "UNet", how)
     vae_st = _weights(vae_dir, ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"), "VAE", how)
-    check_remote_code(te_dir, trust_remote_code)
-    check_remote_code(tok_dir, trust_remote_code)
+    scheduler_file = folder / "scheduler/scheduler_config.json"
 
     tok = load_tokenizer(tok_dir, trust_remote_code=trust_remote_code, max_tokens=max_tokens, how=how)
     unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch_dtype, use_safetensors=unet_st,
@@ -144,6 +136,27 @@ def load_folder(model: str | Path, kind: Kind, *, device: str = "cpu", dtype: st
     for module in (unet, autoencoder):
         module.requires_grad_(False).eval().to(device)
     return Components(unet, autoencoder, encoder, tok, json.loads(scheduler_file.read_text()), str(folder))
+
+
+def check_folder(model: str | Path, *, kind: Kind = "text_to_image", trust_remote_code: bool = False, vae: str | Path | None = None,
+                 text_encoder: str | Path | None = None, tokenizer: str | Path | None = None):
+    """Every check :func:`load_folder` makes before reading a weight: the folders and weight files exist,
+    and remote code is allowed where a part needs it. Returns (folder, vae, text encoder, tokenizer, hint)."""
+    parts = vae is not None or text_encoder is not None
+    how = RADEDIT_HOW_TO_GET if parts else T2I_HOW_TO_GET
+    folder = _resolve_unet_folder(model, how) if parts else _resolve(model, kind)
+    vae_dir = Path(vae) if vae is not None else folder / "vae"
+    te_dir = Path(text_encoder) if text_encoder is not None else folder / "text_encoder"
+    tok_dir = Path(tokenizer) if tokenizer is not None else (folder / "tokenizer" if (folder / "tokenizer").is_dir() else te_dir)
+    scheduler_file = folder / "scheduler/scheduler_config.json"
+    if not scheduler_file.is_file():
+        raise MissingWeightsError(f"{scheduler_file} is missing: the noise schedule the UNet was trained with. {how}")
+    _weights(folder / "unet", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"), "UNet", how)
+    _weights(vae_dir, ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"), "VAE", how)
+    _weights(te_dir, ("model.safetensors", "pytorch_model.bin"), "text encoder", how)
+    check_remote_code(te_dir, trust_remote_code)
+    check_remote_code(tok_dir, trust_remote_code)
+    return folder, vae_dir, te_dir, tok_dir, how
 
 
 def _resolve(model: str | Path, kind: Kind) -> Path:

@@ -98,3 +98,11 @@ def test_roentgen_results_do_not_depend_on_the_batch(tiny_t2i):
     alone = [editor.edit([r])[0] for r in reqs]
     for a, b in zip(together, alone):
         torch.testing.assert_close(a.image, b.image, atol=1e-5, rtol=0)
+
+
+def test_problems_report_the_refusal_and_missing_folders_without_loading(tiny_radedit, tmp_path):
+    refused = _editor("radedit", model=str(tiny_radedit)).problems()
+    assert len(refused) == 1 and "`trust_remote_code` must be true" in refused[0]
+    assert _editor("radedit", model=str(tiny_radedit), trust_remote_code=True).problems() == []
+    missing = _editor("diffedit", model=str(tmp_path / "nowhere")).problems()
+    assert len(missing) == 1 and "does not exist" in missing[0]
