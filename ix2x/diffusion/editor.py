@@ -51,6 +51,11 @@ class DiffusionEditorConfig:
     channels_last: bool = True
     compile: bool = False
     eta: float = 0.0
+    # The original InstructX2X inference's remaining behaviours, for exact reproduction (see
+    # docs/differences_from_original.md): VAE posterior samples for the start, background and relevance
+    # latents; background one step too noisy; substring finding lookup with its whole-image reset;
+    # three-branch guidance whatever the scales; the returned G filtered to G >= tau.
+    original: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -74,7 +79,8 @@ class DiffusionEditorConfig:
 
     def sampler(self) -> loop.SamplerSettings:
         return loop.SamplerSettings(steps=self.steps, text_scale=self.text_scale, image_scale=self.image_scale,
-                                    scheduler=self.scheduler, start=self.start, eta=self.eta)
+                                    scheduler=self.scheduler, start=self.start, eta=self.eta,
+                                    always_guide=self.original, background="lagged" if self.original else "aligned")
 
 
 @dataclass
@@ -104,17 +110,26 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
     sizes = [tuple(im.shape[-2:]) for im in images]
     x = torch.cat([loop.to_model_images(im[None].float(), res) for im in images])
     calls0, vae0 = model.unet_calls, model.vae_calls
-    cond = loop.condition(model, x, prompts)
-    latent_size = tuple(cond.x0.shape[-2:])
     gens = loop.generators(seeds)
+    rel_gens = loop.generators(rse.relevance_seeds(seeds))
+    rel_x0 = None
+    if config.original:
+        # The original conditions on the posterior mode but starts, blends and scores relevance from
+        # posterior samples (an independent one for the relevance pass).
+        mean, std = model.encode_posterior(x)
+        cond = loop.Conditioning(mean, model.encode_text(prompts), scale=model.vae_scale)
+        cond.x0 = loop.posterior_sample(mean, std, gens) * model.vae_scale
+        rel_x0 = loop.posterior_sample(mean, std, rel_gens) * model.vae_scale
+    else:
+        cond = loop.condition(model, x, prompts)
+    latent_size = tuple(cond.x0.shape[-2:])
     warnings: list[list[str]] = [[] for _ in range(n)]
 
     g_full = g_lat = None
     if config.rse:
         rel = None
         if config.relevance:
-            rel, degenerate = rse.relevance(model, cond, loop.generators(rse.relevance_seeds(seeds)),
-                                            config.noise_level)
+            rel, degenerate = rse.relevance(model, cond, rel_gens, config.noise_level, x0=rel_x0)
             for i, bad in enumerate(degenerate):
                 if bad:
                     warnings[i].append("relevance map is constant (no spatial information): nothing edited")
@@ -135,12 +150,15 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
         if g_full is not None:
             gmap = rse._resize(g_full[i:i + 1], size)[0].clamp(0, 1).cpu()
             mask = (gmap >= config.tau).float()
+            if config.original:
+                gmap = gmap * mask  # the original returns G filtered to G >= tau
             if config.composite:
                 edited = loop.composite(edited, images[i].cpu(), mask)
         info = {
             "steps": config.steps, "scheduler": config.scheduler, "start": config.start,
             "unet_calls": model_calls, "unet_evals": _evals(config, model_calls), "vae_calls": vae_calls,
             "batch_size": n, "rse": config.rse, "tau": config.tau, "resolution": res,
+            "original": config.original,
             "edit_fraction": float(mask.mean()) if mask is not None else 1.0,
             "warnings": warnings[i],
         }
@@ -227,29 +245,66 @@ class DiffusionEditor(Editor):
             check_image(f"request {r.sample_id!r} image", r.image)
         if not requests:
             return []
-        model = self.model()
+        from ix2x.diffusion.original import original_pseudo_mask
+
         cfg = self.config
+        if cfg.rse and cfg.pseudo_mask:
+            check_mask_source(cfg.mask_source)
+        model = self.model()
         priors, prior_infos = [None] * len(requests), [None] * len(requests)
         if cfg.rse and cfg.pseudo_mask:
             for i, r in enumerate(requests):
-                priors[i], prior_infos[i] = pseudo_mask_for(r.instruction, cfg.resolution, cfg.mask_source)
+                lookup = original_pseudo_mask if cfg.original else pseudo_mask_for
+                priors[i], prior_infos[i] = lookup(r.instruction, cfg.resolution, cfg.mask_source)
         cuda = model.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(model.device)
-        edits = edit_images(model, [r.image for r in requests], [r.instruction for r in requests],
+        prompts = [self.prompt(r) for r in requests]
+        edits = edit_images(model, [r.image for r in requests], [p for p, _ in prompts],
                             [r.seed for r in requests], cfg, priors)
         peak = torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None
         results = []
-        for edit, prior_info in zip(edits, prior_infos):
-            info = dict(edit.info, device=str(model.device), dtype=str(model.dtype).replace("torch.", ""))
+        for edit, prior_info, (prompt, prompt_warnings) in zip(edits, prior_infos, prompts):
+            info = dict(edit.info, device=str(model.device), dtype=str(model.dtype).replace("torch.", ""),
+                        prompt=prompt)
+            info["warnings"] = list(info["warnings"]) + prompt_warnings
             if peak is not None:
                 info["peak_memory_mb"] = round(peak, 1)
             if prior_info is not None:
+                info["prior"] = prior_kind(cfg.mask_source)
                 info["pseudo_mask"] = prior_info
                 info["warnings"] = list(info["warnings"]) + list(prior_info.get("warnings", []))
             results.append(EditResult(image=edit.image, guidance_map=edit.guidance_map,
                                       edit_mask=edit.edit_mask, info=info))
         return results
+
+    def prompt(self, request: EditRequest) -> tuple[str, list[str]]:
+        """The text the model is conditioned on for ``request`` and warnings (recorded as ``info["prompt"]``):
+        the instruction itself; editors trained on other text (BiomedJourney) convert it."""
+        return request.instruction, []
+
+
+def prior_kind(mask_source: str) -> str:
+    """What a run record calls the prior: "atlas" (ours), "density:<folder>", or "original_masks:<folder>"
+    (the original release's MS-CXR box masks, which the paper used)."""
+    if mask_source == "atlas" or mask_source.startswith("density:"):
+        return mask_source
+    return f"original_masks:{mask_source}"
+
+
+def check_mask_source(mask_source: str) -> None:
+    """A folder of original masks must exist; the error says where the original release keeps them."""
+    from pathlib import Path
+
+    from ix2x.diffusion.original import ORIGINAL_MASKS_HOW_TO_GET
+    from ix2x.errors import DataError
+
+    if mask_source == "atlas":
+        return
+    folder = Path(mask_source[len("density:"):] if mask_source.startswith("density:") else mask_source).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"`mask_source` must be \"atlas\", a folder of pseudo_mask_{{Name}}.npy files or "
+                        f"\"density:<folder>\", got {mask_source!r} (no such folder). {ORIGINAL_MASKS_HOW_TO_GET}")
 
 
 def pseudo_mask_for(instruction: str, size: int, source: str) -> tuple[torch.Tensor, dict[str, Any]]:

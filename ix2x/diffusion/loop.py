@@ -1,12 +1,15 @@
-"""The one denoising loop for InstructPix2Pix-architecture models, with Region-Specific Editing hooks.
+"""The one denoising loop, for InstructPix2Pix-architecture models (with Region-Specific Editing hooks)
+and for text-to-image models (the SDEdit, DiffEdit and RadEdit baselines).
 
 A batch of N edits is one UNet batch of 3N per step, ordered as diffusers orders it:
 ``[text+image, image only, unconditional]``, each block N long. Guidance (Brooks et al. 2023):
 
     eps = eps_u + s_T (eps_TI - eps_I) + s_I (eps_I - eps_u)
 
-active only when ``text_scale > 1`` and ``image_scale >= 1`` (diffusers' rule); otherwise the text+image
-branch alone is evaluated. The image-conditioning latent is the VAE posterior mode *not* multiplied by the
+active only when ``text_scale > 1`` and ``image_scale >= 1`` (diffusers' rule; ``always_guide`` forces it,
+as the original InstructX2X does); otherwise the text+image branch alone is evaluated. A text-to-image
+model (UNet input = latent channels only) runs diffusers' two-branch batch ``[unconditional, text]`` with
+``eps = eps_u + s_T (eps_T - eps_u)`` when ``text_scale > 1``. The image-conditioning latent is the VAE posterior mode *not* multiplied by the
 scaling factor (an InstructPix2Pix training quirk that diffusers reproduces). The latents that start the
 sampling and the background latents of latent blending are the mode times the scaling factor.
 
@@ -49,6 +52,13 @@ class SamplerSettings:
     scheduler: str = "ddim"
     start: str = "input"
     eta: float = 0.0
+    # SDEdit's strength: only the last int(steps * strength) of the schedule's timesteps run (diffusers'
+    # img2img rule); 1.0 runs them all.
+    strength: float = 1.0
+    always_guide: bool = False
+    # Latent-blend background after step i: "aligned" = noised to the timestep the sample is now at;
+    # "lagged" = noised to the timestep of the step just taken (the original InstructX2X, one step too noisy).
+    background: str = "aligned"
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -57,10 +67,27 @@ class SamplerSettings:
             raise ValueError(f"`scheduler` must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}.")
         if self.start not in ("input", "noise"):
             raise ValueError(f"`start` must be 'input' or 'noise', got {self.start!r}.")
+        if not 0.0 < self.strength <= 1.0 or int(self.steps * self.strength) < 1:
+            raise ValueError(f"`strength` must be in (0, 1] with int(steps * strength) >= 1, got {self.strength} "
+                             f"with {self.steps} steps.")
+        if self.background not in ("aligned", "lagged"):
+            raise ValueError(f"`background` must be 'aligned' or 'lagged', got {self.background!r}.")
 
     @property
     def guided(self) -> bool:
-        return self.text_scale > 1.0 and self.image_scale >= 1.0
+        """Three-branch guidance of an InstructPix2Pix model is on."""
+        return self.always_guide or (self.text_scale > 1.0 and self.image_scale >= 1.0)
+
+    @property
+    def text_guided(self) -> bool:
+        """Two-branch guidance of a text-to-image model is on (diffusers: ``guidance_scale > 1``)."""
+        return self.always_guide or self.text_scale > 1.0
+
+    def branches(self, image_conditioned: bool) -> int:
+        """UNet evaluations per sample per step."""
+        if image_conditioned:
+            return 3 if self.guided else 1
+        return 2 if self.text_guided else 1
 
 
 def make_scheduler(name: str, config: dict):
@@ -79,8 +106,9 @@ def make_scheduler(name: str, config: dict):
 
 
 class Pix2PixModel:
-    """An InstructPix2Pix model (components) placed on a device, with the calls the loop needs and a
-    count of UNet and VAE calls."""
+    """A latent diffusion model (components) placed on a device, with the calls the loop needs and a
+    count of UNet and VAE calls: an InstructPix2Pix model (UNet input = noisy + image latents) or a
+    text-to-image model (``image_conditioned`` False)."""
 
     def __init__(self, components: Components) -> None:
         self.c = components
@@ -99,6 +127,10 @@ class Pix2PixModel:
     def dtype(self) -> torch.dtype:
         return self.c.unet.dtype
 
+    @property
+    def image_conditioned(self) -> bool:
+        return int(self.c.unet.config.in_channels) == 2 * int(self.c.vae.config.latent_channels)
+
     def optimize(self, *, channels_last: bool = False, compile: bool = False) -> None:
         """CUDA speed-ups: channels-last memory format and ``torch.compile`` of the UNet. Attention uses
         PyTorch's scaled-dot-product kernels (diffusers' default processor on torch 2)."""
@@ -109,11 +141,17 @@ class Pix2PixModel:
 
     @torch.no_grad()
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
-        """(N, L, D) text-encoder hidden states, padded to the tokenizer's max length as diffusers does."""
+        """(N, L, D) text-encoder hidden states, padded to the tokenizer's max length as diffusers does.
+        The attention mask is passed only when the encoder's config sets ``use_attention_mask`` (diffusers'
+        rule, so non-CLIP encoders such as BERT see the same inputs as in diffusers' pipelines)."""
         tok = self.c.tokenizer
-        ids = tok(list(prompts), padding="max_length", max_length=tok.model_max_length, truncation=True,
-                  return_tensors="pt").input_ids.to(self.c.text_encoder.device)
-        return self.c.text_encoder(ids)[0].to(self.dtype)
+        enc = tok(list(prompts), padding="max_length", max_length=tok.model_max_length, truncation=True,
+                  return_tensors="pt")
+        device = self.c.text_encoder.device
+        mask = None
+        if getattr(self.c.text_encoder.config, "use_attention_mask", False):
+            mask = enc.attention_mask.to(device)
+        return self.c.text_encoder(enc.input_ids.to(device), attention_mask=mask)[0].to(self.dtype)
 
     def uncond(self, n: int) -> torch.Tensor:
         if self._uncond is None:
@@ -125,6 +163,13 @@ class Pix2PixModel:
         """Posterior mode (N, 4, h, w), unscaled, of images (N, 3, H, W) in [-1, 1]."""
         self.vae_calls += 1
         return self.c.vae.encode(images.to(self.device, self.dtype)).latent_dist.mode()
+
+    @torch.no_grad()
+    def encode_posterior(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior (mean, std), each (N, 4, h, w) unscaled, of images (N, 3, H, W) in [-1, 1]."""
+        self.vae_calls += 1
+        dist = self.c.vae.encode(images.to(self.device, self.dtype)).latent_dist
+        return dist.mean, dist.std
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -144,21 +189,37 @@ def generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
 
 
-def per_sample_noise(gens: Sequence[torch.Generator], shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-    """(N, *shape) standard normal noise, sample i drawn from ``gens[i]`` alone."""
-    noise = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in gens])
+def per_sample_noise(gens: Sequence[torch.Generator], shape: Sequence[int], like: torch.Tensor,
+                     repeats: int = 1) -> torch.Tensor:
+    """(N * repeats, *shape) standard normal noise; the ``repeats`` rows of sample i are one draw from
+    ``gens[i]`` alone (as diffusers draws a batch from one generator)."""
+    noise = torch.cat([torch.randn((repeats, *shape), generator=g, dtype=torch.float32) for g in gens])
     return noise.to(like.device, like.dtype)
+
+
+def posterior_sample(mean: torch.Tensor, std: torch.Tensor, gens: Sequence[torch.Generator],
+                     repeats: int = 1) -> torch.Tensor:
+    """Posterior samples (N * repeats, 4, h, w), unscaled, drawn as diffusers'
+    ``DiagonalGaussianDistribution.sample(generator)`` draws them (one normal draw per generator)."""
+    noise = per_sample_noise(gens, mean.shape[1:], mean, repeats)
+    return mean.repeat_interleave(repeats, 0) + std.repeat_interleave(repeats, 0) * noise
 
 
 @dataclass
 class Conditioning:
     """What a batch is conditioned on: ``image_latents`` (N, 4, h, w) posterior mode (unscaled),
-    ``text`` (N, L, D) text embeddings, and ``x0`` the scaled input latents."""
+    ``text`` (N, L, D) text embeddings, and ``x0`` the scaled input latents (the mode times the scaling
+    factor unless a caller replaces it, e.g. with a posterior sample). ``image_conditioned`` False: a
+    text-to-image model, whose UNet never sees ``image_latents``."""
 
     image_latents: torch.Tensor
     text: torch.Tensor
     x0: torch.Tensor = field(init=False)
     scale: float = 1.0
+    image_conditioned: bool = True
+    # (N, L, D) embeddings of the unconditional branch of a text-to-image model; None: the empty prompt.
+    # DiffEdit's diffusers example guides away from the source prompt instead.
+    negative: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.x0 = self.image_latents * self.scale
@@ -168,20 +229,35 @@ def condition(model: Pix2PixModel, images: torch.Tensor, prompts: Sequence[str])
     """Encode images (N, 3, H, W) in [-1, 1] and prompts for the loop."""
     if images.shape[0] != len(prompts):
         raise ValueError(f"`images` and `prompts` must have the same length, got {images.shape[0]} and {len(prompts)}.")
-    return Conditioning(model.encode_image(images), model.encode_text(prompts), scale=model.vae_scale)
+    return Conditioning(model.encode_image(images), model.encode_text(prompts), scale=model.vae_scale,
+                        image_conditioned=model.image_conditioned)
 
 
 def guided_eps(model: Pix2PixModel, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning,
                settings: SamplerSettings, *, branches: torch.Tensor | None = None) -> torch.Tensor:
     """The guided noise prediction for scaled model inputs ``latents`` (N, 4, h, w) at timestep ``t``.
     ``branches`` is the precomputed (3N, 8, h, w) conditioning layout; see :func:`branch_inputs`."""
+    return guided_eps_parts(model, latents, t, cond, settings, branches=branches)[0]
+
+
+def guided_eps_parts(model: Pix2PixModel, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning,
+                     settings: SamplerSettings, *, branches: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(guided eps, unconditional eps or None when guidance is off)."""
+    if not cond.image_conditioned:
+        if not settings.text_guided:
+            return model.unet(latents, t, cond.text), None
+        # diffusers' order: [negative, text].
+        negative = cond.negative if cond.negative is not None else model.uncond(len(latents))
+        eps_u, eps_t = model.unet(latents.repeat(2, 1, 1, 1), t, torch.cat([negative, cond.text])).chunk(2)
+        return eps_u + settings.text_scale * (eps_t - eps_u), eps_u
     if not settings.guided:
         x = torch.cat([latents, cond.image_latents], dim=1)
-        return model.unet(x, t, cond.text)
+        return model.unet(x, t, cond.text), None
     image_part, embeddings = branches if branches is not None else branch_inputs(model, cond)
     x = torch.cat([latents.repeat(3, 1, 1, 1), image_part], dim=1)
     eps_ti, eps_i, eps_u = model.unet(x, t, embeddings).chunk(3)
-    return eps_u + settings.text_scale * (eps_ti - eps_i) + settings.image_scale * (eps_i - eps_u)
+    return eps_u + settings.text_scale * (eps_ti - eps_i) + settings.image_scale * (eps_i - eps_u), eps_u
 
 
 def branch_inputs(model: Pix2PixModel, cond: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,41 +275,71 @@ def _noiser(scheduler):
     return copy.deepcopy(scheduler)
 
 
+def schedule(settings: SamplerSettings, scheduler_config: dict, device) -> tuple[Any, torch.Tensor]:
+    """A fresh sampler with its timesteps set, and the timesteps that run: the last
+    ``int(steps * strength)`` (diffusers' img2img ``get_timesteps``)."""
+    scheduler = make_scheduler(settings.scheduler, scheduler_config)
+    scheduler.set_timesteps(settings.steps, device=device)
+    t_start = settings.steps - min(int(settings.steps * settings.strength), settings.steps)
+    begin = t_start * scheduler.order
+    if begin and hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(begin)
+    return scheduler, scheduler.timesteps[begin:]
+
+
 @torch.no_grad()
 def denoise(model: Pix2PixModel, cond: Conditioning, settings: SamplerSettings, gens: Sequence[torch.Generator],
-            *, latent_mask: torch.Tensor | None = None, start_latents: torch.Tensor | None = None) -> torch.Tensor:
+            *, latent_mask: torch.Tensor | None = None, start_latents: torch.Tensor | None = None,
+            background: Sequence[torch.Tensor] | None = None, eps_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Sample edited latents (N, 4, h, w), scaled.
 
-    ``latent_mask`` (N, 1, h, w) in {0, 1}: after each step, latents where it is 0 are replaced by the input
-    latents noised, with the sample's start noise, to the timestep the sample is now at (no noise after
-    the last step). ``start_latents`` overrides the starting latents (tests use it to compare with
-    diffusers on identical inputs); otherwise the start noise is the first draw of each generator.
+    ``latent_mask`` (N, 1, h, w) in [0, 1]: after each step, latents where it is 0 are replaced by the
+    background: by default the input latents noised, with the sample's start noise, to the timestep the
+    sample is now at (no noise after the last step; ``settings.background == "lagged"``: to the timestep
+    of the step just taken); or ``background[i]`` after step i (inversion latents, DiffEdit/RadEdit).
+    ``eps_mask`` (N, 1, h, w): where 0 the unconditional noise prediction replaces the guided one
+    (RadEdit). ``start_latents`` overrides the starting latents; otherwise the start noise is the next
+    draw of each generator.
     """
-    scheduler = make_scheduler(settings.scheduler, model.c.scheduler_config)
-    scheduler.set_timesteps(settings.steps, device=model.device)
-    timesteps = scheduler.timesteps
+    scheduler, timesteps = schedule(settings, model.c.scheduler_config, model.device)
     noiser = _noiser(scheduler)
     x0 = cond.x0
-    noise = per_sample_noise(gens, x0.shape[1:], x0)
     if start_latents is not None:
+        noise = None
         latents = start_latents.to(x0.device, x0.dtype)
-    elif settings.start == "input":
-        latents = noiser.add_noise(x0, noise, timesteps[:1])
     else:
-        latents = noise * scheduler.init_noise_sigma
+        noise = per_sample_noise(gens, x0.shape[1:], x0)
+        if settings.start == "input":
+            latents = noiser.add_noise(x0, noise, timesteps[:1])
+        else:
+            latents = noise * scheduler.init_noise_sigma
+    if latent_mask is not None and background is None and noise is None:
+        raise ValueError("`latent_mask` with `start_latents` needs an explicit `background`.")
+    if background is not None and len(background) != len(timesteps):
+        raise ValueError(f"`background` must hold one latent per step ({len(timesteps)}), got {len(background)}.")
     step_kwargs = _step_kwargs(scheduler, gens, settings.eta)
-    branches = branch_inputs(model, cond) if settings.guided else None
+    branches = branch_inputs(model, cond) if (cond.image_conditioned and settings.guided) else None
     if latent_mask is not None:
         latent_mask = latent_mask.to(x0.device, x0.dtype)
         keep = 1 - latent_mask
     for i, t in enumerate(timesteps):
         model_input = scheduler.scale_model_input(latents, t)
-        eps = guided_eps(model, model_input, t, cond, settings, branches=branches)
+        eps, eps_u = guided_eps_parts(model, model_input, t, cond, settings, branches=branches)
+        if eps_mask is not None and eps_u is not None:
+            eps = eps_mask * eps + (1 - eps_mask) * eps_u
         latents = scheduler.step(eps, t, latents, **step_kwargs, return_dict=False)[0]
         if latent_mask is not None:
-            background = x0 if i + 1 == len(timesteps) else noiser.add_noise(x0, noise, timesteps[i + 1:i + 2])
-            latents = latents * latent_mask + background * keep
+            latents = latents * latent_mask + _background(background, noiser, x0, noise, timesteps, i,
+                                                          settings.background) * keep
     return latents
+
+
+def _background(background, noiser, x0, noise, timesteps, i: int, mode: str) -> torch.Tensor:
+    if background is not None:
+        return background[i].to(x0.device, x0.dtype)
+    if mode == "lagged":
+        return noiser.add_noise(x0, noise, timesteps[i:i + 1])
+    return x0 if i + 1 == len(timesteps) else noiser.add_noise(x0, noise, timesteps[i + 1:i + 2])
 
 
 def _step_kwargs(scheduler, gens: Sequence[torch.Generator], eta: float) -> dict[str, Any]:

@@ -53,8 +53,9 @@ def noise_to(alphas_cumprod: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor
 
 @torch.no_grad()
 def relevance(model: Pix2PixModel, cond: Conditioning, gens: Sequence[torch.Generator],
-              noise_level: float = 0.8) -> tuple[torch.Tensor, list[bool]]:
-    """Relevance maps (N, 1, h, w) at latent resolution: one UNet batch of 2N."""
+              noise_level: float = 0.8, *, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, list[bool]]:
+    """Relevance maps (N, 1, h, w) at latent resolution: one UNet batch of 2N. ``x0``: the scaled latents
+    to noise (default ``cond.x0``; the original uses a second posterior sample)."""
     from diffusers import DDPMScheduler
 
     if not 0.0 < noise_level <= 1.0:
@@ -62,8 +63,9 @@ def relevance(model: Pix2PixModel, cond: Conditioning, gens: Sequence[torch.Gene
     schedule = DDPMScheduler.from_config(model.c.scheduler_config)
     num_train = schedule.config.num_train_timesteps
     t_index = min(int(noise_level * num_train), num_train - 1)
-    noise = per_sample_noise(gens, cond.x0.shape[1:], cond.x0)
-    noisy = noise_to(schedule.alphas_cumprod, cond.x0, noise, t_index)
+    x0 = cond.x0 if x0 is None else x0
+    noise = per_sample_noise(gens, x0.shape[1:], x0)
+    noisy = noise_to(schedule.alphas_cumprod, x0, noise, t_index)
     n = noisy.shape[0]
     x = torch.cat([torch.cat([noisy, noisy]), torch.cat([cond.image_latents, cond.image_latents])], dim=1)
     emb = torch.cat([cond.text, model.uncond(n)])

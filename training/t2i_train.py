@@ -1,0 +1,178 @@
+"""Train the phantom text-to-image model (``ix2x/models/phantom_t2i``) that the text-to-image baselines
+(``roentgen``, ``diffedit``, ``radedit``) run on in the ``phantom_baselines`` suite.
+
+It reuses the shipped ``phantom_ix2x`` model's VAE, tokenizer, frozen text encoder and noise schedule, and
+initialises its UNet from ``phantom_ix2x``'s UNet without the image-conditioning input channels (the
+first ``latent_channels`` input channels of ``conv_in`` are the noisy latents'). Training images are
+both sides of the phantom training pairs, captioned with the report-style prompts the baselines get at
+inference (:mod:`ix2x.data.prompts`): the current image with the instruction's target sentence, the past
+image with its source sentence, so captions and inference prompts share one vocabulary.
+
+Run (seeded, CPU, one thread; generates the training phantoms on first use)::
+
+    nice -n 10 python -m training.t2i_train --out runs/phantom_t2i --steps 1500
+    cp -r runs/phantom_t2i/model/. ix2x/models/phantom_t2i/
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+SOURCE_MODEL = "builtin:phantom_ix2x"
+DATA = {"path": "data/phantom-train-s2000-128", "n": 4000, "seed": 2000, "size": 128, "splits": (0.98, 0.02, 0.0)}
+
+
+def captions(instruction: str) -> tuple[str, str]:
+    """(past caption, current caption): the source and target report prompts of the instruction."""
+    from ix2x.data.prompts import prompts_for
+
+    p = prompts_for(instruction, "report")
+    return p.source, p.target
+
+
+def t2i_unet_from(ip2p_unet, latent_channels: int):
+    """A text-to-image UNet with ``ip2p_unet``'s weights, ``conv_in`` cut to the noisy-latent channels."""
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_config(ip2p_unet.config, in_channels=latent_channels)
+    state = dict(ip2p_unet.state_dict())
+    state["conv_in.weight"] = state["conv_in.weight"][:, :latent_channels].clone()
+    unet.load_state_dict(state)
+    return unet
+
+
+@torch.no_grad()
+def encode_split(comps, root: Path, split: str, batch: int = 64):
+    """(latent means, stds, captions) of both images of every pair of ``split``."""
+    from training.editor_data import EditPairs
+
+    data = EditPairs(root, split, DATA["size"])
+    means, stds, texts = [], [], []
+    for start in range(0, len(data), batch):
+        pairs = [data.pair(i) for i in range(start, min(len(data), start + batch))]
+        x = torch.stack([p[0] for p in pairs] + [p[1] for p in pairs])
+        dist = comps.vae.encode((x * 2 - 1).repeat(1, 3, 1, 1)).latent_dist
+        means.append(dist.mean)
+        stds.append(dist.std)
+        cap = [captions(p[2]) for p in pairs]
+        texts += [c[0] for c in cap] + [c[1] for c in cap]
+    return torch.cat(means), torch.cat(stds), texts
+
+
+@torch.no_grad()
+def encode_texts(comps, texts: list[str]) -> tuple[torch.Tensor, list[int]]:
+    unique = sorted(set(texts) | {""})
+    tok = comps.tokenizer
+    ids = tok(unique, padding="max_length", max_length=tok.model_max_length, truncation=True,
+              return_tensors="pt").input_ids
+    emb = comps.text_encoder(ids)[0]
+    index = {t: i for i, t in enumerate(unique)}
+    return emb, [index[t] for t in texts], index[""]
+
+
+def loss_on(unet, sched, scale, mean, std, emb, gen, max_t):
+    latents = (mean + std * torch.randn(mean.shape, generator=gen)) * scale
+    noise = torch.randn(latents.shape, generator=gen)
+    t = torch.randint(0, max_t, (latents.shape[0],), generator=gen)
+    pred = unet(sched.add_noise(latents, noise, t), t, encoder_hidden_states=emb, return_dict=False)[0]
+    return F.mse_loss(pred, noise)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/phantom_t2i")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--caption-dropout", type=float, default=0.1)
+    ap.add_argument("--ema", type=float, default=0.995)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-minutes", type=float, default=22.0, help="stop early (and say so) after this wall time")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    from diffusers import DDPMScheduler
+
+    from ix2x.data.phantom import generate
+    from ix2x.diffusion.loading import builtin_model_path, load_components
+
+    t0 = time.time()
+    root = Path(DATA["path"])
+    if not (root / "instructions.csv").is_file():
+        generate(root, DATA["n"], seed=DATA["seed"], size=DATA["size"], splits=DATA["splits"], progress=False)
+    comps = load_components(SOURCE_MODEL)
+    scale = float(comps.vae.config.scaling_factor)
+    latent = int(comps.vae.config.latent_channels)
+    mean, std, texts = encode_split(comps, root, "train")
+    vmean, vstd, vtexts = encode_split(comps, root, "val")
+    emb_table, idx, empty = encode_texts(comps, texts + vtexts)
+    tidx, vidx = torch.tensor(idx[:len(texts)]), torch.tensor(idx[len(texts):])
+    sched = DDPMScheduler.from_config(comps.scheduler_config)
+    max_t = int(sched.config.num_train_timesteps)
+    print(f"encoded {len(texts)} train / {len(vtexts)} val images, {len(emb_table)} captions in {time.time() - t0:.0f} s",
+          flush=True)
+
+    unet = t2i_unet_from(comps.unet, latent).train()
+    unet.requires_grad_(True)
+    ema = copy.deepcopy(unet).requires_grad_(False).eval()
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    def val_loss(model) -> float:
+        g = torch.Generator().manual_seed(1234)
+        with torch.no_grad():
+            return float(loss_on(model, sched, scale, vmean, vstd, emb_table[vidx], g, max_t))
+
+    log = [{"step": 0, "val_loss_ema": val_loss(ema)}]
+    print(log[-1], flush=True)
+    step = 0
+    for step in range(1, args.steps + 1):
+        pick = torch.randint(0, len(texts), (args.batch,), generator=gen)
+        cap = tidx[pick].clone()
+        cap[torch.rand(args.batch, generator=gen) < args.caption_dropout] = empty
+        loss = loss_on(unet, sched, scale, mean[pick], std[pick], emb_table[cap], gen, max_t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), unet.parameters()):
+                pe.lerp_(p, 1 - args.ema)
+        if step % 100 == 0:
+            log.append({"step": step, "train_loss": float(loss), "val_loss_ema": val_loss(ema),
+                        "minutes": round((time.time() - t0) / 60, 1)})
+            print(log[-1], flush=True)
+        if (time.time() - t0) / 60 > args.max_minutes:
+            print(f"stopping at step {step}: wall-time limit {args.max_minutes} min", flush=True)
+            break
+    init_val = {"val_loss_init": val_loss(t2i_unet_from(comps.unet, latent).eval())}
+    out = Path(args.out) / "model"
+    export(ema, builtin_model_path(SOURCE_MODEL.split(":")[1]), out)
+    info = {"steps": step, "args": vars(args), "data": {k: str(v) for k, v in DATA.items()}, "log": log,
+            "minutes": round((time.time() - t0) / 60, 1), **init_val, "val_loss_final_ema": val_loss(ema)}
+    (out / "training.json").write_text(json.dumps(info, indent=1))
+    print(json.dumps({k: v for k, v in info.items() if k != "log"}), flush=True)
+
+
+def export(unet, source: Path, out: Path) -> Path:
+    """A StableDiffusionPipeline folder: the trained UNet plus ``source``'s VAE, text encoder, tokenizer and
+    scheduler."""
+    out.mkdir(parents=True, exist_ok=True)
+    for part in ("vae", "text_encoder", "tokenizer", "scheduler"):
+        shutil.copytree(source / part, out / part, dirs_exist_ok=True)
+    unet.save_pretrained(out / "unet", safe_serialization=True)
+    index = json.loads((source / "model_index.json").read_text())
+    index["_class_name"] = "StableDiffusionPipeline"
+    (out / "model_index.json").write_text(json.dumps(index, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
