@@ -121,6 +121,9 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch", "Size"): torch.Size,
+    # torch.load compares a storage record's type with `is torch.UntypedStorage` (never calls it).
+    ("torch", "UntypedStorage"): torch.UntypedStorage,
+    ("torch.storage", "UntypedStorage"): torch.UntypedStorage,
 }
 
 
@@ -201,7 +204,7 @@ def _collect(module: Placeholder, prefix: str, out: dict[str, torch.Tensor], dep
             if not isinstance(value, torch.Tensor):
                 raise UserError(f"`{prefix}{name}` of the pickled module is a {type(value).__name__}, "
                                 "not a tensor")
-            out[prefix + str(name)] = value
+            out[prefix + str(name)] = value.detach()  # drops anything BUILD set on it (hooks)
     for name, child in state["_modules"].items():
         if child is None:
             continue

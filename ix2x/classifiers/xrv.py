@@ -103,7 +103,7 @@ def safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and "state_dict" in obj:
         obj = obj["state_dict"]
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return {str(k): v for k, v in obj.items()}
+        return {str(k): v.detach() for k, v in obj.items()}  # detach: drops anything BUILD set on them
     raise UserError(f"{path} holds neither a state dict nor a pickled module's weights "
                     f"(found {type(obj).__name__} {getattr(obj, 'qualified', '')}); refusing to use it. "
                     "Save the state dict: `torch.save(model.state_dict(), PATH)` (or safetensors).")

@@ -153,3 +153,25 @@ def test_torchscript_loads_only_from_its_path_with_its_hash(tmp_path):
     assert digest == hashlib.sha256(real.read_bytes()).hexdigest()
     x = torch.rand(2, 3)
     torch.testing.assert_close(model(x), torch.jit.load(str(real))(x))
+
+
+class _HookedTensor:
+    """A tensor whose pickled state sets a backward hook that would run code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        t = torch.zeros(2, requires_grad=False)
+        hooks = {0: _Exec(_touch_code(self.marker))}
+        return torch._utils._rebuild_tensor_v2, (t.untyped_storage(), 0, (2,), (1,), True, hooks)
+
+
+def test_tensor_hooks_from_the_file_are_dropped(tmp_path):
+    marker = tmp_path / "marker"
+    path = tmp_path / "hooked.pt"
+    torch.save({"w": _HookedTensor(marker)}, path)
+    state = ours.safe_state_dict(path)
+    w = state["w"]
+    assert not w.requires_grad and not getattr(w, "_backward_hooks", None)
+    assert torch.equal(w, torch.zeros(2)) and not marker.exists()
