@@ -59,8 +59,9 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
     # their modules (and torch) are imported; defaults of a Config are checked after, by the hook.
     missing = []
     for spec in suite.editors:
-        entry = registry.entries("editor")[spec.name]
-        if models and isinstance(spec.args.get("model"), str) and entry.target.startswith("editors."):
+        entry = registry.entries("editor").get(spec.name)  # None: registered in-process, not by entry point
+        if models and entry is not None and isinstance(spec.args.get("model"), str) \
+                and entry.target.startswith("editors."):
             missing += [f"editor `{spec.key}`: {p}" for p in model_problems(spec.args["model"], editor=spec.key)]
     if missing:
         from ix2x.errors import MissingWeightsError
@@ -375,16 +376,22 @@ def call_problems(component: Any, device: str) -> list[str]:
     return [str(p) for p in (found or [])]
 
 
-def component_problems(editors, metrics, device: str) -> list[str]:
+def component_problems(editors, metrics, device: str, *, strict: bool = True) -> list[str]:
     """Each editor's and metric's ``problems(device)`` hook, one line per problem prefixed by who
-    reports it; a file two components need is one line naming both."""
+    reports it; a file two components need is one line naming both.
+
+    A component that raises while being built or checked is a problem with ``strict`` (``validate``);
+    without it (``run``) it is left to the runner, which records that component as failed with its
+    error and runs the others, so one broken plugin does not stop a run of many editors."""
     found: dict[str, list[str]] = {}
     for kind, comps in (("editor", editors), ("metric", metrics)):
         for comp in comps:
             try:
                 instance = comp.cls(comp.config)
                 lines = call_problems(instance, device)
-            except Exception as e:  # a plugin's broken hook is its problem, reported, not a traceback
+            except (Exception, SystemExit) as e:  # a broken hook (even sys.exit) is its problem, not a traceback
+                if not strict:
+                    continue
                 lines = [f"cannot be checked ({type(e).__name__}: {e})"]
             for line in lines:
                 found.setdefault(line, []).append(f"{kind} `{comp.key}`")

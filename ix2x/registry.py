@@ -86,10 +86,13 @@ def _import(kind: str, entry: Entry) -> type:
         raise BrokenPluginError(
             f"{kind} `{entry.name}` ({entry.target}, from {entry.provider}) cannot be loaded: {cause}. "
             f"Fix or uninstall that distribution; the other {kind}s are unaffected.") from e
-    if not isinstance(cls, type) or not hasattr(cls, "Config"):
+    # What each group promises: editors and metrics are built from their `Config`; a classifier
+    # plugin is built by `from_spec(arg, device)` (see the README's plugin section).
+    needs = "from_spec" if kind == "classifier" else "Config"
+    if not isinstance(cls, type) or not hasattr(cls, needs):
         raise BrokenPluginError(
-            f"{kind} `{entry.name}` ({entry.target}, from {entry.provider}) must name an {kind} class with a "
-            f"`Config`, got {type(cls).__name__} {cls!r}. See the README's plugin section.")
+            f"{kind} `{entry.name}` ({entry.target}, from {entry.provider}) must name a {kind} class with "
+            f"`{needs}`, got {type(cls).__name__} {cls!r}. See the README's plugin section.")
     return cls
 
 
