@@ -280,12 +280,24 @@ def device_problems(device: str) -> list[str]:
 # ----------------------------------------------------------------------------------------- classifiers
 def classifier_problems(spec: str) -> list[str]:
     """The weight files a classifier spec (see :mod:`ix2x.classifiers`) reads, where they are missing."""
-    from ix2x.classifiers import _kind, _parts, check_spec
+    from ix2x.classifiers import _factory, _parts, check_spec
+    from ix2x.classifiers.phantom import PhantomClassifier
+    from ix2x.classifiers.xrv import Xrv
 
     check_spec(spec)
     out = []
     for part in _parts(spec):
-        kind, weights, path = _kind(part)
+        factory, arg = _factory(part)  # the registered classifier and its ARG, short path forms mapped
+        if factory is PhantomClassifier:
+            kind, weights, path = "phantom", None, arg
+        elif factory is Xrv:
+            name, _, file_arg = (arg or "").partition("=")
+            kind, weights, path = ("demographics", None, file_arg or None) if name == "demographics" else \
+                ("xrv", name, file_arg or None)
+        else:  # a plugin classifier names its own missing files, if it knows them
+            hook = getattr(factory, "problems", None)
+            out += [str(p) for p in hook(arg)] if callable(hook) else []
+            continue
         for file, url, what in _classifier_files(kind, weights, path):
             if not file.is_file():
                 out.append(_missing_file(file, url, what))

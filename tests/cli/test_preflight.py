@@ -69,7 +69,7 @@ def _cache_hub_model(home: Path, model: Path) -> Path:
 
 @pytest.fixture
 def data(tmp_path):
-    return write_mimic_dir(tmp_path / "data", tiny_samples(3))
+    return write_mimic_dir(tmp_path / "data", tiny_samples(3, size=32))  # 32 px: validate's minimum
 
 
 def test_empty_home_names_every_missing_file_and_cuda(tmp_path, data):

@@ -24,7 +24,7 @@ def test_valid_dataset_passes(tmp_path, capsys):
 
 
 def test_metric_needing_masks_on_data_without_masks(tmp_path, capsys):
-    data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(3, size=32))  # 32 px: validate's minimum
     _drop_column(data / "instructions.csv", "mask")
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\neditors: [{name: identity}]\nmetrics: [{name: out_of_mask_change}, {name: cmig}]\n")
@@ -37,7 +37,7 @@ def test_metric_needing_masks_on_data_without_masks(tmp_path, capsys):
 
 def test_data_without_suite_is_checked_with_the_suites_that_read_folders(tmp_path, capsys):
     """Before, `validate --data DIR` checked the phantom suite's needs (true masks) on a real folder."""
-    data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(3, size=32))  # 32 px: validate's minimum
     _drop_column(data / "instructions.csv", "mask")  # a real folder has no true change masks
     rc = main(["validate", "--data", str(data), "--editors", "identity", "--metrics", "out_of_mask_change",
                "--device", "cpu"])
@@ -48,7 +48,7 @@ def test_data_without_suite_is_checked_with_the_suites_that_read_folders(tmp_pat
 
 
 def test_validate_takes_editors_and_metrics_and_json(tmp_path, capsys):
-    data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(3, size=32))  # 32 px: validate's minimum
     assert main(["validate", "--data", str(data), "--editors", "instructx2x", "--metrics", "lpips",
                  "--editor-arg", f"instructx2x.model={tmp_path / 'nope'}", "--device", "cpu", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
@@ -59,7 +59,7 @@ def test_validate_takes_editors_and_metrics_and_json(tmp_path, capsys):
 
 
 def test_missing_image_is_reported_with_its_row(tmp_path, capsys):
-    data = write_mimic_dir(tmp_path / "d", tiny_samples(3))
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(3, size=32))  # 32 px: validate's minimum
     (data / "past" / "s000p.png").unlink()
     assert main(["validate", "--data", str(data), "--editors", "identity", "--device", "cpu"]) == 1
     out = capsys.readouterr().out
