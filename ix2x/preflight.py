@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -191,48 +190,8 @@ def _read_json(path: Path) -> Any:
 
 
 # ------------------------------------------------------------------------------------- memory estimate
-BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-_ST_ITEM = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-WEIGHT_FILES = ("unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model", "text_encoder/model",
-                "text_encoder/pytorch_model")
-
-
-def parameter_count(folder: Path) -> int:
-    """Parameters of the UNet, VAE and text encoder of a diffusers folder, from the safetensors headers
-    (shapes only, no tensor read); a ``.bin`` file counts its size over 4 bytes (float32 storage)."""
-    total = 0
-    for stem in WEIGHT_FILES:
-        st, bin_ = folder / f"{stem}.safetensors", folder / f"{stem}.bin"
-        if st.is_file():
-            total += _safetensors_numel(st)
-        elif bin_.is_file():
-            total += bin_.stat().st_size // 4
-    return total
-
-
-def _safetensors_numel(path: Path) -> int:
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    total = 0
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        numel = 1
-        for d in info["shape"]:
-            numel *= d
-        total += numel
-    return total
-
-
-# Weights are most of what an InstructPix2Pix edit holds on the GPU at batch size 1 and 512 px;
-# activations at larger batches come on top. Refusing on weights plus this margin is conservative.
-ACTIVATION_MARGIN = 1.25
-
-
-def memory_estimate(n_params: int, dtype: str) -> int:
-    """Bytes the model needs on the device in ``dtype``: its weights, plus 25 % for activations."""
-    return int(n_params * BYTES[dtype] * ACTIVATION_MARGIN)
+# The estimate itself (weights plus the largest activation step, from parameter counts and channel
+# widths read from the folder, no weights loaded) lives in ix2x.diffusion.memory.
 
 
 def free_cuda_bytes(device: str) -> int | None:
@@ -244,17 +203,22 @@ def free_cuda_bytes(device: str) -> int | None:
     return int(torch.cuda.mem_get_info(torch.device(device))[0])
 
 
-def memory_problems(folder: Path, device: str, dtype: str, *, what: str) -> list[str]:
+def memory_problems(folder: Path, device: str, dtype: str, *, what: str, resolution: int = 512,
+                    batch: int = 1) -> list[str]:
+    """A CUDA device with less free memory than one edit of ``batch`` images needs (estimated by
+    :func:`ix2x.diffusion.memory.estimate_for_folder`); larger batches need more on top."""
     if not str(device).startswith("cuda"):
         return []
     free = free_cuda_bytes(device)
     if free is None:
         return []  # device_problems reports the missing CUDA once
-    need = memory_estimate(parameter_count(folder), dtype)
+    from ix2x.diffusion.memory import estimate_for_folder
+
+    need = estimate_for_folder(folder, batch, dtype, resolution).total
     if need > free:
-        return [f"{what} needs about {need / 2**30:.2f} GiB on {device} ({dtype} weights of {folder} plus 25 %), "
-                f"the device has {free / 2**30:.2f} GiB free: free the GPU, use `--editor-arg dtype=float16`, "
-                "or another device with `--device`"]
+        return [f"{what} needs about {need / 2**30:.2f} GiB on {device} ({dtype} weights of {folder} and the "
+                f"activations of a batch of {batch} at {resolution} px), the device has {free / 2**30:.2f} GiB "
+                "free: free the GPU, use `--editor-arg dtype=float16`, or another device with `--device`"]
     return []
 
 

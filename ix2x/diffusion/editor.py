@@ -222,7 +222,8 @@ class DiffusionEditor(Editor):
         from ix2x.diffusion.loading import resolve_model
 
         dtype = "float16" if self.config.dtype == "auto" else self.config.dtype
-        return preflight.memory_problems(resolve_model(self.config.model), device, dtype, what=f"editor `{name}`")
+        return preflight.memory_problems(resolve_model(self.config.model), device, dtype, what=f"editor `{name}`",
+                                         resolution=self.config.resolution or 512)
 
     def model(self) -> loop.Pix2PixModel:
         if self._model is None:
