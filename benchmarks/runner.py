@@ -24,7 +24,7 @@ from ix2x import records, registry
 from ix2x.configs import build
 from ix2x.errors import UserError
 from ix2x.provenance import device_info, git_state, package_versions
-from ix2x.records import RunMeta, SampleRecord
+from ix2x.records import RunMeta
 from ix2x.suite import ComponentSpec, Suite
 from ix2x.types import Sample
 
