@@ -24,7 +24,7 @@ from ix2x import records, registry
 from ix2x.configs import build
 from ix2x.errors import UserError
 from ix2x.provenance import device_info, git_state, package_versions
-from ix2x.records import RunMeta, SampleRecord
+from ix2x.records import RunMeta
 from ix2x.suite import ComponentSpec, Suite
 from ix2x.types import Sample
 
@@ -314,6 +314,9 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     from tqdm.auto import tqdm
 
     parent = records.RunDir.open(run_dir)
+    if parent.run.status != "complete":
+        raise UserError(f"{run_dir} is not complete (status {parent.run.status!r}); finish it with "
+                        f"`ix2x run --resume {run_dir}` before rescoring it.")
     suite = load_run_suite(run_dir)
     keys = {s.key for s in metric_specs}
     new_suite = dataclasses.replace(suite, metrics=tuple(

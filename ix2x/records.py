@@ -58,6 +58,10 @@ class RecordError(UserError):
     """A run directory whose files cannot be read as records."""
 
 
+class NotARunDir(RecordError, FileNotFoundError):
+    """A folder without ``run.json``."""
+
+
 def check_name(what: str, name: Any) -> str:
     """``name`` as a safe folder name (no ``/``, no ``..``, no leading dot), or a one-line error."""
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
@@ -542,7 +546,8 @@ class RunDir:
     def open(cls, path: str | Path) -> "RunDir":
         p = Path(path)
         if not (p / RUN_FILE).is_file():
-            raise FileNotFoundError(f"{p} is not an ix2x run directory: {RUN_FILE} is missing.")
+            raise NotARunDir(f"{p} is not an ix2x run directory: {RUN_FILE} is missing. Pass a folder "
+                             "that `ix2x run` wrote (results/<suite>/<run-id>).")
         run = cls(p)
         run.run  # a damaged or unreadable run.json is a one-line error here, not later
         return run

@@ -140,3 +140,11 @@ def test_a_full_disk_when_starting_leaves_no_run_directory(tmp_path, monkeypatch
     with pytest.raises(runner.DiskFull, match="No space left"):
         runner.start_run(suite_from_dict(SUITE), tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["run", "--resume"], ["compare", "."], ["rescore", "--metrics", "lpips"]])
+def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys, command):
+    """`ix2x compare` of a folder without run.json ended in a FileNotFoundError traceback."""
+    assert main([*command, str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not an ix2x run directory" in err

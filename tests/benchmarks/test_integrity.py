@@ -161,3 +161,16 @@ def test_a_record_pointing_outside_its_run_is_refused(tmp_path, samples):
     with pytest.raises(UserError, match="must stay inside"):
         runner.rescore(run_dir, [ComponentSpec("out_of_mask_change", args={"lpips_net": None})], samples,
                        progress=False)
+
+
+def test_files_touched_but_not_changed_resume_quietly(tmp_path, samples):
+    import os
+
+    data, run_dir = _cli_dir_run(tmp_path, samples)
+    before = (run_dir / records.SAMPLES_FILE).read_bytes()
+    old = json.loads((run_dir / "run.json").read_text())["data_fingerprint"]["tree"]["digest"]
+    image = data / "past" / "s002p.png"
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))  # copied, say
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0  # every sample hashed: all equal
+    assert (run_dir / records.SAMPLES_FILE).read_bytes() == before and not (run_dir / records.REJECTED_FILE).exists()
+    assert json.loads((run_dir / "run.json").read_text())["data_fingerprint"]["tree"]["digest"] != old

@@ -102,3 +102,16 @@ def test_rescore_cli_names_the_new_run(tmp_path, samples, capsys):
     assert "rescored from" in capsys.readouterr().out and _tree_bytes(run_dir) == before
     (new,) = (tmp_path / "new" / "r").iterdir()
     assert records.RunDir.open(new).meta["parent"] == str(run_dir.resolve())
+
+
+def test_an_unfinished_run_is_not_rescored(tmp_path, samples):
+    import pytest
+
+    from ix2x.errors import UserError
+
+    suite = suite_from_dict({"name": "r", "editors": [{"name": "identity"}],
+                             "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}]})
+    run_dir = runner.start_run(suite, tmp_path)
+    with pytest.raises(UserError, match="not complete .*--resume"):
+        runner.rescore(run_dir, [ComponentSpec("out_of_mask_change")], samples, progress=False)
+    assert [p.name for p in tmp_path.rglob("*") if p.is_dir()] == ["r", run_dir.name]
