@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ix2x.records import image_name, sidecar
+from ix2x.records import Layout, sidecar
 from reports import board as boards
 from reports import images, plots
 from reports.data import (LATENCY, TINY_N, Column, EditorView, RunView, all_columns, breakdown, display_unit,
@@ -322,6 +322,11 @@ def browser_data(runs: list[RunView], editors: list[EditorView], out: Path, asse
             "images": show_images, "diff_scale": images.DIFF_SCALE, "page": PAGE_ROWS}
 
 
+def _layout(run: RunView) -> Layout:
+    """The run's own file layout (schema 1 named files differently)."""
+    return Layout(int(run.meta.get("schema_version", 1)))
+
+
 def _inputs(run: RunView, sid: str, base: Path, assets: Path, rel: str,
             cache: dict[tuple[Path, str], dict[str, str] | None], listing: _Listing) -> dict[str, str] | None:
     """The kept input, target and region of a sample (runs keep ``report_samples`` of them), with
@@ -329,22 +334,22 @@ def _inputs(run: RunView, sid: str, base: Path, assets: Path, rel: str,
     key = (run.path, sid)
     if key in cache:
         return cache[key]
-    name = image_name(sid)
-    folder = run.path / "images"
+    kept = {kind: run.path / _layout(run).report_input(kind, sid) for kind in ("input", "target", "region")}
+    name = kept["input"].name
     found: dict[str, str] | None = None
-    if listing.has(folder / "_input" / name):
-        found = {"input": _rel(folder / "_input" / name, base)}
-        x = images.read(folder / "_input" / name)
-        target = images.read(folder / "_target" / name)
-        region = images.read(folder / "_region" / name)
+    if listing.has(kept["input"]):
+        found = {"input": _rel(kept["input"], base)}
+        x = images.read(kept["input"])
+        target = images.read(kept["target"])
+        region = images.read(kept["region"])
         run_idx = hashlib.sha256(str(run.path.resolve()).encode()).hexdigest()[:8]
         if target is not None:
-            found["target"] = _rel(folder / "_target" / name, base)
+            found["target"] = _rel(kept["target"], base)
             p = assets / "diff" / f"r{run_idx}" / "_target" / name
             images.write_png(images.signed_difference(x, target), p)
             found["truediff"] = f"{rel}/{p.relative_to(assets).as_posix()}"
         if region is not None:
-            found["region"] = _rel(folder / "_region" / name, base)
+            found["region"] = _rel(kept["region"], base)
             p = assets / "region" / f"r{run_idx}" / name
             images.write_png(images.region_fill(x, region), p)
             found["regionview"] = f"{rel}/{p.relative_to(assets).as_posix()}"
@@ -368,15 +373,16 @@ def _row_images(ed: EditorView, ei: int, r: dict[str, Any], base: Path, assets: 
     if has_guidance:
         out["guidance"] = _rel(g_path, base)
     if kept:
-        name = image_name(r["sample_id"])
-        x = images.read(run.path / "images" / "_input" / name)
+        layout = _layout(run)
+        name = layout.image_name(r["sample_id"])
+        x = images.read(run.path / layout.report_input("input", r["sample_id"]))
         edit = images.read(edit_path)
         if x is not None and edit is not None and x.shape == edit.shape:
             p = assets / "diff" / f"e{ei}" / name
             images.write_png(images.signed_difference(x, edit), p)
             out["diff"] = f"{rel}/{p.relative_to(assets).as_posix()}"
             g = images.read(g_path) if has_guidance else None
-            region = images.read(run.path / "images" / "_region" / name)
+            region = images.read(run.path / layout.report_input("region", r["sample_id"]))
             if g is not None or region is not None:
                 p = assets / "overlay" / f"e{ei}" / name
                 images.write_png(images.overlay(x, g, region), p)

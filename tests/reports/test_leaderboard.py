@@ -184,3 +184,25 @@ def test_breakdown_ci_equals_the_stats_module(n):
     values = list(np.random.default_rng(n).normal(size=n)) + [float("nan")]
     ours, ref = mean_ci(values, seed=3), reference(values, seed=3)
     assert ours[3:] == ref[3:] and ours[:3] == pytest.approx(ref[:3], rel=1e-12, abs=1e-15)
+
+
+def test_kept_inputs_of_a_schema1_run_are_found_by_its_own_file_names(tmp_path, plugins):
+    # Schema 1 wrote `s 0.x` as `s_0.x.png`, schema 2 escapes it (`s~200~2ex.png`): the report must look
+    # kept inputs up through the run's own layout. Emulate a schema-1 run by renaming a new run's kept
+    # inputs to the schema-1 names and marking its run.json as schema 1 (as the stored golden run is).
+    import dataclasses
+
+    from ix2x.records import Layout
+
+    data = [dataclasses.replace(s, sample_id=f"s {i}.x") for i, s in enumerate(report_fixtures.samples(4))]
+    suite = {**report_fixtures.SUITE, "editors": [{"name": "identity"}], "metrics": [{"name": "out_of_mask_change"}]}
+    run = report_fixtures.make_run(tmp_path / "runs", suite, data)
+    v1, v2 = Layout(1), Layout(2)
+    for s in data:
+        for kind in ("input", "target", "region"):
+            (run / v2.report_input(kind, s.sample_id)).rename(run / v1.report_input(kind, s.sample_id))
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "schema_version": 1}))
+    text = write_report([run], tmp_path / "r.html").read_text()
+    for s in data:
+        assert f"images/_input/{v1.image_name(s.sample_id)}" in text
