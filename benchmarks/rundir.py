@@ -52,6 +52,9 @@ def load_run_suite(run_dir: Path) -> Suite:
     # suite's `device` placed the editors in those runs too, so dropping it changes nothing.
     raw["editors"] = [{**e, "args": {k: v for k, v in (e.get("args") or {}).items() if k != "device"}}
                       for e in raw.get("editors", [])]
+    # Runs from before `eval_size` existed scored every pixel metric at native size: a resume must
+    # keep doing so, or its records would mix two evaluation sizes.
+    raw.setdefault("eval_size", None)
     return suite_from_dict(raw, where=f"{run_dir}/run.json")
 
 

@@ -151,3 +151,9 @@ def test_image_names_are_injective_and_safe():
     for name in names:
         assert "/" not in name and "\\" not in name and not name.startswith(".") and len(name) <= 200
     assert not set(names) & {records.sidecar(n, k).name for n in names for k in ("guidance", "mask")}
+
+
+def test_a_run_from_before_eval_size_resumes_at_native_size(golden):
+    # Its records were scored at native size; resuming at the new default (512) would mix two sizes.
+    assert "eval_size" not in json.loads((golden / records.RUN_FILE).read_text())["suite"]
+    assert runner.load_run_suite(golden).eval_size is None
