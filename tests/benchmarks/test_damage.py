@@ -147,4 +147,4 @@ def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys, command):
     """`ix2x compare` of a folder without run.json ended in a FileNotFoundError traceback."""
     assert main([*command, str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "is not an ix2x run directory" in err
+    assert len(err.splitlines()) == 1 and "must be a run directory" in err
