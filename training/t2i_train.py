@@ -50,11 +50,11 @@ def t2i_unet_from(ip2p_unet, latent_channels: int):
 
 
 @torch.no_grad()
-def encode_split(comps, root: Path, split: str, batch: int = 64):
-    """(latent means, stds, captions) of both images of every pair of ``split``."""
+def encode_split(comps, root: Path, split: str, batch: int = 64, limit: int | None = None):
+    """(latent means, stds, captions) of both images of the first ``limit`` pairs of ``split``."""
     from training.editor_data import EditPairs
 
-    data = EditPairs(root, split, DATA["size"])
+    data = EditPairs(root, split, DATA["size"], limit=limit)
     means, stds, texts = [], [], []
     for start in range(0, len(data), batch):
         pairs = [data.pair(i) for i in range(start, min(len(data), start + batch))]
@@ -95,7 +95,8 @@ def main(argv=None) -> None:
     ap.add_argument("--caption-dropout", type=float, default=0.1)
     ap.add_argument("--ema", type=float, default=0.995)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-minutes", type=float, default=22.0, help="stop early (and say so) after this wall time")
+    ap.add_argument("--pairs", type=int, default=None, help="train on the first N training pairs (default all)")
+    ap.add_argument("--max-minutes", type=float, default=22.0, help="stop the training loop early (and say so) after this wall time")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     from diffusers import DDPMScheduler
@@ -110,7 +111,7 @@ def main(argv=None) -> None:
     comps = load_components(SOURCE_MODEL)
     scale = float(comps.vae.config.scaling_factor)
     latent = int(comps.vae.config.latent_channels)
-    mean, std, texts = encode_split(comps, root, "train")
+    mean, std, texts = encode_split(comps, root, "train", limit=args.pairs)
     vmean, vstd, vtexts = encode_split(comps, root, "val")
     emb_table, idx, empty = encode_texts(comps, texts + vtexts)
     tidx, vidx = torch.tensor(idx[:len(texts)]), torch.tensor(idx[len(texts):])
@@ -130,6 +131,7 @@ def main(argv=None) -> None:
         with torch.no_grad():
             return float(loss_on(model, sched, scale, vmean, vstd, emb_table[vidx], g, max_t))
 
+    t_train = time.time()
     log = [{"step": 0, "val_loss_ema": val_loss(ema)}]
     print(log[-1], flush=True)
     step = 0
@@ -149,12 +151,12 @@ def main(argv=None) -> None:
             log.append({"step": step, "train_loss": float(loss), "val_loss_ema": val_loss(ema),
                         "minutes": round((time.time() - t0) / 60, 1)})
             print(log[-1], flush=True)
-        if (time.time() - t0) / 60 > args.max_minutes:
+        if (time.time() - t_train) / 60 > args.max_minutes:
             print(f"stopping at step {step}: wall-time limit {args.max_minutes} min", flush=True)
             break
     init_val = {"val_loss_init": val_loss(t2i_unet_from(comps.unet, latent).eval())}
     out = Path(args.out) / "model"
-    export(ema, builtin_model_path(SOURCE_MODEL.split(":")[1]), out)
+    export(ema, builtin_model_path(SOURCE_MODEL), out)
     info = {"steps": step, "args": vars(args), "data": {k: str(v) for k, v in DATA.items()}, "log": log,
             "minutes": round((time.time() - t0) / 60, 1), **init_val, "val_loss_final_ema": val_loss(ema)}
     (out / "training.json").write_text(json.dumps(info, indent=1))
