@@ -333,15 +333,22 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
         raise UserError(f"{len(missing)} record(s) of {run_dir} have no cached edit image (first: "
                         f"{missing[0].editor}/{missing[0].sample_id}); the run was made with "
                         "save_images: false, so it cannot be rescored without editing again.")
+    tree = None
     if dataset is None:
-        from ix2x.data.sources import open_dataset
-
-        dataset = open_dataset(suite.data)
+        dataset, tree = _open_data(suite, progress)
     index = {_sample_id(dataset, i): i for i in range(len(dataset))}
     gone = sorted({r.sample_id for r in recs if r.ok and r.sample_id not in index})
     if gone:
         raise UserError(f"{len(gone)} sample(s) of {run_dir} are not in its data any more (first: {gone[0]!r}); "
                         "rescore needs the data the run was made from.")
+    # Old edits scored against changed inputs would be wrong numbers with a clean record: refuse,
+    # as a resume does (the same check: file fingerprint, else each sample's hash).
+    try:
+        checked = rundir.check_data(run_dir, dataclasses.replace(parent.run), dataset, list(index),
+                                    [r for r in recs if r.ok], tree, allow_changed=False)
+    except rundir.DataChanged as e:
+        raise UserError(str(e).split(" Restore the data")[0] + ". Restore the data the run was made from "
+                        "to rescore it (its edits belong to those inputs).") from None
     root = Path(out_root) if out_root is not None else Path(run_dir).resolve().parent.parent
     new_dir = start_run(new_suite, root, argv=["rescore", str(run_dir)], parent=Path(run_dir).resolve())
     try:
@@ -361,7 +368,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
         with records.RecordWriter(new_dir / records.SAMPLES_FILE) as w:
             w.write_batch(out)
         meta = rundir.read_meta(new_dir)
-        meta.data_fingerprint = parent.run.data_fingerprint
+        meta.data_fingerprint = checked.data_fingerprint
         meta.extra["rescored_metrics"] = sorted(keys)
         meta.extra["weights"] = {**parent.run.extra.get("weights", {}), **state.weight_files()}
         rundir.write_meta(new_dir, meta)

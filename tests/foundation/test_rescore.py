@@ -115,3 +115,32 @@ def test_an_unfinished_run_is_not_rescored(tmp_path, samples):
     with pytest.raises(UserError, match="not complete .*--resume"):
         runner.rescore(run_dir, [ComponentSpec("out_of_mask_change")], samples, progress=False)
     assert [p.name for p in tmp_path.rglob("*") if p.is_dir()] == ["r", run_dir.name]
+
+
+def test_rescore_refuses_data_that_changed_since_the_run(tmp_path, samples, capsys):
+    """Rescore scored the old edits against changed inputs and copied the parent's data fingerprint,
+    so the new run claimed clean data (found in review)."""
+    import json
+
+    from PIL import Image
+    from samples_for_tests import write_mimic_dir
+
+    from ix2x.cli.main import main
+
+    data = write_mimic_dir(tmp_path / "data", samples)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(json.dumps({"name": "r", "editors": [{"name": "identity"}],
+                                 "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
+                                 "data": {"source": "dir", "path": str(data)}}))
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "out" / "r").iterdir()
+    past = sorted((data / "past").iterdir())[0]
+    img = Image.open(past)
+    Image.eval(img, lambda v: 255 - v).save(past)  # a different input under the same id
+    capsys.readouterr()
+    args = ["rescore", str(run_dir), "--metrics", "out_of_mask_change", "--metric-arg",
+            "out_of_mask_change.lpips_net=null", "--out", str(tmp_path / "new"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "data changed" in err.lower() and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").rglob("run.json"))
