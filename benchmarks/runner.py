@@ -214,7 +214,7 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
     version = rundir.read_meta(run_dir).schema_version
     own_file = rundir.own_records_file(run_dir, shard.rank, shard.distributed)
     done = {r.key for r in rundir.all_records(run_dir, version=version)}
-    metric_objs = [c.cls(c.config).to(suite.device) for c in metrics]
+    metric_objs = [_placed(c.cls(c.config), suite.device) for c in metrics]
     state = _with_scoring(metric_objs, suite)
     pending = {e.key: [i for i, sid in enumerate(ids) if shard.owns(i) and (e.key, sid) not in done]
                for e in editors}
@@ -259,6 +259,12 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
             del editor
     if shard.rank == 0:
         _record_weights(run_dir, state)
+
+
+def _placed(metric: Any, device: str) -> Any:
+    # `to()` returns the metric by contract, but a plugin returning None must not lose it.
+    placed = metric.to(device)
+    return metric if placed is None else placed
 
 
 def _with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
@@ -353,7 +359,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     new_dir = start_run(new_suite, root, argv=["rescore", str(run_dir)], parent=Path(run_dir).resolve())
     try:
         rundir.copy_images(parent, recs, new_dir)
-        objs = [c.cls(c.config).to(suite.device) for c in metrics]
+        objs = [_placed(c.cls(c.config), suite.device) for c in metrics]
         state = _with_scoring(objs, suite)
         todo = [i for i, r in enumerate(recs) if r.ok]
         values: dict[int, dict[str, Any]] = {}

@@ -356,9 +356,10 @@ def component_problems(editors, metrics, device: str, *, strict: bool = True) ->
     """Each editor's and metric's ``problems(device)`` hook, one line per problem prefixed by who
     reports it; a file two components need is one line naming both.
 
-    A component that raises while being built or checked is a problem with ``strict`` (``validate``);
-    without it (``run``) it is left to the runner, which records that component as failed with its
-    error and runs the others, so one broken plugin does not stop a run of many editors."""
+    A component that raises while being built or checked is a problem, except an editor without
+    ``strict`` (``run``): the runner records that editor as failed with its error and runs the
+    others, so one broken editor plugin does not stop a run of many. Metrics are not contained
+    that way (every editor's records need them), so they are always checked here."""
     found: dict[str, list[str]] = {}
     for kind, comps in (("editor", editors), ("metric", metrics)):
         for comp in comps:
@@ -366,7 +367,7 @@ def component_problems(editors, metrics, device: str, *, strict: bool = True) ->
                 instance = comp.cls(comp.config)
                 lines = call_problems(instance, device)
             except (Exception, SystemExit) as e:  # a broken hook (even sys.exit) is its problem, not a traceback
-                if not strict:
+                if not strict and kind == "editor":
                     continue
                 lines = [f"cannot be checked ({type(e).__name__}: {e})"]
             for line in lines:

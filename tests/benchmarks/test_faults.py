@@ -239,3 +239,25 @@ def test_a_metric_that_exits_fails_its_values_only(tmp_path, samples, monkeypatc
     values = {r["sample_id"]: r["metrics"]["exits"] for r in records.RunDir.open(outcome.run_dir).records()}
     assert outcome.n_metric_errors == 1 and "sys.exit(1)" in values["s003"]["error"]
     assert values["s000"] == {"x": 1.0}
+
+
+def test_a_metric_that_cannot_be_built_stops_the_run_before_it_starts(tmp_path, samples, capsys, monkeypatch):
+    """Editors that fail to build are contained by the runner, metrics are not (every record needs
+    them): preflight skipped both, and such a metric ended `ix2x run` in a traceback (found in review)."""
+    from ix2x.types import Metric
+
+    class BadInit(Metric):
+        def __init__(self, config=None):
+            raise RuntimeError("metric init boom")
+
+        def compute(self, samples, results):
+            return [{} for _ in samples]
+
+    monkeypatch.setattr(registry, "load", lambda kind, name: BadInit if name == "badinit" else REAL_LOAD(kind, name))
+    path = _suite_file(tmp_path, samples, ["identity"])
+    raw = json.loads(path.read_text())
+    path.write_text(json.dumps({**raw, "metrics": [{"name": "badinit"}]}))
+    rc = main(["run", "--suite", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "metric init boom" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "faults").exists() or not any((tmp_path / "out" / "faults").iterdir())
