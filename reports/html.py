@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ix2x.records import Layout, sidecar
+from ix2x.errors import UserError
+from ix2x.records import Layout, inside, sidecar
 from reports import board as boards
 from reports import images, plots
 from reports.data import (LATENCY, TINY_N, Column, EditorView, RunView, all_columns, breakdown, display_unit,
@@ -322,6 +323,15 @@ def browser_data(runs: list[RunView], editors: list[EditorView], out: Path, asse
             "images": show_images, "diff_scale": images.DIFF_SCALE, "page": PAGE_ROWS}
 
 
+def _inside(root: Path, rel: str) -> bool:
+    try:
+        inside(root, rel)
+        inside(root, sidecar(rel, "guidance"))
+    except UserError:
+        return False
+    return True
+
+
 def _layout(run: RunView) -> Layout:
     """The run's own file layout (schema 1 named files differently)."""
     return Layout(int(run.meta.get("schema_version", 1)))
@@ -364,8 +374,9 @@ def _row_images(ed: EditorView, ei: int, r: dict[str, Any], base: Path, assets: 
     kept = _inputs(run, r["sample_id"], base, assets, rel, cache, listing)
     if kept:
         out.update(kept)
-    if r["status"] != "ok" or not r.get("image") or not listing.has(run.path / r["image"]):
-        return out if kept else {}
+    if r["status"] != "ok" or not r.get("image") or not _inside(run.path, r["image"]) \
+            or not listing.has(run.path / r["image"]):
+        return out if kept else {}  # a record naming a file outside its run is never followed
     edit_path = run.path / r["image"]
     out["edit"] = _rel(edit_path, base)
     g_path = run.path / sidecar(r["image"], "guidance")

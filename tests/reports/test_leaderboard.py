@@ -206,3 +206,18 @@ def test_kept_inputs_of_a_schema1_run_are_found_by_its_own_file_names(tmp_path, 
     text = write_report([run], tmp_path / "r.html").read_text()
     for s in data:
         assert f"images/_input/{v1.image_name(s.sample_id)}" in text
+
+
+def test_a_record_naming_an_image_outside_its_run_is_not_followed(run_dir, tmp_path):
+    # A hand-edited or hostile samples.jsonl: the report linked and read ../outside/evil.png (review).
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(next((run / "images").rglob("*.png")), outside / "evil.png")
+    lines = (run / "samples.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["image"] = "../outside/evil.png"
+    (run / "samples.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    text = write_report([run], tmp_path / "r.html").read_text()
+    assert "evil.png" not in text
