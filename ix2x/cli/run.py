@@ -59,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         suite = suite_from_args(args)
         if args.batch_timeout is not None:
+            if not args.batch_timeout > 0:
+                from ix2x.errors import UserError
+
+                raise UserError(f"`--batch-timeout` must be > 0 seconds, got {args.batch_timeout}. Leave it out "
+                                "for no limit.")
             suite = dataclasses.replace(suite, batch_timeout_s=args.batch_timeout)
         preflight_run(suite)
 

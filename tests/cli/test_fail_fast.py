@@ -62,3 +62,12 @@ def test_missing_model_of_a_default_config_stops_the_run_before_its_directory(tm
     assert "editor `instructx2x`: model folder models/diffusers/InstructX2X does not exist" in err
     assert "--editor-arg instructx2x.model=DIR" in err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_non_positive_batch_timeout_is_one_line_before_anything_starts(tmp_path, capsys):
+    # It reached the suite check only after torch and start_run, naming a run.json already deleted.
+    from ix2x.cli.main import main
+
+    assert main(["run", "--batch-timeout", "-3", "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "`--batch-timeout` must be > 0" in err and not (tmp_path / "out").exists()
