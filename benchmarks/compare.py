@@ -81,6 +81,13 @@ def compare_runs(path_a: str, path_b: str, *, seed: int = 0, allow_unpaired: boo
     if name_a != name_b and not allow_unpaired:
         raise UserError(f"The runs are of different suites ({name_a!r} and {name_b!r}); pass `--allow-unpaired` "
                         "to compare them anyway.")
+    # Pixel metrics at two evaluation sizes are different numbers (runs from before `eval_size`
+    # scored at native size).
+    size_a, size_b = a.run.suite.get("eval_size"), b.run.suite.get("eval_size")
+    if size_a != size_b and not allow_unpaired:
+        raise UserError(f"The runs scored images at different evaluation sizes ({size_a!r} and {size_b!r} px; "
+                        "None = native size), so their pixel metrics differ by construction; pass "
+                        "`--allow-unpaired` to compare them anyway.")
     recs_a, recs_b = a.sample_records(), b.sample_records()
     common = {r.key for r in recs_a if r.ok} & {r.key for r in recs_b if r.ok}
     if not common and not allow_unpaired:

@@ -85,3 +85,18 @@ def test_runs_with_no_common_samples_are_refused(tmp_path, samples, capsys):
         compare_runs(str(a), str(b))
     rows = compare_runs(str(a), str(b), allow_unpaired=True)
     assert rows and all(r["n_paired"] == 0 for r in rows)
+
+
+def test_runs_scored_at_different_evaluation_sizes_are_refused(tmp_path, samples, capsys):
+    # A run from before eval_size (native size) against a new one (512) paired silently (review).
+    import json
+
+    a = _run(tmp_path / "a", samples, [{"name": "identity", "label": "ed"}])
+    b = _run(tmp_path / "b", samples, [{"name": "identity", "label": "ed"}])
+    meta = json.loads((b / "run.json").read_text())
+    meta["suite"]["eval_size"] = None
+    (b / "run.json").write_text(json.dumps(meta))
+    assert main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "different evaluation sizes" in err
+    assert main(["compare", str(a), str(b), "--allow-unpaired"]) == 0
