@@ -333,6 +333,16 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     if needs_editor:
         raise UserError(f"{', '.join(needs_editor)} edit again and cannot be computed from cached edits; "
                         "run the suite with them instead.")
+    from ix2x import preflight
+
+    # What `run` checks before it starts (weight files, device), so a missing backbone is one list,
+    # not a new run directory full of errors.
+    problems = preflight.device_problems(suite.device) + preflight.component_problems([], metrics, suite.device)
+    if problems:
+        from ix2x.errors import MissingWeightsError
+
+        raise MissingWeightsError(f"{len(problems)} problem(s) stop this rescore (`ix2x validate` lists them "
+                                  "too):\n  " + "\n  ".join(problems))
     recs = parent.sample_records()
     missing = [r for r in recs if r.ok and (not r.image or not records.inside(run_dir, r.image).is_file())]
     if missing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "recompute metrics of a run from its cached edited images (no editing)"
 DESCRIPTION = """Score a finished run with new or changed metrics. The edits saved under
@@ -46,4 +47,7 @@ def run(args: argparse.Namespace) -> int:
                              progress=not args.quiet, out_root=Path(args.out) if args.out else None)
     print(f"run directory: {outcome.run_dir} (rescored from {args.run_dir})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
+    if outcome.n_metric_errors:
+        print(f"FAILED: {outcome.n_metric_errors} metric value(s) could not be computed; see `error` in "
+              f"{outcome.run_dir / 'samples.jsonl'}", file=sys.stderr)
     return 0 if outcome.n_metric_errors == 0 else 1

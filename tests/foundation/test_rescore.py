@@ -144,3 +144,25 @@ def test_rescore_refuses_data_that_changed_since_the_run(tmp_path, samples, caps
     err = capsys.readouterr().err
     assert "data changed" in err.lower() and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "new").exists() or not any((tmp_path / "new").rglob("run.json"))
+
+
+def test_rescore_with_a_missing_backbone_stops_before_making_a_run(tmp_path, samples, capsys):
+    """It made a new run directory whose every value was a MissingWeightsError and said nothing (review)."""
+    import json
+
+    from samples_for_tests import write_mimic_dir
+
+    from ix2x.cli.main import main
+
+    data = write_mimic_dir(tmp_path / "data", samples)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(json.dumps({"name": "r", "editors": [{"name": "identity"}],
+                                 "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
+                                 "data": {"source": "dir", "path": str(data)}}))
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "out" / "r").iterdir()
+    capsys.readouterr()
+    assert main(["rescore", str(run_dir), "--metrics", "lpips", "--out", str(tmp_path / "new"), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "alexnet" in err.lower() and "Traceback" not in err
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").rglob("run.json"))
