@@ -256,6 +256,7 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
                 bar.update(len(batch))
                 if on_batch is not None:
                     on_batch(written)
+            _bind(metric_objs, None, suite)  # no metric keeps this editor's weights alive past it
             del editor
     if shard.rank == 0:
         _record_weights(run_dir, state)
@@ -288,8 +289,16 @@ def _record_weights(run_dir: Path, state: Any) -> None:
 
 
 def _bind(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
+    """Hand ``editor`` (None: take it back) to the metrics that edit again."""
     for metric in metric_objs:
-        if getattr(metric, "uses_editor", False):
+        if not getattr(metric, "uses_editor", False):
+            continue
+        if not callable(getattr(metric, "bind_editor", None)):
+            raise UserError(f"Metric {type(metric).__name__} sets `uses_editor` but cannot be given an editor: "
+                            "derive it from `ix2x.types.EditsAgain` (the capability that binds one).")
+        if editor is None:
+            metric.unbind_editor()
+        else:
             metric.bind_editor(editor, suite.seed, suite.batch_size)
 
 

@@ -179,8 +179,8 @@ class Metric(abc.ABC):
     # metric measures as a whole.
     headline: ClassVar[tuple[HeadlineKey, ...]] = ()
     glossary: ClassVar[str] = ""
-    # Metrics that edit again (the axiomatic properties) set this; the runner then calls
-    # ``bind_editor`` before scoring each editor's edits. Such metrics cannot be rescored from cache.
+    # True for metrics that edit again (they also derive from :class:`EditsAgain`, the capability
+    # the runner binds the editor through). Such metrics cannot be rescored from cache.
     uses_editor: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None) -> None:
@@ -190,14 +190,6 @@ class Metric(abc.ABC):
                 f"`config` must be a {self.Config.__qualname__}, got {type(self.config).__name__}."
             )
         self.device = torch.device("cpu")
-        self.editor: "Editor | None" = None
-        self.seed = 0
-        self.batch_size = 1
-
-    def bind_editor(self, editor: "Editor", seed: int, batch_size: int = 1) -> None:
-        """The editor whose edits are scored next, the run's global seed, and the batch size its
-        edits must be made at (see :func:`fill_batch`)."""
-        self.editor, self.seed, self.batch_size = editor, seed, batch_size
 
     def problems(self, device: str = "cpu") -> list[str]:
         """What would stop this metric from running on ``device`` (missing classifier or backbone
@@ -305,3 +297,23 @@ def validate_result(result: Any, shape: tuple[int, ...]) -> EditResult:
         raise EditorOutputError(f"`EditResult.info` must be JSON-serialisable: {bad} is not. "
                                 "Convert tensors and arrays with .tolist() or .item().")
     return EditResult(image=image, guidance_map=guidance, edit_mask=mask, info=dict(info))
+
+
+class EditsAgain:
+    """The capability of a metric that edits again (the axiomatic properties): mix it into a
+    :class:`Metric` subclass. The runner binds the editor whose edits are scored next with
+    :meth:`bind_editor`; metrics without this capability never hold an editor."""
+
+    uses_editor: ClassVar[bool] = True
+    editor: "Editor | None" = None
+    seed: int = 0
+    batch_size: int = 1
+
+    def bind_editor(self, editor: "Editor", seed: int, batch_size: int = 1) -> None:
+        """The editor whose edits are scored next, the run's global seed, and the batch size its
+        edits must be made at (see :func:`fill_batch`)."""
+        self.editor, self.seed, self.batch_size = editor, seed, batch_size
+
+    def unbind_editor(self) -> None:
+        """Drop the editor, so its weights can be freed before the next editor loads."""
+        self.editor = None

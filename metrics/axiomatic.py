@@ -18,7 +18,7 @@ import math
 from typing import Any, Sequence
 
 from ix2x.seeding import sample_seed
-from ix2x.types import EditRequest, EditResult, Metric, Sample, fill_batch
+from ix2x.types import EditRequest, EditResult, EditsAgain, Metric, Sample, fill_batch
 from ix2x.types import HeadlineKey
 
 SUFFIX = {"reverse": "#axiomatic-reverse", "repeat": "#axiomatic-repeat"}
@@ -41,9 +41,8 @@ def mae(a, b) -> float:
     return float((a.double() - b.double()).abs().mean())
 
 
-class Axiomatic(Metric):
+class Axiomatic(EditsAgain, Metric):
     higher_is_better = {"reversibility": False, "idempotence_drift": False}
-    uses_editor = True
     glossary = ("Axiomatic soundness (Monteiro et al. 2023): the editor is run again on its own edit. "
                 "Editors that edit from ground truth (oracle) are n/a.")
     headline = (

@@ -54,3 +54,38 @@ def test_through_the_runner_identity_is_sound_and_oracle_is_nan(tmp_path, sample
     assert rows[("identity", "reversibility")]["value"] == 0.0
     assert rows[("identity", "idempotence_drift")]["value"] == 0.0
     assert rows[("oracle", "reversibility")]["n"] == 0 and rows[("oracle", "reversibility")]["n_nan"] == 6
+
+
+def test_the_editor_comes_through_the_edits_again_capability_only():
+    # #17: the editor, seed and batch size were fields of every Metric; now only metrics with the
+    # declared capability hold one, and the runner takes it back after each editor.
+    from dataclasses import dataclass
+
+    import pytest
+
+    from benchmarks import runner
+    from ix2x.errors import UserError
+    from ix2x.suite import suite_from_dict
+    from ix2x.types import EditsAgain, Metric
+    from metrics.axiomatic import Axiomatic
+
+    assert not hasattr(Metric, "bind_editor") and issubclass(Axiomatic, EditsAgain)
+    suite = suite_from_dict({"name": "b", "editors": [{"name": "identity"}], "metrics": [{"name": "axiomatic"}]})
+    ax, editor = Axiomatic(), object()
+    runner._bind([ax], editor, suite)
+    assert ax.editor is editor and ax.batch_size == suite.batch_size
+    runner._bind([ax], None, suite)
+    assert ax.editor is None
+
+    class Claims(Metric):
+        uses_editor = True
+
+        @dataclass(frozen=True)
+        class Config:
+            pass
+
+        def compute(self, samples, results):
+            return []
+
+    with pytest.raises(UserError, match="EditsAgain"):
+        runner._bind([Claims()], editor, suite)
