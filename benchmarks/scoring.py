@@ -62,7 +62,8 @@ def batch_records(editor_key: str, batch: Sequence[Sample], edited: Sequence[Edi
             instruction=s.instruction, patient_id=s.patient_id, error=e.error, stage=e.stage,
             latency_s=e.latency_s, metrics_s=metrics_s if e.result is not None else None,
             peak_memory_mb=e.peak_memory_mb, metrics=values[s.sample_id],
-            info=dict(e.result.info) if e.result is not None else {}, image=image, data_hash=h))
+            info=dict(e.result.info) if e.result is not None else {}, image=image, data_hash=h,
+            data_info=data_info(s)))
     return out
 
 
@@ -70,8 +71,14 @@ def failed_records(editor_key: str, batch: Sequence[Sample], stage: str, error: 
                    hashes: Sequence[str]) -> list[SampleRecord]:
     """Records of samples an editor never reached (it failed to build or to be placed)."""
     return [SampleRecord(editor=editor_key, sample_id=s.sample_id, status="failed", instruction=s.instruction,
-                         patient_id=s.patient_id, error=error, stage=stage, data_hash=h)
+                         patient_id=s.patient_id, error=error, stage=stage, data_hash=h, data_info=data_info(s))
             for s, h in zip(batch, hashes)]
+
+
+def data_info(sample: Sample) -> dict[str, Any]:
+    """What the reader did to the sample's files (``labels["image_info"]``, see ix2x.data.mimic)."""
+    info = (sample.labels or {}).get("image_info")
+    return dict(info) if isinstance(info, dict) else {}
 
 
 def cached_result(run_dir: Path, rec: SampleRecord | dict[str, Any]) -> EditResult:

@@ -254,6 +254,9 @@ class SampleRecord:
     info: dict[str, Any] = field(default_factory=dict)
     image: str | None = None  # the edit, relative to the run directory
     data_hash: str | None = None  # sha256 of the sample's data (schema 2)
+    # What the image reader did to this sample's files, by role ("past", "current"): EXIF
+    # orientation applied, bit depth detected, DICOM LUTs... (empty when it read them as stored).
+    data_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -283,6 +286,9 @@ class SampleRecord:
         info = d.get("info") or {}
         if not isinstance(info, dict):
             raise ValueError(f"`info` must be an object, got {type(info).__name__}")
+        data_info = d.get("data_info") or {}
+        if not isinstance(data_info, dict):
+            raise ValueError(f"`data_info` must be an object, got {type(data_info).__name__}")
         stage = d.get("stage")
         if d["status"] == "failed" and stage is None and version == 1:
             stage = "edit"  # schema 1 recorded only failures while editing
@@ -293,7 +299,7 @@ class SampleRecord:
                    error=_opt_str(d, "error"), stage=stage, latency_s=_opt_num(d, "latency_s"),
                    metrics_s=_opt_num(d, "metrics_s"), peak_memory_mb=_opt_num(d, "peak_memory_mb"),
                    metrics={k: dict(v) for k, v in metrics.items()}, info=dict(info),
-                   image=_opt_str(d, "image"), data_hash=_opt_str(d, "data_hash"))
+                   image=_opt_str(d, "image"), data_hash=_opt_str(d, "data_hash"), data_info=dict(data_info))
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -87,3 +87,25 @@ def test_the_data_setting_takes_auto_8_12_16_only():
     assert suite_from_dict({"name": "x"}).data.bit_depth == "auto"
     with pytest.raises(ConfigError, match=r"bit_depth.*'auto', 8, 12, 16, got 14"):
         suite_from_dict({"name": "x", "data": {"bit_depth": 14}})
+
+
+def test_the_run_records_say_how_each_file_was_read(tmp_path, real8):
+    # #13: "auto detecting 12-bit content and saying so in the records": it stopped at the sample's
+    # labels and never reached samples.jsonl.
+    import json
+
+    from benchmarks import runner
+
+    root = tmp_path / "d"
+    (root / "past").mkdir(parents=True)
+    (root / "current").mkdir()
+    _png16(root / "past" / "a.png", np.round(real8 / 255 * 4095))
+    _png16(root / "current" / "b.png", real8 * 257)
+    pd.DataFrame([dict(split="test", past_dicom_id="a.png", current_dicom_id="b.png",
+                       instruction="Add the finding of edema.")]).to_csv(root / "instructions.csv", index=False)
+    suite = suite_from_dict({"name": "bits", "editors": [{"name": "identity"}],
+                             "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
+                             "data": {"source": "dir", "path": str(root), "region": "pseudo_mask"}})
+    run = runner.execute(runner.start_run(suite, tmp_path / "out"), progress=False).run_dir
+    (rec,) = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+    assert rec["data_info"]["past"]["bit_depth"] == 12 and rec["data_info"]["current"]["bit_depth"] == 16
