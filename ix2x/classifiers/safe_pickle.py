@@ -163,6 +163,10 @@ def restricted_load(path: str | Path) -> Any:
         with warnings.catch_warnings():
             # The legacy format asks for each module class's source to compare: placeholders have none.
             warnings.filterwarnings("ignore", message="Couldn't retrieve source code")
+            # `weights_only=True` is torch's own restricted unpickler and refuses a `pickle_module`;
+            # here the pickle module IS the restriction: torch's wrapper maps storage names itself
+            # and sends every other name to RestrictedUnpickler.find_class (tests: a chained
+            # DenseNet(cache_dir=...) pickle and __reduce__ payloads run nothing, zip and legacy).
             return torch.load(str(path), map_location="cpu", weights_only=False,
                               pickle_module=sys.modules[__name__])
     except UserError:

@@ -82,11 +82,13 @@ def test_rescore_leaves_the_run_byte_identical_and_names_it_as_parent(tmp_path, 
                                                           for r in new.records())
 
 
-def test_rescore_cli_names_the_new_run(tmp_path, samples, capsys):
+def _cli_run(tmp_path, samples):
+    """`ix2x run` of identity over a dataset folder of ``samples``: (the folder, the run directory)."""
+    import json
+
     from samples_for_tests import write_mimic_dir
 
     from ix2x.cli.main import main
-    import json
 
     data = write_mimic_dir(tmp_path / "data", samples)
     suite = tmp_path / "s.yaml"
@@ -95,6 +97,13 @@ def test_rescore_cli_names_the_new_run(tmp_path, samples, capsys):
                                  "data": {"source": "dir", "path": str(data)}}))
     assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     (run_dir,) = (tmp_path / "out" / "r").iterdir()
+    return data, run_dir
+
+
+def test_rescore_cli_names_the_new_run(tmp_path, samples, capsys):
+    from ix2x.cli.main import main
+
+    data, run_dir = _cli_run(tmp_path, samples)
     before = _tree_bytes(run_dir)
     capsys.readouterr()
     assert main(["rescore", str(run_dir), "--metrics", "out_of_mask_change", "--metric-arg",
@@ -120,20 +129,11 @@ def test_an_unfinished_run_is_not_rescored(tmp_path, samples):
 def test_rescore_refuses_data_that_changed_since_the_run(tmp_path, samples, capsys):
     """Rescore scored the old edits against changed inputs and copied the parent's data fingerprint,
     so the new run claimed clean data (found in review)."""
-    import json
-
     from PIL import Image
-    from samples_for_tests import write_mimic_dir
 
     from ix2x.cli.main import main
 
-    data = write_mimic_dir(tmp_path / "data", samples)
-    suite = tmp_path / "s.yaml"
-    suite.write_text(json.dumps({"name": "r", "editors": [{"name": "identity"}],
-                                 "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
-                                 "data": {"source": "dir", "path": str(data)}}))
-    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    (run_dir,) = (tmp_path / "out" / "r").iterdir()
+    data, run_dir = _cli_run(tmp_path, samples)
     past = sorted((data / "past").iterdir())[0]
     img = Image.open(past)
     Image.eval(img, lambda v: 255 - v).save(past)  # a different input under the same id
@@ -148,19 +148,9 @@ def test_rescore_refuses_data_that_changed_since_the_run(tmp_path, samples, caps
 
 def test_rescore_with_a_missing_backbone_stops_before_making_a_run(tmp_path, samples, capsys):
     """It made a new run directory whose every value was a MissingWeightsError and said nothing (review)."""
-    import json
-
-    from samples_for_tests import write_mimic_dir
-
     from ix2x.cli.main import main
 
-    data = write_mimic_dir(tmp_path / "data", samples)
-    suite = tmp_path / "s.yaml"
-    suite.write_text(json.dumps({"name": "r", "editors": [{"name": "identity"}],
-                                 "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
-                                 "data": {"source": "dir", "path": str(data)}}))
-    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    (run_dir,) = (tmp_path / "out" / "r").iterdir()
+    _, run_dir = _cli_run(tmp_path, samples)
     capsys.readouterr()
     assert main(["rescore", str(run_dir), "--metrics", "lpips", "--out", str(tmp_path / "new"), "--quiet"]) != 0
     err = capsys.readouterr().err

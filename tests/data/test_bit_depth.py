@@ -62,14 +62,20 @@ def test_auto_keeps_full_range_16_bit_and_follows_an_sbit_chunk(tmp_path, real8)
     assert info == {"bit_depth": 10, "bit_depth_source": "auto: PNG sBIT chunk"}
 
 
-def test_the_dataset_records_the_choice_and_validate_notes_it(tmp_path, real8):
-    root = tmp_path / "d"
+def _twelve_and_sixteen_bit_folder(root, real8):
+    """One pair in the original layout: the past image as 12-bit data in a 16-bit PNG, the current
+    one full-range 16-bit, both from the real radiograph."""
     (root / "past").mkdir(parents=True)
     (root / "current").mkdir()
     _png16(root / "past" / "a.png", np.round(real8 / 255 * 4095))
     _png16(root / "current" / "b.png", real8 * 257)
     pd.DataFrame([dict(split="test", past_dicom_id="a.png", current_dicom_id="b.png",
                        instruction="Add the finding of edema.")]).to_csv(root / "instructions.csv", index=False)
+    return root
+
+
+def test_the_dataset_records_the_choice_and_validate_notes_it(tmp_path, real8):
+    root = _twelve_and_sixteen_bit_folder(tmp_path / "d", real8)
     s = MimicEditDataset(root)[0]
     assert s.labels["image_info"]["past"]["bit_depth"] == 12
     assert s.labels["image_info"]["current"]["bit_depth"] == 16
@@ -96,13 +102,7 @@ def test_the_run_records_say_how_each_file_was_read(tmp_path, real8):
 
     from benchmarks import runner
 
-    root = tmp_path / "d"
-    (root / "past").mkdir(parents=True)
-    (root / "current").mkdir()
-    _png16(root / "past" / "a.png", np.round(real8 / 255 * 4095))
-    _png16(root / "current" / "b.png", real8 * 257)
-    pd.DataFrame([dict(split="test", past_dicom_id="a.png", current_dicom_id="b.png",
-                       instruction="Add the finding of edema.")]).to_csv(root / "instructions.csv", index=False)
+    root = _twelve_and_sixteen_bit_folder(tmp_path / "d", real8)
     suite = suite_from_dict({"name": "bits", "editors": [{"name": "identity"}],
                              "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
                              "data": {"source": "dir", "path": str(root), "region": "pseudo_mask"}})
