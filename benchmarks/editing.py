@@ -94,7 +94,9 @@ def build_editor(cls: type, config: Any, device: str) -> tuple[Any, str | None, 
 def requests_for(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[EditRequest]:
     gt = getattr(editor_cls, "uses_ground_truth", False)
     return [EditRequest(s.sample_id, s.image, s.instruction, sample_seed(seed, s.sample_id),
-                        target=s.target if gt and s.target_aligned else None) for s in batch]
+                        target=s.target if gt and s.target_aligned else None,
+                        source_report=s.labels.get("source_report"), target_report=s.labels.get("target_report"))
+            for s in batch]
 
 
 def warm_up(editor: Any, batch: Sequence[Sample], suite: Suite) -> None:

@@ -68,13 +68,20 @@ class Sample:
 @dataclass(frozen=True)
 class EditRequest:
     """What an editor sees. Editors never see ground truth, with one declared exception:
-    editors whose class sets ``uses_ground_truth = True`` (the ``oracle``) get ``target``."""
+    editors whose class sets ``uses_ground_truth = True`` (the ``oracle``) get ``target``.
+
+    ``source_report`` / ``target_report``: the dataset's report text of the input and of the study the
+    edit should produce, when the dataset has them (columns of ``instructions.csv``; phantoms always do),
+    else None. They are the prompts of report-conditioned editors (RoentGen, DiffEdit, RadEdit) with
+    ``prompt: dataset``; an instruction editor ignores them."""
 
     sample_id: str
     image: torch.Tensor
     instruction: str
     seed: int
     target: torch.Tensor | None = None
+    source_report: str | None = None
+    target_report: str | None = None
 
 
 @dataclass(frozen=True)

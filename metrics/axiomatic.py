@@ -91,4 +91,9 @@ class Axiomatic(EditsAgain, Metric):
 
     def _request(self, s: Sample, r: EditResult, instruction: str, kind: str) -> EditRequest:
         sid = s.sample_id + SUFFIX[kind]
-        return EditRequest(sid, r.image, instruction, sample_seed(self.seed, sid))
+        # The edit stands for the target study: the inverse goes from the target's report back to the
+        # source's; the repeat asks for the target again.
+        src, tgt = s.labels.get("source_report"), s.labels.get("target_report")
+        reports = (tgt, src) if kind == "reverse" else (tgt, tgt)
+        return EditRequest(sid, r.image, instruction, sample_seed(self.seed, sid),
+                           source_report=reports[0], target_report=reports[1])

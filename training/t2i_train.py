@@ -27,7 +27,12 @@ import torch
 import torch.nn.functional as F
 
 SOURCE_MODEL = "builtin:phantom_ix2x"
+# The default suites' data (held-out test split), for the caption check.
+EVAL_DATA = {"n": 640, "seed": 0, "size": 128}
 DATA = {"path": "data/phantom-train-s2000-128", "n": 4000, "seed": 2000, "size": 128, "splits": (0.98, 0.02, 0.0)}
+
+
+CAPTIONS = ("dataset", "instruction", "mix")
 
 
 def captions(instruction: str) -> tuple[str, str]:
@@ -51,31 +56,54 @@ def t2i_unet_from(ip2p_unet, latent_channels: int):
 
 @torch.no_grad()
 def encode_split(comps, root: Path, split: str, batch: int = 64, limit: int | None = None):
-    """(latent means, stds, captions) of both images of the first ``limit`` pairs of ``split``."""
+    """Both images of the first ``limit`` pairs of ``split``, per image: latent means, stds, captions
+    (``{"dataset": ..., "instruction": ...}``: the dataset's report of the study, and the sentence the
+    instruction converts to) and change masks at latent size. Past images come first, then current, per
+    batch of pairs."""
     from training.editor_data import EditPairs
 
     data = EditPairs(root, split, DATA["size"], limit=limit)
-    means, stds, texts = [], [], []
+    frame = data.data.frame
+    means, stds, texts, masks = [], [], [], []
     for start in range(0, len(data), batch):
-        pairs = [data.pair(i) for i in range(start, min(len(data), start + batch))]
+        rows = range(start, min(len(data), start + batch))
+        pairs = [data.pair(i) for i in rows]
         x = torch.stack([p[0] for p in pairs] + [p[1] for p in pairs])
         dist = comps.vae.encode((x * 2 - 1).repeat(1, 3, 1, 1)).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
+        region = torch.stack([data.data[i].region for i in rows]).float()
+        region = F.adaptive_max_pool2d(region, dist.mean.shape[-2:])
+        masks.append(torch.cat([region, region]))
         cap = [captions(p[2]) for p in pairs]
-        texts += [c[0] for c in cap] + [c[1] for c in cap]
-    return torch.cat(means), torch.cat(stds), texts
+        reports = [(str(frame["source_report"].iloc[i]), str(frame["target_report"].iloc[i])) for i in rows]
+        texts += [{"dataset": r[0], "instruction": c[0]} for c, r in zip(cap, reports)]
+        texts += [{"dataset": r[1], "instruction": c[1]} for c, r in zip(cap, reports)]
+    return torch.cat(means), torch.cat(stds), texts, torch.cat(masks)
+
+
+def partner(n_images: int, batch: int = 64) -> torch.Tensor:
+    """Index of each image's pair partner (past <-> current) in :func:`encode_split`'s order."""
+    out = torch.empty(n_images, dtype=torch.long)
+    n_pairs = n_images // 2
+    for start in range(0, n_pairs, batch):
+        k = min(batch, n_pairs - start)
+        base = 2 * start
+        out[base:base + k] = torch.arange(base + k, base + 2 * k)
+        out[base + k:base + 2 * k] = torch.arange(base, base + k)
+    return out
 
 
 @torch.no_grad()
-def encode_texts(comps, texts: list[str]) -> tuple[torch.Tensor, list[int]]:
+def encode_texts(comps, texts: list[str]) -> tuple[torch.Tensor, dict[str, int], int]:
+    """(embedding table of the distinct texts and the empty one, row of each text, row of the empty one)."""
     unique = sorted(set(texts) | {""})
     tok = comps.tokenizer
     ids = tok(unique, padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids
     emb = comps.text_encoder(ids)[0]
     index = {t: i for i, t in enumerate(unique)}
-    return emb, [index[t] for t in texts], index[""]
+    return emb, index, index[""]
 
 
 def loss_on(unet, sched, scale, mean, std, emb, gen, max_t):
@@ -86,6 +114,40 @@ def loss_on(unet, sched, scale, mean, std, emb, gen, max_t):
     return F.mse_loss(pred, noise)
 
 
+@torch.no_grad()
+def caption_check(unet, sched, scale, mean, std, masks, emb_by_caption: dict[str, torch.Tensor],
+                  seed: int = 7, draws: int = 4) -> dict[str, dict[str, float]]:
+    """Does the model follow its captions? Denoising error (epsilon MSE; the same noise and timesteps for
+    every caption) of each image with each caption set in ``emb_by_caption`` (e.g. its own, its pair
+    partner's, the empty one), over the whole latent and inside the change mask, where the two studies of a
+    pair differ and so where only the caption can tell the model which one to draw."""
+    max_t = int(sched.config.num_train_timesteps)
+    g = torch.Generator().manual_seed(seed)
+    sums = {k: [0.0, 0.0] for k in emb_by_caption}
+    for _ in range(draws):
+        latents = (mean + std * torch.randn(mean.shape, generator=g)) * scale
+        noise = torch.randn(latents.shape, generator=g)
+        t = torch.randint(0, max_t, (latents.shape[0],), generator=g)
+        noisy = sched.add_noise(latents, noise, t)
+        for name, emb in emb_by_caption.items():
+            err = (unet(noisy, t, encoder_hidden_states=emb, return_dict=False)[0] - noise) ** 2
+            sums[name][0] += float(err.mean())
+            sums[name][1] += float((err * masks).sum() / (masks.sum() * err.shape[1]))
+    return {k: {"whole": round(v[0] / draws, 5), "in_mask": round(v[1] / draws, 5)} for k, v in sums.items()}
+
+
+def init_unet(comps, latent: int, init: str | None):
+    """The UNet training starts from: ``phantom_ix2x``'s cut to text-to-image, or a text-to-image folder's."""
+    if init is None:
+        return t2i_unet_from(comps.unet, latent)
+    from diffusers import UNet2DConditionModel
+
+    from ix2x.diffusion.loading import builtin_model_path
+
+    folder = builtin_model_path(init) if init.startswith("builtin:") else Path(init)
+    return UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/phantom_t2i")
@@ -93,6 +155,12 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--caption-dropout", type=float, default=0.1)
+    ap.add_argument("--captions", choices=CAPTIONS, default="mix",
+                    help="dataset: each study's report (its findings); instruction: the sentence the instruction "
+                         "converts to; mix: either, half the time each (default)")
+    ap.add_argument("--init", default=None,
+                    help="start from this text-to-image folder's UNet (e.g. builtin:phantom_t2i to continue); "
+                         "default: phantom_ix2x's UNet cut to text-to-image")
     ap.add_argument("--ema", type=float, default=0.995)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pairs", type=int, default=None, help="train on the first N training pairs (default all)")
@@ -102,25 +170,45 @@ def main(argv=None) -> None:
     from diffusers import DDPMScheduler
 
     from ix2x.data.phantom import generate
+    from ix2x.data.sources import phantom_dir
     from ix2x.diffusion.loading import builtin_model_path, load_components
+    from ix2x.suite import PhantomSpec
 
     t0 = time.time()
     root = Path(DATA["path"])
-    if not (root / "instructions.csv").is_file():
+    if not (root / "instructions.csv").is_file() or "target_report" not in (root / "instructions.csv").open().readline():
         generate(root, DATA["n"], seed=DATA["seed"], size=DATA["size"], splits=DATA["splits"], progress=False)
     comps = load_components(SOURCE_MODEL)
     scale = float(comps.vae.config.scaling_factor)
     latent = int(comps.vae.config.latent_channels)
-    mean, std, texts = encode_split(comps, root, "train", limit=args.pairs)
-    vmean, vstd, vtexts = encode_split(comps, root, "val")
-    emb_table, idx, empty = encode_texts(comps, texts + vtexts)
-    tidx, vidx = torch.tensor(idx[:len(texts)]), torch.tensor(idx[len(texts):])
+    mean, std, texts, _ = encode_split(comps, root, "train", limit=args.pairs)
+    vmean, vstd, vtexts, _ = encode_split(comps, root, "val")
+    # Held out: the default suites' test pairs (generator seed 0), never trained on.
+    test_root = phantom_dir(PhantomSpec(**EVAL_DATA))
+    emean, estd, etexts, emasks = encode_split(comps, test_root, "test")
+    kinds = ("dataset", "instruction")
+    every = [t[k] for t in texts + vtexts + etexts for k in kinds]
+    emb_table, index, empty = encode_texts(comps, every)
+    ids = lambda ts, k: torch.tensor([index[t[k]] for t in ts])  # noqa: E731
+    tidx = torch.stack([ids(texts, k) for k in kinds])          # (2, n): caption kind x image
+    vcap = "instruction" if args.captions == "instruction" else "dataset"
+    vidx = ids(vtexts, vcap)
     sched = DDPMScheduler.from_config(comps.scheduler_config)
     max_t = int(sched.config.num_train_timesteps)
-    print(f"encoded {len(texts)} train / {len(vtexts)} val images, {len(emb_table)} captions in {time.time() - t0:.0f} s",
-          flush=True)
+    print(f"encoded {len(texts)} train / {len(vtexts)} val / {len(etexts)} test images, {len(emb_table)} captions "
+          f"in {time.time() - t0:.0f} s", flush=True)
 
-    unet = t2i_unet_from(comps.unet, latent).train()
+    def check(model) -> dict:
+        pt = partner(len(etexts))
+        out = {}
+        for k in kinds:
+            own = ids(etexts, k)
+            out[k] = caption_check(model, sched, scale, emean, estd, emasks,
+                                   {"own": emb_table[own], "partner": emb_table[own[pt]],
+                                    "empty": emb_table[torch.full_like(own, empty)]})
+        return out
+
+    unet = init_unet(comps, latent, args.init).train()
     unet.requires_grad_(True)
     ema = copy.deepcopy(unet).requires_grad_(False).eval()
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
@@ -131,13 +219,19 @@ def main(argv=None) -> None:
         with torch.no_grad():
             return float(loss_on(model, sched, scale, vmean, vstd, emb_table[vidx], g, max_t))
 
+    init_check = check(ema)
+    print({"caption_check_init": init_check}, flush=True)
     t_train = time.time()
     log = [{"step": 0, "val_loss_ema": val_loss(ema)}]
     print(log[-1], flush=True)
     step = 0
     for step in range(1, args.steps + 1):
         pick = torch.randint(0, len(texts), (args.batch,), generator=gen)
-        cap = tidx[pick].clone()
+        if args.captions == "mix":
+            kind = (torch.rand(args.batch, generator=gen) < 0.5).long()
+        else:
+            kind = torch.full((args.batch,), kinds.index(args.captions))
+        cap = tidx[kind, pick].clone()
         cap[torch.rand(args.batch, generator=gen) < args.caption_dropout] = empty
         loss = loss_on(unet, sched, scale, mean[pick], std[pick], emb_table[cap], gen, max_t)
         opt.zero_grad(set_to_none=True)
@@ -151,14 +245,16 @@ def main(argv=None) -> None:
             log.append({"step": step, "train_loss": float(loss), "val_loss_ema": val_loss(ema),
                         "minutes": round((time.time() - t0) / 60, 1)})
             print(log[-1], flush=True)
+        if step % 1000 == 0:
+            print({"step": step, "caption_check": check(ema)}, flush=True)
         if (time.time() - t_train) / 60 > args.max_minutes:
             print(f"stopping at step {step}: wall-time limit {args.max_minutes} min", flush=True)
             break
-    init_val = {"val_loss_init": val_loss(t2i_unet_from(comps.unet, latent).eval())}
     out = Path(args.out) / "model"
     export(ema, builtin_model_path(SOURCE_MODEL), out)
-    info = {"steps": step, "args": vars(args), "data": {k: str(v) for k, v in DATA.items()}, "log": log,
-            "minutes": round((time.time() - t0) / 60, 1), **init_val, "val_loss_final_ema": val_loss(ema)}
+    info = {"steps": step, "args": vars(args), "data": {k: str(v) for k, v in DATA.items()},
+            "eval_data": EVAL_DATA, "log": log, "minutes": round((time.time() - t0) / 60, 1),
+            "caption_check_init": init_check, "caption_check_final": check(ema), "val_loss_final_ema": val_loss(ema)}
     (out / "training.json").write_text(json.dumps(info, indent=1))
     print(json.dumps({k: v for k, v in info.items() if k != "log"}), flush=True)
 

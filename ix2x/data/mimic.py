@@ -47,7 +47,10 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("aligned", "mask", "subject_id")
 # unknown by the validator (a warning: the reader still passes them on as labels).
 KNOWN_LABEL_COLUMNS: tuple[str, ...] = ("sex", "age", "race", "habitus", "findings_past",
                                         "findings_current", "ops", "study_id", "ref_id",
-                                        "past_study_id", "current_study_id")
+                                        "past_study_id", "current_study_id") + ("source_report", "target_report")
+# Free text, kept as written (a report reading "1." is not the number 1). Editors that take report-style
+# prompts use them with ``prompt: dataset`` (EditRequest.source_report / target_report).
+REPORT_COLUMNS: tuple[str, ...] = ("source_report", "target_report")
 IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "dcm")
 CSV_NAME = "instructions.csv"
 ROLES: tuple[tuple[str, str], ...] = (("past", "past_dicom_id"), ("current", "current_dicom_id"))
@@ -272,8 +275,8 @@ class MimicEditDataset(Sequence[Sample]):
         aligned = _parse_bool(row.get("aligned", ""), column="aligned", line=line)
         patient = self.patient_of(row)
         labels = self.patient_labels(patient, image_stem(str(row["past_dicom_id"]).strip()))
-        labels.update({c: _decode_label(row[c]) for c in self.label_columns
-                       if not (c in labels and str(row[c]).strip() == "")})
+        labels.update({c: (str(row[c]).strip() or None) if c in REPORT_COLUMNS else _decode_label(row[c])
+                       for c in self.label_columns if not (c in labels and str(row[c]).strip() == "")})
         if image_info:
             labels["image_info"] = image_info
         return Sample(sample_id=sample_id, image=image, instruction=row["instruction"],

@@ -40,7 +40,7 @@ from ix2x.data import phantom_anatomy as pa
 from ix2x.data.findings import RSE_FINDINGS
 from ix2x.data.phantom_anatomy import Anatomy, grid, smoothstep
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: report columns (images unchanged)
 
 SEXES: tuple[str, ...] = ("M", "F")
 HABITUS: tuple[str, ...] = ("slim", "average", "broad")
@@ -64,7 +64,7 @@ PHRASES: dict[str, str] = {
 }
 CSV_COLUMNS: tuple[str, ...] = (
     "split", "past_dicom_id", "current_dicom_id", "instruction", "subject_id", "aligned", "mask",
-    "sex", "age", "habitus", "findings_past", "findings_current", "ops",
+    "sex", "age", "habitus", "findings_past", "findings_current", "ops", "source_report", "target_report",
 )
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -131,6 +131,18 @@ def findings_from_json(text: str) -> dict[str, Finding]:
 
 def ops_from_json(text: str) -> list[Op]:
     return [Op(**o) for o in json.loads(text)]
+
+
+def findings_report(findings: Findings) -> str:
+    """The study's report: one sentence per present finding, with its level and side, in the words of the
+    instructions ("Moderate left pleural effusion. Mild cardiomegaly."); "No findings." when none.
+    These are the ``source_report`` / ``target_report`` columns, the captions the phantom text-to-image
+    model was trained on and the prompts the text-to-image baselines get with ``prompt: dataset``."""
+    sentences = [" ".join(w for w in (f.level, f.side, PHRASES[name]) if w)
+                 for name, f in ((k, findings[k]) for k in RSE_FINDINGS if k in findings)]
+    if not sentences:
+        return "No findings."
+    return " ".join(s[:1].upper() + s[1:] + "." for s in sentences)
 
 
 def _phrase(op: Op) -> str:
@@ -702,6 +714,8 @@ def generate(out_dir: str | Path, n: int, seed: int = 0, size: int = 256, jitter
             "habitus": pair.patient.habitus, "findings_past": findings_json(pair.findings_past),
             "findings_current": findings_json(pair.findings_current),
             "ops": json.dumps([o.as_json() for o in pair.ops], sort_keys=True),
+            "source_report": findings_report(pair.findings_past),
+            "target_report": findings_report(pair.findings_current),
         })
     with open(out / "instructions.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS), lineterminator="\n")

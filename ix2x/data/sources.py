@@ -24,9 +24,10 @@ def cache_root() -> Path:
 def phantom_dir(spec: PhantomSpec, *, progress: bool = False) -> Path:
     """The phantom dataset for ``spec``, generated once into the cache (atomically: a killed
     generation leaves nothing half-written behind)."""
-    from ix2x.data.phantom import generate
+    from ix2x.data.phantom import GENERATOR_VERSION, generate
 
-    name = f"phantom-n{spec.n}-seed{spec.seed}-size{spec.size}" + ("-jitter" if spec.jitter else "")
+    # The version is in the name so a cache written by an older generator (other columns) is not reused.
+    name = f"phantom-v{GENERATOR_VERSION}-n{spec.n}-seed{spec.seed}-size{spec.size}" + ("-jitter" if spec.jitter else "")
     final = cache_root() / "phantom" / name
     if (final / "instructions.csv").is_file():
         return final

@@ -20,8 +20,10 @@ class TextToImageConfig:
 
     model: a diffusers text-to-image folder (``builtin:phantom_t2i`` is the shipped phantom model).
     steps / text_scale / eta: sampling (diffusers' names: ``num_inference_steps``, ``guidance_scale``).
-    prompt: "report" converts the instruction to report sentences (:mod:`ix2x.data.prompts`), "instruction"
-    passes it unchanged. resolution: the model's image size. dtype "auto": float32 on CPU, float16 on CUDA.
+    prompt: "report" converts the instruction to report sentences (:mod:`ix2x.data.prompts`); "dataset" takes
+    the dataset's reports of the two studies (``target_report`` / ``source_report`` columns; phantoms have
+    them), as RoentGen-style models are conditioned on the report of the image to draw; "instruction" passes
+    the instruction unchanged. resolution: the model's image size. dtype "auto": float32 on CPU, float16 on CUDA.
     """
 
     model: str = "builtin:phantom_t2i"
@@ -29,7 +31,7 @@ class TextToImageConfig:
     text_scale: float = 7.5
     resolution: int = 512
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    prompt: Literal["report", "instruction"] = "report"
+    prompt: Literal["report", "dataset", "instruction"] = "report"
     eta: float = 0.0
 
     def __post_init__(self) -> None:
@@ -104,6 +106,16 @@ class TextToImageEditor(Editor):
 
         targets, sources, warnings = [], [], []
         for r in requests:
+            if self.config.prompt == "dataset":
+                if not r.target_report:
+                    raise UserError(
+                        f"sample {r.sample_id!r} has no target report, which `prompt: dataset` takes as the prompt: "
+                        f"add `target_report` (and `source_report`) columns to the dataset's instructions.csv, "
+                        f"or set `prompt: report` to convert the instruction.")
+                targets.append(r.target_report)
+                sources.append(r.source_report or "")
+                warnings.append([] if r.source_report else ["no source report: the source prompt is empty"])
+                continue
             try:
                 p = prompts_for(r.instruction, self.config.prompt)
                 warns = []

@@ -178,3 +178,17 @@ def test_validate_reports_missing_csv_and_columns(tmp_path):
     assert "current_dicom_id, instruction" in report.examples["missing_columns"][0]
     with pytest.raises(DataError, match="lacks required column"):
         MimicEditDataset(tmp_path)
+
+
+def test_report_columns_are_kept_as_written(tmp_path):
+    """A report is free text: "1." must not become the number 1, nor "[ ]" a JSON list; an empty cell is None."""
+    rows = [dict(split="test", past_dicom_id="p1", current_dicom_id="c1", instruction="Add the finding of edema.",
+                 source_report="1.", target_report=" [ ] Moderate edema. "),
+            dict(split="test", past_dicom_id="p2", current_dicom_id="c2", instruction="Add the finding of edema.",
+                 source_report="", target_report="Edema.")]
+    _write(tmp_path, rows, {f"{d}/{i}.png": _gray(0) for d, i in
+                            (("past", "p1"), ("current", "c1"), ("past", "p2"), ("current", "c2"))})
+    a, b = MimicEditDataset(tmp_path, split="test")
+    assert (a.labels["source_report"], a.labels["target_report"]) == ("1.", "[ ] Moderate edema.")
+    assert (b.labels["source_report"], b.labels["target_report"]) == (None, "Edema.")
+    assert "unknown_columns" not in validate_dataset(tmp_path).counts  # known columns, not a warning

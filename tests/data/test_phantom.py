@@ -11,8 +11,8 @@ from PIL import Image
 
 from ix2x.data.findings import LEVELS, RSE_FINDINGS
 from ix2x.data.phantom import (
-    CSV_COLUMNS, FINDING_LEVELS, PHRASES, Finding, Op, apply_ops, findings_from_json, format_instruction,
-    generate, ops_from_json, render_pair,
+    CSV_COLUMNS, FINDING_LEVELS, PHRASES, Finding, Op, apply_ops, findings_from_json, findings_report,
+    format_instruction, generate, ops_from_json, render_pair,
 )
 
 N, SIZE = 24, 64
@@ -45,7 +45,8 @@ def test_layout_and_csv_columns(dataset):
     with open(dataset / "instructions.csv", newline="") as fh:
         assert tuple(next(csv.reader(fh))) == CSV_COLUMNS
     assert CSV_COLUMNS == ("split", "past_dicom_id", "current_dicom_id", "instruction", "subject_id", "aligned",
-                           "mask", "sex", "age", "habitus", "findings_past", "findings_current", "ops")
+                           "mask", "sex", "age", "habitus", "findings_past", "findings_current", "ops",
+                           "source_report", "target_report")
     rows = _rows(dataset)
     assert len(rows) == N
     assert {r["split"] for r in rows} == {"train", "val", "test"}
@@ -62,6 +63,19 @@ def test_layout_and_csv_columns(dataset):
     meta = json.loads((dataset / "phantom.json").read_text())
     assert (meta["seed"], meta["n"], meta["size"], meta["jitter"]) == (0, N, SIZE, False)
     assert meta["version"]
+
+
+def test_reports_describe_each_study_in_the_instructions_words(dataset):
+    assert findings_report({"Edema": Finding("moderate"), "Effusion": Finding("small", "left")}) == \
+        "Moderate edema. Small left pleural effusion."  # RSE_FINDINGS order: Edema before Effusion
+    assert findings_report({}) == "No findings."
+    for r in _rows(dataset):
+        for study in ("past", "current"):
+            findings = findings_from_json(r[f"findings_{study}"])
+            report = r["source_report" if study == "past" else "target_report"]
+            assert report.count(".") == max(1, len(findings))
+            for name, f in findings.items():
+                assert " ".join(w for w in (f.level, f.side, PHRASES[name]) if w) in report.lower()
 
 
 def test_pairs_differ_only_inside_their_masks(dataset):

@@ -48,3 +48,25 @@ def test_roentgen_records_the_prompt_and_passes_unreadable_instructions_through(
                        EditRequest("b", radiograph(), "brighten the lungs", 1)])
     assert out[0].info["prompt"] == "No edema." and out[0].info["warnings"] == []
     assert out[1].info["prompt"] == "brighten the lungs" and "not understood" in out[1].info["warnings"][0]
+
+
+def test_dataset_prompts_are_the_requests_reports_and_a_missing_report_says_what_to_add(tiny_t2i):
+    """`prompt: dataset` conditions on the dataset's report of the study to draw (DiffEdit's source prompt:
+    the input's report), records it, and without one refuses with the column to add and the alternative."""
+    from diffusion_helpers import radiograph
+
+    from ix2x import registry
+    from ix2x.configs import build
+    from ix2x.errors import UserError
+    from ix2x.types import EditRequest
+
+    cls = registry.load("editor", "diffedit")
+    editor = cls(build(cls.Config, {"model": str(tiny_t2i), "steps": 2, "resolution": 64, "prompt": "dataset"},
+                       where="test"))
+    req = EditRequest("a", radiograph(), "Add the finding of edema.", 1, source_report="Mild cardiomegaly.",
+                      target_report="Mild cardiomegaly. Moderate edema.")
+    info = editor.edit([req])[0].info
+    assert (info["prompt"], info["source_prompt"], info["prompt_style"]) == \
+        ("Mild cardiomegaly. Moderate edema.", "Mild cardiomegaly.", "dataset")
+    with pytest.raises(UserError, match="`target_report`.*`prompt: report`"):
+        editor.edit([EditRequest("b", radiograph(), "Add the finding of edema.", 1)])

@@ -16,7 +16,7 @@ from ix2x.types import EditResult, Sample
 
 def phantom_samples(n: int = 8, size: int = 64, seed: int = 0) -> list[Sample]:
     """Samples exactly as the dataset reader builds them from a phantom folder."""
-    from ix2x.data.phantom import render_pair
+    from ix2x.data.phantom import findings_report, render_pair
 
     out = []
     for i in range(n):
@@ -24,7 +24,8 @@ def phantom_samples(n: int = 8, size: int = 64, seed: int = 0) -> list[Sample]:
         labels = {"sex": p.patient.sex, "age": round(p.patient.age, 1), "habitus": p.patient.habitus,
                   "findings_past": {k: v.as_json() for k, v in p.findings_past.items()},
                   "findings_current": {k: v.as_json() for k, v in p.findings_current.items()},
-                  "ops": [o.as_json() for o in p.ops]}
+                  "ops": [o.as_json() for o in p.ops], "source_report": findings_report(p.findings_past),
+                  "target_report": findings_report(p.findings_current)}
         out.append(Sample(f"ph{i:03d}", torch.from_numpy(p.past).float()[None] / 255, p.instruction,
                           target=torch.from_numpy(p.current).float()[None] / 255, target_aligned=True,
                           region=torch.from_numpy(p.mask).float()[None], labels=labels,

@@ -89,3 +89,36 @@ def test_the_editor_comes_through_the_edits_again_capability_only():
 
     with pytest.raises(UserError, match="EditsAgain"):
         runner._bind([Claims()], editor, suite)
+
+
+class Recorder(Editor):
+    """Returns the input and keeps every request it got."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.seen = []
+
+    def edit(self, requests):
+        self.seen += requests
+        return [EditResult(image=r.image.clone()) for r in requests]
+
+
+def test_requests_carry_the_datasets_reports_and_re_edits_swap_them(phantoms):
+    """The runner passes each sample's reports to the editor; the reverse re-edit starts from the edit (the
+    target study) and asks for the source study, so its reports are swapped; the repeat asks for the target."""
+    from benchmarks.editing import requests_for
+
+    s = phantoms[0]
+    first = requests_for(Recorder, [s], seed=0)[0]
+    assert (first.source_report, first.target_report) == (s.labels["source_report"], s.labels["target_report"])
+    assert first.source_report != first.target_report
+    editor = Recorder()
+    metric = Axiomatic()
+    metric.bind_editor(editor, seed=0)
+    metric.compute([s], editor.edit([first]))
+    by_kind = {r.sample_id.removeprefix(s.sample_id): r for r in editor.seen[1:]}
+    assert len(by_kind) == 2
+    reverse = next(r for r in by_kind.values() if r.instruction != s.instruction)
+    repeat = next(r for r in by_kind.values() if r.instruction == s.instruction)
+    assert (reverse.source_report, reverse.target_report) == (s.labels["target_report"], s.labels["source_report"])
+    assert (repeat.source_report, repeat.target_report) == (s.labels["target_report"], s.labels["target_report"])
