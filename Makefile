@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
+# Without ARGS: the default suite, then the comparison with the original paper's baseline editors
+# (README: "What `make run` produced" and "The comparison on phantoms"). With ARGS: `ix2x run $(ARGS)`.
+RUN_SUITES ?= phantom phantom_baselines
 run: $(STAMP)
-	$(VENV)/bin/ix2x run $(ARGS)
+	@if [ -n "$(ARGS)" ]; then $(VENV)/bin/ix2x run $(ARGS); \
+	else for s in $(RUN_SUITES); do $(VENV)/bin/ix2x run --suite $$s || exit 1; done; fi
 
 # Offline, with a throwaway HOME and TORCH_HOME: nothing is downloaded and nothing the user
 # cached can leak into a test.

@@ -60,7 +60,7 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
     for spec in suite.editors:
         entry = registry.entries("editor").get(spec.name)  # None: registered in-process, not by entry point
         if models and entry is not None and isinstance(spec.args.get("model"), str) \
-                and entry.target.startswith("editors."):
+                and entry.target.startswith(PIX2PIX_EDITOR_MODULES):
             missing += [f"editor `{spec.key}`: {p}" for p in model_problems(spec.args["model"], editor=spec.key)]
     if missing:
         from ix2x.errors import MissingWeightsError
@@ -69,6 +69,11 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
 
 
 # ------------------------------------------------------------------------------------ diffusers models
+# Built-in editors whose `model` is a CLIP InstructPix2Pix folder, checked above before torch is imported.
+# The others have other layouts (a text-to-image folder, RadEdit's bare UNet with parts elsewhere, a BERT
+# text encoder) and their own `problems()` hook checks them once their module is imported.
+PIX2PIX_EDITOR_MODULES: tuple[str, ...] = tuple(f"editors.{m}:" for m in (
+    "instructx2x", "instructpix2pix", "ix2x_no_rse", "ix2x_relevance_only", "ix2x_mask_only"))
 # One of each tuple must exist (weights: safetensors preferred, .bin accepted), as in
 # ix2x.diffusion.loading.REQUIRED_FILES; grouped here by the component they belong to.
 COMPONENTS: dict[str, tuple[tuple[str, ...], ...]] = {

@@ -123,12 +123,6 @@ def load_folder(model: str | Path, kind: Kind, *, device: str = "cpu", dtype: st
                                                 local_files_only=True)
     encoder = load_text_encoder(te_dir, device=device, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code,
                                 how=how)
-    latent = int(autoencoder.config.latent_channels)
-    expected = 2 * latent if kind == "pix2pix" else latent
-    if unet.config.in_channels != expected:
-        what = "an InstructPix2Pix model (noisy + image latents)" if kind == "pix2pix" else "a text-to-image model"
-        raise UserError(f"{folder} is not {what}: its UNet takes {unet.config.in_channels} input channels, "
-                        f"expected {expected}.")
     hidden = getattr(encoder.config, "hidden_size", None)
     if unet.config.cross_attention_dim != hidden:
         raise UserError(f"The text encoder {te_dir} gives {hidden}-dim states but the UNet's cross-attention "
@@ -156,7 +150,24 @@ def check_folder(model: str | Path, *, kind: Kind = "text_to_image", trust_remot
     _weights(te_dir, ("model.safetensors", "pytorch_model.bin"), "text encoder", how)
     check_remote_code(te_dir, trust_remote_code)
     check_remote_code(tok_dir, trust_remote_code)
+    _check_channels(folder / "unet/config.json", vae_dir / "config.json", kind)
     return folder, vae_dir, te_dir, tok_dir, how
+
+
+def _check_channels(unet_config: Path, vae_config: Path, kind: Kind) -> None:
+    """The UNet's input channels against the VAE's latent channels, from the configs (no weights): an
+    InstructPix2Pix folder given to a text-to-image editor, or the reverse, is refused here."""
+
+    try:
+        got = json.loads(unet_config.read_text())["in_channels"]
+        latent = json.loads(vae_config.read_text()).get("latent_channels", 4)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{unet_config} or {vae_config} is not a readable diffusers config: {e}.") from None
+    expected = 2 * latent if kind == "pix2pix" else latent
+    if got != expected:
+        what = "an InstructPix2Pix model (noisy + image latents)" if kind == "pix2pix" else "a text-to-image model"
+        raise UserError(f"{unet_config.parent.parent} is not {what}: its UNet takes {got} input channels, "
+                        f"expected {expected}.")
 
 
 def _resolve(model: str | Path, kind: Kind) -> Path:

@@ -186,6 +186,27 @@ def test_not_an_instructpix2pix_unet(tmp_path, tiny_model):
     assert "not an InstructPix2Pix model" in problem and "4 input channels, expected 8" in problem
 
 
+def test_shipped_suites_with_text_to_image_editors_pass_the_check(tmp_path):
+    """Bug: the pre-import check took every built-in editor's `model` for an InstructPix2Pix folder, so the
+    shipped phantom_baselines suite (roentgen, diffedit, radedit on a text-to-image folder) could not start.
+    Those editors' own hooks check their folders; an InstructPix2Pix folder given to roentgen is still refused."""
+    from ix2x.errors import MissingWeightsError
+    from ix2x.preflight import check_specs
+    from ix2x.suite import load_suite, suite_from_dict
+
+    check_specs(load_suite(REPO / "benchmarks/suites/phantom_baselines.yaml"))  # raised MissingWeightsError before the fix
+    r = _validate(["--suite", "phantom_baselines"], tmp_path, REPO)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wrong = suite_from_dict({"name": "w", "editors": [{"name": "roentgen", "args": {"model": "builtin:phantom_ix2x"}}]})
+    check_specs(wrong)  # not a pix2pix editor: no pix2pix check before import...
+    r = _validate(["--suite", "phantom_smoke", "--editors", "roentgen", "--editor-arg",
+                   "roentgen.model=builtin:phantom_ix2x"], tmp_path, REPO)
+    assert r.returncode == 1 and "roentgen" in r.stdout + r.stderr  # ...its hook refuses the folder
+    with pytest.raises(MissingWeightsError, match="not an InstructPix2Pix"):
+        check_specs(suite_from_dict({"name": "w", "editors": [
+            {"name": "instructx2x", "args": {"model": "builtin:phantom_t2i"}}]}))
+
+
 def test_memory_problem_when_the_model_does_not_fit(tiny_model, monkeypatch):
     from ix2x import preflight
     from ix2x.diffusion.memory import estimate_for_folder
