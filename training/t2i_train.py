@@ -4,13 +4,19 @@
 It reuses the shipped ``phantom_ix2x`` model's VAE, tokenizer, frozen text encoder and noise schedule, and
 initialises its UNet from ``phantom_ix2x``'s UNet without the image-conditioning input channels (the
 first ``latent_channels`` input channels of ``conv_in`` are the noisy latents'). Training images are
-both sides of the phantom training pairs, captioned with the report-style prompts the baselines get at
-inference (:mod:`ix2x.data.prompts`): the current image with the instruction's target sentence, the past
-image with its source sentence, so captions and inference prompts share one vocabulary.
+both sides of the phantom training pairs, captioned (``--captions``) with the dataset's report of each study
+(``source_report`` / ``target_report``: every finding present, with level and side; what the
+``phantom_baselines`` suite prompts with, ``prompt: dataset``), or with the sentence the instruction converts
+to (:mod:`ix2x.data.prompts`, ``prompt: report``), or either at random.
 
-Run (seeded, CPU, one thread; generates the training phantoms on first use)::
+A caption check runs before and after training (and every 1,000 steps): the denoising error of the default
+suites' held-out test phantoms with each study's own caption, its pair partner's and the empty one, inside
+the change mask, where only the caption says which study to draw. It goes to ``training.json``.
 
-    nice -n 10 python -m training.t2i_train --out runs/phantom_t2i --steps 1500
+Run (seeded, CPU, one thread; generates the training phantoms on first use); the shipped model's stages
+are in its model card::
+
+    nice -n 10 python -m training.t2i_train --out runs/phantom_t2i --captions dataset --lr 3e-4 --max-minutes 55
     cp -r runs/phantom_t2i/model/. ix2x/models/phantom_t2i/
 """
 
