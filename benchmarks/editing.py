@@ -95,7 +95,8 @@ def requests_for(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[E
     gt = getattr(editor_cls, "uses_ground_truth", False)
     return [EditRequest(s.sample_id, s.image, s.instruction, sample_seed(seed, s.sample_id),
                         target=s.target if gt and s.target_aligned else None,
-                        source_report=s.labels.get("source_report"), target_report=s.labels.get("target_report"))
+                        source_report=(s.labels or {}).get("source_report"),
+                        target_report=(s.labels or {}).get("target_report"))
             for s in batch]
 
 

@@ -228,8 +228,13 @@ def save_report_inputs(run_dir: Path, layout: Layout, dataset: Sequence[Sample],
 
 # --------------------------------------------------------------------------------------- data
 
-def sample_hash(s: Sample) -> str:
-    """sha256 of everything of a sample an editor or metric reads."""
+def sample_hash(s: Sample, *, reports: bool = True) -> str:
+    """sha256 of everything of a sample an editor or metric reads. ``reports=False`` leaves the report
+    labels out: the hash records written before datasets carried reports have (their editors never saw
+    any, so the same images with reports added are still their data)."""
+    from ix2x.data.mimic import REPORT_COLUMNS
+
+    labels = {k: v for k, v in dict(s.labels or {}).items() if reports or k not in REPORT_COLUMNS}
     h = hashlib.sha256()
     for t in (s.image, s.target, s.region):
         if t is None:
@@ -239,7 +244,7 @@ def sample_hash(s: Sample) -> str:
             h.update(repr((tuple(a.shape), str(a.dtype))).encode())
             h.update(a.numpy().data)  # the buffer itself, no copy
     h.update(json.dumps([s.sample_id, s.instruction, s.target_aligned, s.patient_id, s.split,
-                         records.dumps(dict(s.labels))], sort_keys=True).encode())
+                         records.dumps(labels)], sort_keys=True).encode())
     return "sha256:" + h.hexdigest()
 
 
@@ -281,7 +286,7 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
         and stored.get("ids") == current["ids"]
     if done and not same_files:
         index = {sid: i for i, sid in enumerate(ids)}
-        hashes: dict[str, str] = {}
+        hashes: dict[str, tuple[str, str]] = {}  # with and without the report labels
         changed: dict[str, str] = {}
         for rec in done:
             sid = rec.sample_id
@@ -291,8 +296,9 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
                 changed[sid] = "no longer in the data"
                 continue
             if sid not in hashes:
-                hashes[sid] = sample_hash(dataset[index[sid]])
-            if hashes[sid] != rec.data_hash:
+                sample = dataset[index[sid]]
+                hashes[sid] = (sample_hash(sample), sample_hash(sample, reports=False))
+            if rec.data_hash not in hashes[sid]:
                 changed[sid] = "its data changed"
         if changed:
             first = next(iter(changed))

@@ -13,6 +13,7 @@ it when called.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -52,6 +53,15 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
             what = "is a file" if root.is_file() else "does not exist"
             raise UserError(f"`--data` must be a MIMIC-EDIT-INSTRUCTION folder, got {root}, which {what}. "
                             "Build one with `ix2x dataset build` or point at your copy.")
+        wants = [spec.key for spec in suite.editors if spec.args.get("prompt") == "dataset"]
+        csv_file = root / "instructions.csv"
+        if wants and csv_file.is_file():
+            with open(csv_file, encoding="utf-8-sig", newline="") as fh:
+                header = [c.strip() for c in next(csv.reader(fh), [])]
+            if "target_report" not in header:
+                raise UserError(f"{', '.join(f'`{k}`' for k in wants)} take(s) `prompt: dataset`, the dataset's "
+                                f"reports, but {csv_file} has no `target_report` column: add `target_report` (and "
+                                f"`source_report`) columns, or set `prompt: report` to convert the instructions.")
     if data.limit is not None and data.limit < 1:
         raise UserError(f"`limit` must be >= 1, got {data.limit}.")
     # Model folders the suite or the command line names for the built-in diffusion editors, before
@@ -70,8 +80,9 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
 
 # ------------------------------------------------------------------------------------ diffusers models
 # Built-in editors whose `model` is a CLIP InstructPix2Pix folder, checked above before torch is imported.
-# The others have other layouts (a text-to-image folder, RadEdit's bare UNet with parts elsewhere, a BERT
-# text encoder) and their own `problems()` hook checks them once their module is imported.
+# The others have other layouts (a text-to-image folder, RadEdit's bare UNet with parts elsewhere) and are
+# checked by their own `problems()` hook once their module is imported (biomedjourney's is the
+# InstructPix2Pix check too, after import: its text encoder may be any transformers model).
 PIX2PIX_EDITOR_MODULES: tuple[str, ...] = tuple(f"editors.{m}:" for m in (
     "instructx2x", "instructpix2pix", "ix2x_no_rse", "ix2x_relevance_only", "ix2x_mask_only"))
 # One of each tuple must exist (weights: safetensors preferred, .bin accepted), as in

@@ -11,7 +11,8 @@ to (:mod:`ix2x.data.prompts`, ``prompt: report``), or either at random.
 
 A caption check runs before and after training (and every 1,000 steps): the denoising error of the default
 suites' held-out test phantoms with each study's own caption, its pair partner's and the empty one, inside
-the change mask, where only the caption says which study to draw. It goes to ``training.json``.
+the change mask, where only the caption says which study to draw. The first and last go to ``training.json``
+(``caption_check_init``, ``caption_check_final``), the others to the console.
 
 Run (seeded, CPU, one thread; generates the training phantoms on first use); the shipped model's stages
 are in its model card::
@@ -182,7 +183,8 @@ def main(argv=None) -> None:
 
     t0 = time.time()
     root = Path(DATA["path"])
-    if not (root / "instructions.csv").is_file() or "target_report" not in (root / "instructions.csv").open().readline():
+    if not (root / "instructions.csv").is_file() or \
+            "target_report" not in (root / "instructions.csv").read_text().split("\n", 1)[0]:
         generate(root, DATA["n"], seed=DATA["seed"], size=DATA["size"], splits=DATA["splits"], progress=False)
     comps = load_components(SOURCE_MODEL)
     scale = float(comps.vae.config.scaling_factor)

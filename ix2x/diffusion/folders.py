@@ -159,9 +159,9 @@ def _check_channels(unet_config: Path, vae_config: Path, kind: Kind) -> None:
     InstructPix2Pix folder given to a text-to-image editor, or the reverse, is refused here."""
 
     try:
-        got = json.loads(unet_config.read_text())["in_channels"]
+        got = json.loads(unet_config.read_text()).get("in_channels", 4)  # diffusers' default
         latent = json.loads(vae_config.read_text()).get("latent_channels", 4)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, AttributeError) as e:
         raise UserError(f"{unet_config} or {vae_config} is not a readable diffusers config: {e}.") from None
     expected = 2 * latent if kind == "pix2pix" else latent
     if got != expected:

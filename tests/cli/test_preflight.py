@@ -226,3 +226,22 @@ def test_lpips_random_backbone_needs_no_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert "backbone not found" in Lpips().problems()[0]
     assert Lpips(Lpips.Config(random_backbone=True)).problems() == []
+
+
+def test_prompt_dataset_needs_the_report_column_before_anything_loads(data):
+    """Without the check every batch failed after the model loaded, and the run ended with every record failed."""
+    from ix2x.errors import UserError
+    from ix2x.preflight import check_specs
+    from ix2x.suite import suite_from_dict
+
+    def suite(prompt):
+        return suite_from_dict({"name": "r", "data": {"source": "dir", "path": str(data)},
+                                "editors": [{"name": "roentgen", "args": {"prompt": prompt}}]})
+
+    with pytest.raises(UserError, match=r"`roentgen` take\(s\) `prompt: dataset`.*no `target_report` column"):
+        check_specs(suite("dataset"), models=False)
+    check_specs(suite("report"), models=False)
+    csv_file = data / "instructions.csv"
+    lines = csv_file.read_text().splitlines()
+    csv_file.write_text("\n".join([lines[0] + ",target_report"] + [l + ",Edema." for l in lines[1:]]) + "\n")
+    check_specs(suite("dataset"), models=False)

@@ -181,14 +181,15 @@ def test_validate_reports_missing_csv_and_columns(tmp_path):
 
 
 def test_report_columns_are_kept_as_written(tmp_path):
-    """A report is free text: "1." must not become the number 1, nor "[ ]" a JSON list; an empty cell is None."""
+    """A report is free text: "1" must not become the number 1, nor "[]" a JSON list (what other label
+    columns become); surrounding spaces go, and an empty cell is None."""
     rows = [dict(split="test", past_dicom_id="p1", current_dicom_id="c1", instruction="Add the finding of edema.",
-                 source_report="1.", target_report=" [ ] Moderate edema. "),
+                 source_report="1", target_report=" [] "),
             dict(split="test", past_dicom_id="p2", current_dicom_id="c2", instruction="Add the finding of edema.",
                  source_report="", target_report="Edema.")]
     _write(tmp_path, rows, {f"{d}/{i}.png": _gray(0) for d, i in
                             (("past", "p1"), ("current", "c1"), ("past", "p2"), ("current", "c2"))})
     a, b = MimicEditDataset(tmp_path, split="test")
-    assert (a.labels["source_report"], a.labels["target_report"]) == ("1.", "[ ] Moderate edema.")
+    assert (a.labels["source_report"], a.labels["target_report"]) == ("1", "[]")
     assert (b.labels["source_report"], b.labels["target_report"]) == (None, "Edema.")
     assert "unknown_columns" not in validate_dataset(tmp_path).counts  # known columns, not a warning

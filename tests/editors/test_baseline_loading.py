@@ -106,3 +106,19 @@ def test_problems_report_the_refusal_and_missing_folders_without_loading(tiny_ra
     assert _editor("radedit", model=str(tiny_radedit), trust_remote_code=True).problems() == []
     missing = _editor("diffedit", model=str(tmp_path / "nowhere")).problems()
     assert len(missing) == 1 and "does not exist" in missing[0]
+
+
+def test_diffedit_mask_of_equal_prompts_is_empty(tiny_t2i):
+    """Equal source and target prompts (axiomatic's repeat under `prompt: dataset`) differ nowhere: the mask
+    is empty (diffusers' rule gives 0 / 0 = NaN there, which compares False), so that re-edit is a
+    reconstruction of its input through inversion."""
+    from ix2x.diffusion.diffedit_mask import diffedit_mask
+    from ix2x.diffusion.folders import load_folder
+    from ix2x.diffusion.loop import Pix2PixModel
+
+    model = Pix2PixModel(load_folder(str(tiny_t2i), "text_to_image"))
+    emb = model.encode_text(["Edema."])
+    images = radiograph().repeat(3, 1, 1)[None] * 2 - 1
+    gens = [torch.Generator().manual_seed(0)]
+    mask = diffedit_mask(model, images, emb, model.uncond(1), emb, gens, steps=4, text_scale=7.5, maps=2)
+    assert mask.shape[0] == 1 and not mask.isnan().any() and mask.sum() == 0
