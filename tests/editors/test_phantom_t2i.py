@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 import torch
 
-GAP = 0.005  # in-mask epsilon MSE; the shipped model's margins are in the model card
 SHIPPED = Path(__file__).resolve().parents[2] / "ix2x" / "models" / "phantom_t2i"
 
 
@@ -32,7 +31,9 @@ def test_shipped_phantom_t2i_follows_its_captions_on_held_out_phantoms(tmp_path)
     """On phantoms it never saw (generator seed 0; it trained on seed 2000), at fixed noise and timesteps:
     the trained UNet denoises better than its initialisation, and inside the change mask (the only place
     where a pair's two studies differ) each study's own report beats its pair partner's and the empty
-    caption. Measured here (24 pairs) and on the suites' 64 test pairs: see the model card."""
+    caption. Measured here (24 pairs, in-mask epsilon MSE): own report 0.1205, partner's 0.1414, empty
+    0.1266; whole image 0.0678 against the initialisation's 0.0939 (64 pairs: the model card). The model
+    shipped before this check was 0.1291 / 0.1318 / 0.1312 on 64 pairs and would fail it."""
     from diffusers import DDPMScheduler
 
     from ix2x.data.phantom import generate
@@ -54,4 +55,5 @@ def test_shipped_phantom_t2i_follows_its_captions_on_held_out_phantoms(tmp_path)
     init = caption_check(t2i_unet_from(load_components("builtin:phantom_ix2x").unet, 8).eval(), sched, scale,
                          mean, std, masks, {"own": captions["own"]})
     assert trained["own"]["whole"] < init["own"]["whole"] - 0.005
-    assert trained["own"]["in_mask"] < min(trained["partner"]["in_mask"], trained["empty"]["in_mask"]) - GAP
+    assert trained["own"]["in_mask"] < trained["partner"]["in_mask"] - 0.01
+    assert trained["own"]["in_mask"] < trained["empty"]["in_mask"] - 0.003
