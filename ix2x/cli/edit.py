@@ -13,6 +13,8 @@ EXAMPLES = """examples:
   ix2x edit cxr.png "Remove the finding of edema" --editor instructx2x --model DIR --out e.png --guidance-map g.png
   ix2x edit cxr.png "Add the finding of edema" --editor instructpix2pix --model DIR --editor-arg steps=50
   ix2x edit cxr.png "Add the finding of edema" --model DIR --editor-arg tau=0.2 --device cuda
+  ix2x edit cxr.png "Add the finding of edema" --editor roentgen --model builtin:phantom_t2i \
+      --editor-arg prompt=dataset --target-report "Moderate edema." --source-report "No findings."
 """
 
 
@@ -26,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--editor-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="editor setting, e.g. steps=50 or tau=0.2 (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="the edit's seed (default: 0)")
+    p.add_argument("--target-report", default=None, metavar="TEXT",
+                   help="report of the study to produce, for editors with `prompt=dataset` (roentgen, diffedit, radedit)")
+    p.add_argument("--source-report", default=None, metavar="TEXT", help="report of IMAGE (DiffEdit's source prompt)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
 
 
@@ -53,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     editor = cls(config)  # resolution unset: the model's native size (its unet and vae configs)
     if args.device:
         editor.to(args.device)
-    result = editor.edit([EditRequest(image_path.stem, image, args.instruction, args.seed)])[0]
+    result = editor.edit([EditRequest(image_path.stem, image, args.instruction, args.seed,
+                                      source_report=args.source_report, target_report=args.target_report)])[0]
     save_image(args.out, result.image)
     print(f"edit: {args.out}")
     if args.guidance_map:
@@ -62,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         _save_overlay(args.guidance_map, image, result.guidance_map)
         print(f"guidance map: {args.guidance_map}")
     info = result.info
-    summary = {k: info[k] for k in ("steps", "resolution", "unet_calls", "edit_fraction", "device") if k in info}
+    summary = {k: info[k] for k in ("steps", "resolution", "unet_calls", "edit_fraction", "device", "prompt")
+               if k in info}
     print("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     for warning in info.get("warnings", []):
         print(f"  warning: {warning}")

@@ -110,7 +110,8 @@ class TextToImageEditor(Editor):
                 if not r.target_report:
                     raise UserError(
                         f"sample {r.sample_id!r} has no target report, which `prompt: dataset` takes as the prompt: "
-                        f"add `target_report` (and `source_report`) columns to the dataset's instructions.csv, "
+                        f"add `target_report` (and `source_report`) columns to the dataset's instructions.csv "
+                        f"(`ix2x edit`: --target-report), "
                         f"or set `prompt: report` to convert the instruction.")
                 targets.append(r.target_report)
                 sources.append(r.source_report or "")

@@ -69,3 +69,17 @@ def test_instructx2x_with_the_real_atlas_prior(tiny_model):
     assert result.edit_mask.sum() > 0 and (prior == 0).any()  # both sides of the check are non-empty
     assert result.edit_mask[prior == 0].sum() == 0  # nothing is edited outside the anatomical prior
     assert result.info["unet_calls"] == 3
+
+
+def test_edit_passes_reports_to_a_report_conditioned_editor(tmp_path, capsys):
+    from ix2x.diffusion.tiny_t2i import make_tiny_t2i
+
+    model = make_tiny_t2i(tmp_path / "t2i")
+    src = tmp_path / "cxr.png"
+    save_image(src, radiograph(6, size=64))
+    common = ["edit", str(src), "Add the finding of edema", "--editor", "roentgen", "--model", str(model),
+              "--out", str(tmp_path / "e.png"), "--editor-arg", "steps=2", "--editor-arg", "resolution=64",
+              "--editor-arg", "prompt=dataset"]
+    assert main(common + ["--target-report", "Moderate edema."]) == 0
+    assert "prompt=Moderate edema." in capsys.readouterr().out
+    assert main(common) == 2 and "`target_report`" in capsys.readouterr().err  # one-line error, no traceback
