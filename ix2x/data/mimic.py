@@ -48,8 +48,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("aligned", "mask", "subject_id")
 KNOWN_LABEL_COLUMNS: tuple[str, ...] = ("sex", "age", "race", "habitus", "findings_past",
                                         "findings_current", "ops", "study_id", "ref_id",
                                         "past_study_id", "current_study_id") + ("source_report", "target_report")
-# Free text, kept as text (a report reading "1" is not the number 1; spaces stripped, empty is None). Editors that take report-style
-# prompts use them with ``prompt: dataset`` (EditRequest.source_report / target_report).
+# Free text, kept as text (a report reading "1" is not the number 1; spaces stripped, empty is None).
+# Report-conditioned editors take them with ``prompt: dataset`` (EditRequest.source_report / target_report).
 REPORT_COLUMNS: tuple[str, ...] = ("source_report", "target_report")
 IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "dcm")
 CSV_NAME = "instructions.csv"
