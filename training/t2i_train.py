@@ -61,35 +61,35 @@ def t2i_unet_from(ip2p_unet, latent_channels: int):
     return unet
 
 
+ENCODE_BATCH = 64  # pairs per VAE batch: fixes the image order that partner() inverts
+
+
 @torch.no_grad()
-def encode_split(comps, root: Path, split: str, batch: int = 64, limit: int | None = None):
+def encode_split(comps, root: Path, split: str, batch: int = ENCODE_BATCH, limit: int | None = None):
     """Both images of the first ``limit`` pairs of ``split``, per image: latent means, stds, captions
     (``{"dataset": ..., "instruction": ...}``: the dataset's report of the study, and the sentence the
     instruction converts to) and change masks at latent size. Past images come first, then current, per
-    batch of pairs."""
-    from training.editor_data import EditPairs
+    batch of pairs. Each pair is read once."""
+    from ix2x.data.mimic import MimicEditDataset
+    from training.editor_data import _resize
 
-    data = EditPairs(root, split, DATA["size"], limit=limit)
-    frame = data.data.frame
+    data = MimicEditDataset(root, split, limit)
+    size = DATA["size"]
     means, stds, texts, masks = [], [], [], []
     for start in range(0, len(data), batch):
-        rows = range(start, min(len(data), start + batch))
-        pairs = [data.pair(i) for i in rows]
-        x = torch.stack([p[0] for p in pairs] + [p[1] for p in pairs])
+        samples = [data[i] for i in range(start, min(len(data), start + batch))]
+        x = torch.stack([_resize(s.image, size) for s in samples] + [_resize(s.target, size) for s in samples])
         dist = comps.vae.encode((x * 2 - 1).repeat(1, 3, 1, 1)).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
-        region = torch.stack([data.data[i].region for i in rows]).float()
-        region = F.adaptive_max_pool2d(region, dist.mean.shape[-2:])
+        region = F.adaptive_max_pool2d(torch.stack([s.region for s in samples]).float(), dist.mean.shape[-2:])
         masks.append(torch.cat([region, region]))
-        cap = [captions(p[2]) for p in pairs]
-        reports = [(str(frame["source_report"].iloc[i]), str(frame["target_report"].iloc[i])) for i in rows]
-        texts += [{"dataset": r[0], "instruction": c[0]} for c, r in zip(cap, reports)]
-        texts += [{"dataset": r[1], "instruction": c[1]} for c, r in zip(cap, reports)]
+        for study, report in ((0, "source_report"), (1, "target_report")):
+            texts += [{"dataset": s.labels[report], "instruction": captions(s.instruction)[study]} for s in samples]
     return torch.cat(means), torch.cat(stds), texts, torch.cat(masks)
 
 
-def partner(n_images: int, batch: int = 64) -> torch.Tensor:
+def partner(n_images: int, batch: int = ENCODE_BATCH) -> torch.Tensor:
     """Index of each image's pair partner (past <-> current) in :func:`encode_split`'s order."""
     out = torch.empty(n_images, dtype=torch.long)
     n_pairs = n_images // 2
