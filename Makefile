@@ -53,7 +53,7 @@ bench: $(STAMP)
 # benchmarks/gpu/device.sh).
 GPU_PY ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 gpu-check:
-	HF_HUB_OFFLINE=1 $(GPU_PY) -m benchmarks.gpu.check --out results/gpu_check $(ARGS)
+	HF_HUB_OFFLINE=1 $(GPU_PY) -m ix2x.benchmarks.gpu.check --out results/gpu_check $(ARGS)
 
 # Wheels the GPU check needs beyond a CUDA image's torch/transformers/accelerate (pure Python).
 gpu-wheels:

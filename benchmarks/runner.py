@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from benchmarks import editing, rundir, scoring
-from benchmarks.shard import Shard, barrier
+from ix2x.benchmarks import editing, rundir, scoring
+from ix2x.benchmarks.shard import Shard, barrier
 from ix2x import records, registry
 from ix2x.configs import build
 from ix2x.errors import UserError

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks import rundir
-from benchmarks.editing import Edited, format_error
+from ix2x.benchmarks import rundir
+from ix2x.benchmarks.editing import Edited, format_error
 from ix2x import records
 from ix2x.records import Layout, RunMeta, SampleRecord, SummaryRow
 from ix2x.stats import bootstrap_ci

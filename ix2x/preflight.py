@@ -83,7 +83,7 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
 # The others have other layouts (a text-to-image folder, RadEdit's bare UNet with parts elsewhere) and are
 # checked by their own `problems()` hook once their module is imported (biomedjourney's is the
 # InstructPix2Pix check too, after import: its text encoder may be any transformers model).
-PIX2PIX_EDITOR_MODULES: tuple[str, ...] = tuple(f"editors.{m}:" for m in (
+PIX2PIX_EDITOR_MODULES: tuple[str, ...] = tuple(f"ix2x.editors.{m}:" for m in (
     "instructx2x", "instructpix2pix", "ix2x_no_rse", "ix2x_relevance_only", "ix2x_mask_only"))
 # One of each tuple must exist (weights: safetensors preferred, .bin accepted), as in
 # ix2x.diffusion.loading.REQUIRED_FILES; grouped here by the component they belong to.

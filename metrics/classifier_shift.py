@@ -32,7 +32,7 @@ import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
-from metrics._shared import add_reason, auroc, direction, edit_ops, intended_presence, predict_both, scoring
+from ix2x.metrics._shared import add_reason, auroc, direction, edit_ops, intended_presence, predict_both, scoring
 
 KEYS = ("effect", "flip_rate", "level_effect", "level_direction", "collateral")
 

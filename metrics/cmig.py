@@ -30,8 +30,8 @@ import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
-from metrics._shared import auroc, edit_ops, intended_presence, predict_images, scoring
-from metrics.demographic_preservation import pearson
+from ix2x.metrics._shared import auroc, edit_ops, intended_presence, predict_images, scoring
+from ix2x.metrics.demographic_preservation import pearson
 
 COMBINATIONS = ("sqrt_p_sqrt_ra", "geometric_mean", "none")
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ix2x.types import Aggregate, EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
-from metrics._shared import predict_both, scoring
+from ix2x.metrics._shared import predict_both, scoring
 
 PER_SAMPLE = {"sex_agree": True, "group_agree": True, "age_abs_diff": False}
 

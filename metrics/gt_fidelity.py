@@ -17,7 +17,7 @@ import torch
 
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
-from metrics._shared import add_reason, at_eval_size, masked_mean, nan_values, scoring
+from ix2x.metrics._shared import add_reason, at_eval_size, masked_mean, nan_values, scoring
 
 SSIM_MIN_SIZE = 11
 

@@ -17,7 +17,7 @@ import torch
 
 from ix2x.types import EditResult, EmptyConfig, Metric, Sample
 from ix2x.types import HeadlineKey
-from metrics._shared import add_reason, at_eval_size, auroc, nan_values
+from ix2x.metrics._shared import add_reason, at_eval_size, auroc, nan_values
 
 KEYS = ("auroc", "iou", "mask_recall", "mask_precision", "pointing_game")
 

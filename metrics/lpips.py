@@ -16,7 +16,7 @@ import torch
 
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
-from metrics._shared import at_eval_size, scoring
+from ix2x.metrics._shared import at_eval_size, scoring
 
 
 def lpips_pairs(model: torch.nn.Module, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor],

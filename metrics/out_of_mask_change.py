@@ -24,7 +24,7 @@ import torch
 
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
-from metrics._shared import add_reason, at_eval_size, dilate, masked_mean, scoring
+from ix2x.metrics._shared import add_reason, at_eval_size, dilate, masked_mean, scoring
 
 PSNR_CAP_DB = 100.0  # identical outside pixels give an infinite PSNR; cap so that means stay finite
 SSIM_MIN_SIZE = 11  # torchmetrics' Gaussian window

@@ -19,24 +19,24 @@ def write_report(run_dirs: list[str | Path], out: str | Path, *, with_images: bo
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"`--out` must end in {', '.join(FORMATS)}, got {out.name!r}. "
                         "Choose one of those formats (a PDF: compile the .tex table, or print the .html).")
-    from reports import data
+    from ix2x.reports import data
 
     runs, editors = data.load(list(run_dirs))
     suffix = out.suffix.lower()
     if suffix == ".md":
-        from reports import markdown
+        from ix2x.reports import markdown
 
         text = markdown.render(runs, editors, baseline=baseline)
     elif suffix == ".tex":
-        from reports import tables
+        from ix2x.reports import tables
 
         text = tables.latex(runs, editors)
     elif suffix == ".csv":
-        from reports import tables
+        from ix2x.reports import tables
 
         text = tables.csv_text(runs, editors)
     else:
-        from reports import html
+        from ix2x.reports import html
 
         text = html.render(runs, editors, out=out, with_images=with_images, baseline=baseline)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def terminal_leaderboard(run_dir: str | Path, *, width: int | None = None) -> st
     the terminal (120 columns when there is none)."""
     import shutil
 
-    from reports import data, terminal
+    from ix2x.reports import data, terminal
 
     width = width or shutil.get_terminal_size((120, 24)).columns
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from reports.data import (TINY_N, Column, EditorView, Ranking, RunView, display_unit, headline_columns,
+from ix2x.reports.data import (TINY_N, Column, EditorView, Ranking, RunView, display_unit, headline_columns,
                           number, rank, sample_sets_note)
 
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from ix2x.errors import UserError
 from ix2x.records import Layout, inside, sidecar
-from reports import board as boards
-from reports import images, plots
-from reports.data import (LATENCY, TINY_N, Column, EditorView, RunView, all_columns, breakdown, display_unit,
+from ix2x.reports import board as boards
+from ix2x.reports import images, plots
+from ix2x.reports.data import (LATENCY, TINY_N, Column, EditorView, RunView, all_columns, breakdown, display_unit,
                           facets, number, per_sample_columns)
-from reports.significance import paired_rows
+from ix2x.reports.significance import paired_rows
 
 PAGE_ROWS = 25
 e = html.escape

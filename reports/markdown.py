@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
-from reports import board as boards
-from reports.data import TINY_N, EditorView, RunView, breakdown, number
-from reports.significance import paired_rows
+from ix2x.reports import board as boards
+from ix2x.reports.data import TINY_N, EditorView, RunView, breakdown, number
+from ix2x.reports.significance import paired_rows
 
 # CommonMark backslash-escapes any ASCII punctuation; these are the ones that would change the
 # structure (tables, emphasis, links, code, raw HTML, entities) if left as they are.

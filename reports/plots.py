@@ -11,8 +11,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from reports.board import Board, BoardColumn
-from reports.data import EditorView
+from ix2x.reports.board import Board, BoardColumn
+from ix2x.reports.data import EditorView
 
 MARKERS = "osD^vP*Xh<>p"
 REFERENCE_COLOR = "#888888"

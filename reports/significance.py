@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ix2x.stats import paired_difference
-from reports.data import Column, EditorView
+from ix2x.reports.data import Column, EditorView
 
 
 def find_editor(editors: list[EditorView], name: str) -> EditorView | None:

@@ -7,8 +7,8 @@ import io
 import math
 import re
 
-from reports import board as boards
-from reports.data import EditorView, RunView
+from ix2x.reports import board as boards
+from ix2x.reports.data import EditorView, RunView
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",

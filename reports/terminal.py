@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import textwrap
 
-from reports import board as boards
-from reports.data import EditorView, RunView
+from ix2x.reports import board as boards
+from ix2x.reports.data import EditorView, RunView
 
 
 def render(runs: list[RunView], editors: list[EditorView], *, width: int = 120) -> str:

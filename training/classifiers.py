@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ix2x.classifiers.phantom import build_net, prepare
-from training.classifier_config import TrainConfig
+from ix2x.training.classifier_config import TrainConfig
 
 __all__ = ["TrainConfig", "load_split", "scores", "train", "save"]
 

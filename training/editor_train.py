@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 from ix2x.errors import UserError
 from ix2x.seeding import validation_seed
-from training.editor_config import EditorTrainConfig, as_dict
-from training.editor_data import EditPairs, batch_indices, dropout_masks, step_generator, swap_laterality
+from ix2x.training.editor_config import EditorTrainConfig, as_dict
+from ix2x.training.editor_data import EditPairs, batch_indices, dropout_masks, step_generator, swap_laterality
 
 LOG_COLUMNS = ("step", "loss", "lr", "seconds_per_step", "images_per_second", "elapsed_s")
 _SUBFOLDERS = ("vae", "text_encoder", "tokenizer", "scheduler")
@@ -59,7 +59,7 @@ def build_init_model(config: EditorTrainConfig, data: EditPairs, out: Path, log:
     """``model.init`` as a local folder; for ``small``, build it (tokenizer, random UNet and text
     encoder, VAE trained on the training images) into ``out`` unless it is already there."""
     from ix2x.diffusion.loading import missing_files, resolve_model
-    from training import small_model
+    from ix2x.training import small_model
 
     if config.model.init != "small":
         return resolve_model(config.model.init)

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from ix2x.diffusion.tokenizer import word_tokenizer
-from training.editor_config import SmallModel
+from ix2x.training.editor_config import SmallModel
 
 # The grammar's own words, so instructions outside the training set still tokenize word by word.
 GRAMMAR_WORDS = ("add", "remove", "change", "the", "finding", "findings", "of", "level", "from", "to", "and",

@@ -71,7 +71,7 @@ def encode_split(comps, root: Path, split: str, batch: int = ENCODE_BATCH, limit
     instruction converts to) and change masks at latent size. Past images come first, then current, per
     batch of pairs. Each pair is read once."""
     from ix2x.data.mimic import MimicEditDataset
-    from training.editor_data import _resize
+    from ix2x.training.editor_data import _resize
 
     data = MimicEditDataset(root, split, limit)
     size = DATA["size"]

@@ -1,7 +1,7 @@
 """``make gpu-check``: one command that measures the full-size path on a CUDA GPU.
 
-    python -m benchmarks.gpu.check --out results/gpu_check      # what `make gpu-check` runs
-    python -m benchmarks.gpu.check --tiny --out /tmp/dry        # DRY RUN: tiny model, CPU, numbers mean nothing
+    python -m ix2x.benchmarks.gpu.check --out results/gpu_check      # what `make gpu-check` runs
+    python -m ix2x.benchmarks.gpu.check --tiny --out /tmp/dry        # DRY RUN: tiny model, CPU, numbers mean nothing
 
 Writes ``OUT/gpu_check.json`` (schema in the README's Performance section) after every part, so a run
 stopped at its time limit keeps what it measured, and ``OUT/gpu_check.md``, a short table. Parts, in
@@ -49,7 +49,7 @@ BF16_PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "
                     "H100 NVL": 835.5, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10": 125.0}
 NO_CUDA = ("gpu-check: no CUDA device here (torch {torch}, torch.cuda.is_available() is False): nothing was "
            "measured. Run `make gpu-check` on a machine with an NVIDIA GPU (README, Performance); "
-           "`python -m benchmarks.gpu.check --tiny` runs every measurement at tiny size on the CPU.")
+           "`python -m ix2x.benchmarks.gpu.check --tiny` runs every measurement at tiny size on the CPU.")
 
 
 class Check:
@@ -92,7 +92,7 @@ class Check:
 
                     make_tiny_model(folder, seed=0, image_size=self.res)
                 else:
-                    from benchmarks.gpu.sd15 import make_sd15_model
+                    from ix2x.benchmarks.gpu.sd15 import make_sd15_model
 
                     make_sd15_model(folder, seed=0, dtype="float16")
                 self.result["model_build_s"] = round(time.perf_counter() - t0, 1)
@@ -547,7 +547,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu.check", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ix2x.benchmarks.gpu.check", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/gpu_check", help="folder for gpu_check.json, gpu_check.md and the model")
     p.add_argument("--tiny", action="store_true", help="DRY RUN on the CPU with the tiny model: checks that every "
                    "part's code runs; its numbers mean nothing")

@@ -16,7 +16,7 @@ status=0
 if command -v make >/dev/null; then
   timeout 560 make gpu-check PYTHON=python3 ARGS="--out $work $*" || status=$?
 else
-  HF_HUB_OFFLINE=1 timeout 560 python3 -m benchmarks.gpu.check --out "$work" "$@" || status=$?
+  HF_HUB_OFFLINE=1 timeout 560 python3 -m ix2x.benchmarks.gpu.check --out "$work" "$@" || status=$?
 fi
 dest=${OUT:-results/gpu_check}
 mkdir -p "$dest"

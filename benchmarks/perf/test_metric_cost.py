@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.runner import resolve
+from ix2x.benchmarks.runner import resolve
 from ix2x.suite import load_suite
 from ix2x.types import EditRequest
 

@@ -29,7 +29,7 @@ def preflight_run(suite: Suite) -> None:
     from ix2x import preflight
 
     preflight.check_specs(suite)
-    from benchmarks import runner
+    from ix2x.benchmarks import runner
     from ix2x.errors import MissingWeightsError
 
     editors, metrics = runner.resolve(suite)
@@ -42,7 +42,7 @@ def preflight_run(suite: Suite) -> None:
 
 def suite_from_args(args: argparse.Namespace) -> Suite:
     """The suite named by ``--suite`` with the command line's overrides applied."""
-    from benchmarks import DEFAULT_SUITE, suite_path
+    from ix2x.benchmarks import DEFAULT_SUITE, suite_path
 
     suite = load_suite(suite_path(args.suite or DEFAULT_SUITE))
     overrides = {"seed": getattr(args, "seed", None), "batch_size": getattr(args, "batch_size", None),

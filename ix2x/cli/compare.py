@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks.compare import Gate, check_gates, compare_runs
+    from ix2x.benchmarks.compare import Gate, check_gates, compare_runs
 
     from ix2x.cli.common import require_run_dir
 

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _suites() -> list[dict]:
-    from benchmarks import suite_names, suite_path
+    from ix2x.benchmarks import suite_names, suite_path
     from ix2x.suite import load_suite
 
     return [{"name": n, "description": load_suite(suite_path(n)).description} for n in suite_names()]

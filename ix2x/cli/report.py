@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ix2x.cli.common import require_run_dir
-    from reports import write_report
+    from ix2x.reports import write_report
 
     for run_dir in args.run_dirs:
         require_run_dir(run_dir, "RUN_DIR")

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from ix2x.cli.common import require_run_dir
 
     require_run_dir(args.run_dir, "RUN_DIR")
-    from benchmarks import runner
+    from ix2x.benchmarks import runner
     from ix2x.configs import ConfigError, parse_assignments
     from ix2x.suite import ComponentSpec
 

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             suite = dataclasses.replace(suite, batch_timeout_s=args.batch_timeout)
         preflight_run(suite)
 
-    from benchmarks import rundir, runner, shard as sharding
+    from ix2x.benchmarks import rundir, runner, shard as sharding
 
     if args.quiet:
         _silence_library_progress_bars()
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         sharding.finish(shard)
     if shard.rank != 0:
         return 0 if outcome.ok else 1
-    from reports import write_report
+    from ix2x.reports import write_report
 
     try:
         write_report([outcome.run_dir], outcome.run_dir / "report.html")
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         report_failed = False
     try:
-        from reports import terminal_leaderboard
+        from ix2x.reports import terminal_leaderboard
 
         print(terminal_leaderboard(outcome.run_dir) + "\n")
     except Exception as e:  # the table is a convenience; the files above hold every number

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ix2x.errors import UserError
-    from training.editor_config import configs_dir, load_config
+    from ix2x.training.editor_config import configs_dir, load_config
 
     path = Path(args.config)
     if not path.is_file() and (configs_dir() / path.name).is_file():
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=args.data))
     if args.max_steps is not None and args.max_steps < 1:
         raise UserError(f"--max-steps must be >= 1, got {args.max_steps}.")
-    from training.editor_train import train
+    from ix2x.training.editor_train import train
 
     out = Path(args.out) if args.out else Path("runs") / config.name
     model = train(config, out, resume=args.resume, max_steps=args.max_steps)

@@ -17,7 +17,7 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from training.classifier_config import TrainConfig
+    from ix2x.training.classifier_config import TrainConfig
 
     d = TrainConfig()
     p.add_argument("--out", required=True, metavar="DIR", help="where phantom.safetensors/.json go")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from training.classifiers import TrainConfig, save, train
+    from ix2x.training.classifiers import TrainConfig, save, train
 
     tc = TrainConfig(n=args.n, data_seed=args.data_seed, data_size=args.data_size, size=args.size,
                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def fitting_suites(data: str | None) -> tuple[list[str], list[str]]:
     """(built-in suites that read a dataset folder, those that generate their own phantoms)."""
-    from benchmarks import suite_names, suite_path
+    from ix2x.benchmarks import suite_names, suite_path
     from ix2x.suite import load_suite
 
     dirs, phantoms = [], []
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     suite = suite_from_args(args)
     preflight.check_specs(suite, models=False)  # names, device, data folder: before torch is imported
 
-    from benchmarks import runner
+    from ix2x.benchmarks import runner
 
     editors, metrics = runner.resolve(suite)  # every setting against its Config
     out.update(suite=suite.name, device=suite.device, editors=[c.key for c in editors],

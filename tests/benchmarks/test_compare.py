@@ -2,8 +2,8 @@
 
 import pytest
 
-from benchmarks import runner
-from benchmarks.compare import Gate, compare_runs
+from ix2x.benchmarks import runner
+from ix2x.benchmarks.compare import Gate, compare_runs
 from ix2x.cli.main import main
 from ix2x.errors import UserError
 from ix2x.suite import suite_from_dict

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks import rundir, runner
+from ix2x.benchmarks import rundir, runner
 from ix2x import records
 from ix2x.cli.main import main
 from ix2x.suite import suite_from_dict

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import runner
+from ix2x.benchmarks import runner
 from ix2x import records, registry
 from ix2x.cli.main import main
 from ix2x.types import Editor, EditResult

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from benchmarks import rundir, runner
+from ix2x.benchmarks import rundir, runner
 from ix2x import records
 from ix2x.cli.main import main
 from ix2x.errors import UserError
@@ -28,7 +28,7 @@ def test_a_second_concurrent_resume_is_refused(tmp_path, samples, capsys):
         import sys, time
         sys.path.insert(0, {str(TESTS)!r})
         from pathlib import Path
-        from benchmarks import runner
+        from ix2x.benchmarks import runner
         from samples_for_tests import tiny_samples
         def slow(n):
             if not Path({str(marker)!r}).exists():  # hold the lock until the other resume was tried

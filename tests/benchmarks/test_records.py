@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import runner
+from ix2x.benchmarks import runner
 from ix2x import records
 from ix2x.cli.main import main
 from ix2x.suite import ComponentSpec, suite_from_dict

@@ -2,7 +2,7 @@
 
 import math
 
-from benchmarks import runner
+from ix2x.benchmarks import runner
 from ix2x import records
 from ix2x.suite import ComponentSpec, suite_from_dict
 
@@ -14,7 +14,7 @@ def test_rescore_matches_in_run_scores(tmp_path, samples):
     any threshold, so an old version of this test passed whatever rescore wrote)."""
     import dataclasses
 
-    from metrics.out_of_mask_change import OutOfMaskChange
+    from ix2x.metrics.out_of_mask_change import OutOfMaskChange
 
     narrowed = []
     for s in samples:

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from benchmarks import runner
+from ix2x.benchmarks import runner
 from ix2x import records
 from ix2x.suite import suite_from_dict
 
@@ -31,7 +31,7 @@ def test_kill_midway_then_resume_equals_uninterrupted(tmp_path, samples):
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})
         from pathlib import Path
-        from benchmarks import runner
+        from ix2x.benchmarks import runner
         from samples_for_tests import tiny_samples
         def die(n):
             if n >= 5:

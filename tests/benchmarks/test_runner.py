@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from benchmarks import runner
+from ix2x.benchmarks import runner
 from ix2x import records
 from ix2x.configs import ConfigError
 from ix2x.suite import suite_from_dict

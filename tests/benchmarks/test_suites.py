@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks import runner, suite_names, suite_path
+from ix2x.benchmarks import runner, suite_names, suite_path
 from ix2x.suite import load_suite
 
 

@@ -76,7 +76,7 @@ def test_a_plugin_classifier_installed_as_an_entry_point(tmp_path, monkeypatch):
     check_spec("spyplug:a")
     with pytest.raises(UserError, match="must be a or b"):
         check_spec("spyplug:c")
-    from metrics.classifier_shift import ClassifierShift
+    from ix2x.metrics.classifier_shift import ClassifierShift
 
     metric = ClassifierShift(ClassifierShift.Config(classifier="spyplug:b"))
     metric.scoring = state = Scoring()
@@ -129,8 +129,8 @@ def _big_sample(size=240, seed=0):
 def test_pixel_metrics_see_the_evaluation_size():
     """out_of_mask_change and gt_fidelity at eval_size 64 equal the same metrics at native size on
     images resized by torchvision (antialiased bilinear; masks: any source pixel)."""
-    from metrics.gt_fidelity import GtFidelity
-    from metrics.out_of_mask_change import OutOfMaskChange
+    from ix2x.metrics.gt_fidelity import GtFidelity
+    from ix2x.metrics.out_of_mask_change import OutOfMaskChange
 
     s = _big_sample()
     edit = EditResult(image=(0.9 * s.target + 0.1 * s.image.flip(-1)).clamp(0, 1), edit_mask=s.region)
@@ -159,7 +159,7 @@ def test_pixel_metrics_see_the_evaluation_size():
 
 
 def test_oracle_still_scores_perfectly_at_the_evaluation_size():
-    from metrics.out_of_mask_change import OutOfMaskChange
+    from ix2x.metrics.out_of_mask_change import OutOfMaskChange
 
     s = _big_sample()
     oracle = EditResult(image=s.target.clone(), edit_mask=s.region.clone())
@@ -180,7 +180,7 @@ def test_suite_records_its_evaluation_size():
 
 
 def test_the_run_records_weights_and_evaluation_size(tmp_path):
-    from benchmarks import runner
+    from ix2x.benchmarks import runner
     from ix2x import records
     from ix2x.classifiers.base import sha256_of
     from ix2x.classifiers.phantom import DEFAULT_WEIGHTS
@@ -204,7 +204,7 @@ class _OldStyle(Metric):
 
     def compute(self, samples, results):
         from ix2x.classifiers import get_classifier
-        from metrics._shared import predict_images
+        from ix2x.metrics._shared import predict_images
 
         clf = get_classifier("phantom", self.device)
         out = predict_images(clf, [r.image for r in results])
@@ -219,8 +219,8 @@ def test_old_style_metric_plugins_still_work():
 
 
 def test_a_metric_outside_a_run_gets_its_own_state():
-    from metrics._shared import scoring
-    from metrics.lpips import Lpips
+    from ix2x.metrics._shared import scoring
+    from ix2x.metrics.lpips import Lpips
 
     a, b = Lpips(Lpips.Config(random_backbone=True)), Lpips(Lpips.Config(random_backbone=True))
     assert scoring(a) is scoring(a) and scoring(a) is not scoring(b)

@@ -11,7 +11,7 @@ from ix2x.cli.main import main
 def test_ls_editors_lists_builtins(capsys):
     assert main(["ls", "editors"]) == 0
     out = capsys.readouterr().out
-    assert "identity" in out and "oracle" in out and "editors.identity:Identity" in out
+    assert "identity" in out and "oracle" in out and "ix2x.editors.identity:Identity" in out
 
 
 def test_ls_suites(capsys):
@@ -78,7 +78,7 @@ def test_compare_help_gates_name_existing_keys():
     """The example used `classifier_shift.effectiveness`, which no metric reports (exit 2)."""
     import re
 
-    from benchmarks.compare import Gate
+    from ix2x.benchmarks.compare import Gate
     from ix2x import registry
     from ix2x.cli.compare import EXAMPLES
 
@@ -93,6 +93,6 @@ def test_ls_json(capsys):
 
     assert main(["ls", "metrics", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {"name": "lpips", "target": "metrics.lpips:Lpips"}.items() <= next(r for r in rows if r["name"] == "lpips").items()
+    assert {"name": "lpips", "target": "ix2x.metrics.lpips:Lpips"}.items() <= next(r for r in rows if r["name"] == "lpips").items()
     assert main(["ls", "suites", "--json"]) == 0
     assert "mimic" in {r["name"] for r in json.loads(capsys.readouterr().out)}

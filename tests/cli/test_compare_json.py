@@ -3,8 +3,8 @@
 import json
 import math
 
-from benchmarks import runner
-from benchmarks.compare import compare_runs
+from ix2x.benchmarks import runner
+from ix2x.benchmarks.compare import compare_runs
 from ix2x.cli.main import main
 from ix2x.suite import suite_from_dict
 

@@ -112,7 +112,7 @@ def test_run_uses_plugin(plugin_site, tmp_path):
         import sys, json
         sys.path.insert(0, {str(os.path.dirname(os.path.dirname(__file__)))!r})
         from pathlib import Path
-        from benchmarks import runner
+        from ix2x.benchmarks import runner
         from ix2x.suite import suite_from_dict
         from samples_for_tests import tiny_samples
         suite = suite_from_dict({{"name": "p", "editors": [{{"name": "brighten", "args": {{"amount": 0.25}}}}],
@@ -134,11 +134,11 @@ def test_run_uses_plugin(plugin_site, tmp_path):
 def test_duplicate_name_names_both_providers(monkeypatch):
     from importlib.metadata import EntryPoint
 
-    eps = [EntryPoint("identity", "editors.identity:Identity", "ix2x.editors"),
+    eps = [EntryPoint("identity", "ix2x.editors.identity:Identity", "ix2x.editors"),
            EntryPoint("identity", "other_pkg.editors:Identity", "ix2x.editors")]
     monkeypatch.setattr(registry, "entry_points", lambda group: eps)
     with pytest.raises(registry.RegistryError,
-                       match=r"registered twice: by .*editors.identity:Identity.* and by .*other_pkg"):
+                       match=r"registered twice: by .*ix2x.editors.identity:Identity.* and by .*other_pkg"):
         registry.entries("editor")
 
 

@@ -221,7 +221,7 @@ def test_memory_problem_when_the_model_does_not_fit(tiny_model, monkeypatch):
 
 
 def test_lpips_random_backbone_needs_no_file(tmp_path, monkeypatch):
-    from metrics.lpips import Lpips
+    from ix2x.metrics.lpips import Lpips
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert "backbone not found" in Lpips().problems()[0]

@@ -100,7 +100,7 @@ def test_the_run_records_say_how_each_file_was_read(tmp_path, real8):
     # labels and never reached samples.jsonl.
     import json
 
-    from benchmarks import runner
+    from ix2x.benchmarks import runner
 
     root = _twelve_and_sixteen_bit_folder(tmp_path / "d", real8)
     suite = suite_from_dict({"name": "bits", "editors": [{"name": "identity"}],

@@ -40,7 +40,7 @@ def test_shipped_model_and_missing_folders():
     assert native_resolution("/nowhere/model") is None
     assert native_resolution("timbrooks/instruct-pix2pix") in (None, 512)  # only if in the local cache
 
-    from editors.instructx2x import InstructX2X
+    from ix2x.editors.instructx2x import InstructX2X
 
     assert InstructX2X(InstructX2X.Config(model="builtin:phantom_ix2x")).config.resolution == 128
     assert InstructX2X(InstructX2X.Config(model="/nowhere/model")).config.resolution == DEFAULT_RESOLUTION

@@ -41,7 +41,7 @@ def test_runner_edits_are_the_same_bytes_in_any_order(tiny_model, fake_masks, tm
     shape: reversing the data (s0 moves from a batch of 4 to the short last one) changes no bit of any
     edit (the
     out-of-mask MSE over the whole image, in float64, sees the last bit; the PNGs would hide it)."""
-    from benchmarks import runner
+    from ix2x.benchmarks import runner
     from ix2x import records
     from ix2x.suite import suite_from_dict
     from ix2x.types import Sample

@@ -58,7 +58,7 @@ def test_convert_command(tiny_model, tmp_path):
 
 def test_instructx2x_with_the_real_atlas_prior(tiny_model):
     masks = pytest.importorskip("ix2x.data.masks")
-    from editors.instructx2x import InstructX2X
+    from ix2x.editors.instructx2x import InstructX2X
     from ix2x.types import EditRequest
 
     editor = InstructX2X(InstructX2X.Config(model=str(tiny_model), steps=2, resolution=64))

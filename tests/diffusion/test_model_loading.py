@@ -34,7 +34,7 @@ def test_partial_folder_names_every_missing_file(tiny_model, tmp_path):
 
 def test_missing_folder_fails_at_first_edit_before_loading(tmp_path, monkeypatch):
     import ix2x.diffusion.loading as loading
-    from editors.instructx2x import InstructX2X
+    from ix2x.editors.instructx2x import InstructX2X
 
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded weights"))
     editor = InstructX2X(InstructX2X.Config(model=str(tmp_path / "nowhere")))

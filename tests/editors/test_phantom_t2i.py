@@ -12,7 +12,7 @@ def test_cut_unet_equals_the_ip2p_unet_with_zero_image_latents(tiny_model_dir):
     """Dropping conv_in's image channels is exact where the image latents are zero (conv is linear):
     the InstructPix2Pix UNet's own 'no image' branch is the reference."""
     from ix2x.diffusion.loading import load_components
-    from training.t2i_train import t2i_unet_from
+    from ix2x.training.t2i_train import t2i_unet_from
 
     comps = load_components(tiny_model_dir)
     unet = t2i_unet_from(comps.unet, 4).eval()
@@ -39,7 +39,7 @@ def test_shipped_phantom_t2i_follows_its_captions_on_held_out_phantoms(tmp_path)
     from ix2x.data.phantom import generate
     from ix2x.diffusion.folders import load_folder
     from ix2x.diffusion.loading import load_components
-    from training.t2i_train import caption_check, encode_split, encode_texts, partner, t2i_unet_from
+    from ix2x.training.t2i_train import caption_check, encode_split, encode_texts, partner, t2i_unet_from
 
     root = tmp_path / "phantoms"
     generate(root, 24, seed=0, size=128, splits=(0.0, 0.0, 1.0), progress=False)

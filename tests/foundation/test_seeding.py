@@ -37,7 +37,7 @@ def test_derived_seeds_are_distinct_streams():
 
 
 def test_training_streams_come_from_the_seeding_module():
-    from training.editor_data import batch_indices, step_generator
+    from ix2x.training.editor_data import batch_indices, step_generator
 
     want = torch.Generator().manual_seed(seeding.training_step_seed(3, 5, 1, 0))
     assert torch.equal(torch.rand(4, generator=step_generator(3, 5, 1, 0)), torch.rand(4, generator=want))

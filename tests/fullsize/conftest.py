@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def sd15_dir(tmp_path_factory) -> Path:
     from ix2x.diffusion.loading import missing_files
 
-    from benchmarks.gpu.sd15 import make_sd15_model
+    from ix2x.benchmarks.gpu.sd15 import make_sd15_model
 
     keep = os.environ.get("IX2X_FULLSIZE_DIR")
     folder = Path(keep) if keep else tmp_path_factory.mktemp("fullsize") / "sd15_ip2p"

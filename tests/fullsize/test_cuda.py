@@ -18,7 +18,7 @@ def tiny_dir(tmp_path_factory):
 
 
 def _edit(model_dir, device, dtype, n=2, **settings):
-    from editors.instructx2x import InstructX2X
+    from ix2x.editors.instructx2x import InstructX2X
     from ix2x.types import EditRequest
 
     editor = InstructX2X(InstructX2X.Config(model=str(model_dir), steps=4, resolution=64, dtype=dtype, **settings))

@@ -30,7 +30,7 @@ def test_ldm_checkpoint_converts_and_loads(sd15_dir, tmp_path, repo_root):
     from ix2x.diffusion.loading import load_components
 
     ckpt, out = tmp_path / "instructx2x-fp16.ckpt", tmp_path / "converted"
-    _, write_s = _run([sys.executable, "-c", "import sys; from benchmarks.gpu.sd15 import write_ldm_checkpoint; "
+    _, write_s = _run([sys.executable, "-c", "import sys; from ix2x.benchmarks.gpu.sd15 import write_ldm_checkpoint; "
                        "write_ldm_checkpoint(sys.argv[1], sys.argv[2], half=True)", str(sd15_dir), str(ckpt)], repo_root)
     sd = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
     assert sd["model.diffusion_model.input_blocks.0.0.weight"].shape == (320, 8, 3, 3)  # LDM names, 8 channels

@@ -104,7 +104,7 @@ def test_architecture_is_sd15_instruct_pix2pix(sd15_dir):
 
     from ix2x.diffusion.memory import count_params
 
-    from benchmarks.gpu.sd15 import PARAMS
+    from ix2x.benchmarks.gpu.sd15 import PARAMS
 
     assert count_params(sd15_dir) == PARAMS
     assert PARAMS["unet"] == 859_532_484  # diffusers' SD 1.5 UNet 859,520,964 + 4 * 320 * 9 for conv_in

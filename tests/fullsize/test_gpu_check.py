@@ -15,7 +15,7 @@ REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this checks the no-CUDA path; the machine has CUDA")
 def test_without_cuda_exits_0_and_says_so(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu.check", "--out", str(tmp_path / "out")],
+    proc = subprocess.run([sys.executable, "-m", "ix2x.benchmarks.gpu.check", "--out", str(tmp_path / "out")],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "no CUDA device" in proc.stdout and "nothing was measured" in proc.stdout
@@ -24,11 +24,11 @@ def test_without_cuda_exits_0_and_says_so(tmp_path):
 
 def test_make_target_runs_the_check():
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert "gpu-check:" in makefile and "benchmarks.gpu.check" in makefile
+    assert "gpu-check:" in makefile and "ix2x.benchmarks.gpu.check" in makefile
 
 
 def test_bf16_peak_lookup():
-    from benchmarks.gpu.check import bf16_peak
+    from ix2x.benchmarks.gpu.check import bf16_peak
 
     assert bf16_peak("NVIDIA H200") == 989.4
     assert bf16_peak("NVIDIA H100 PCIe") == 756.5
@@ -41,7 +41,7 @@ def test_tiny_dry_run_executes_every_part(tmp_path):
     """Every part of the check runs on the CPU with the tiny model (about 2 minutes here) and writes
     the documented JSON keys; the table is labelled as a dry run."""
     out = tmp_path / "dry"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu.check", "--tiny", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "ix2x.benchmarks.gpu.check", "--tiny", "--out", str(out),
                            "--steps", "2", "--rounds", "1", "--budget-s", "900"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks import runner
+from ix2x.benchmarks import runner
 from ix2x import records
 from ix2x.suite import suite_from_dict
 from ix2x.types import EditResult, Editor
-from metrics.axiomatic import Axiomatic, inverse_instruction
+from ix2x.metrics.axiomatic import Axiomatic, inverse_instruction
 
 
 class Brighten(Editor):
@@ -63,11 +63,11 @@ def test_the_editor_comes_through_the_edits_again_capability_only():
 
     import pytest
 
-    from benchmarks import runner
+    from ix2x.benchmarks import runner
     from ix2x.errors import UserError
     from ix2x.suite import suite_from_dict
     from ix2x.types import EditsAgain, Metric
-    from metrics.axiomatic import Axiomatic
+    from ix2x.metrics.axiomatic import Axiomatic
 
     assert not hasattr(Metric, "bind_editor") and issubclass(Axiomatic, EditsAgain)
     suite = suite_from_dict({"name": "b", "editors": [{"name": "identity"}], "metrics": [{"name": "axiomatic"}]})
@@ -106,7 +106,7 @@ class Recorder(Editor):
 def test_requests_carry_the_datasets_reports_and_re_edits_swap_them(phantoms):
     """The runner passes each sample's reports to the editor; the reverse re-edit starts from the edit (the
     target study) and asks for the source study, so its reports are swapped; the repeat asks for the target."""
-    from benchmarks.editing import requests_for
+    from ix2x.benchmarks.editing import requests_for
 
     s = phantoms[0]
     first = requests_for(Recorder, [s], seed=0)[0]

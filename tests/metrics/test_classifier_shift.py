@@ -5,7 +5,7 @@ import math
 import pytest
 from metric_helpers import blur_everything, identity, oracle
 
-from metrics.classifier_shift import ClassifierShift, pooled_auroc, shift_values
+from ix2x.metrics.classifier_shift import ClassifierShift, pooled_auroc, shift_values
 
 
 def test_hand_computed_add_remove_and_collateral():
@@ -87,7 +87,7 @@ def test_auroc_equals_sklearn():
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from metrics._shared import auroc
+    from ix2x.metrics._shared import auroc
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 50)

@@ -5,8 +5,8 @@ import math
 import pytest
 from metric_helpers import identity, oracle
 
-from metrics.cmig import Cmig, combine
-from metrics.demographic_preservation import DemographicPreservation, pearson, preservation_values
+from ix2x.metrics.cmig import Cmig, combine
+from ix2x.metrics.demographic_preservation import DemographicPreservation, pearson, preservation_values
 
 
 def test_preservation_values_hand_computed():

@@ -4,7 +4,7 @@ def test_identity_outside_the_mask_is_perfect_even_next_to_the_change():
     """Regression: SSIM windows straddling the mask border let the inside change leak into ssim_out."""
     import torch
 
-    from metrics.gt_fidelity import fidelity_values
+    from ix2x.metrics.gt_fidelity import fidelity_values
 
     x = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0))
     region = torch.zeros(1, 32, 32)
@@ -21,7 +21,7 @@ def test_a_batch_scores_each_sample_as_alone():
     import torch
 
     from ix2x.classifiers.perceptual import get_lpips
-    from metrics.gt_fidelity import fidelity_batch, fidelity_values
+    from ix2x.metrics.gt_fidelity import fidelity_batch, fidelity_values
 
     g = torch.Generator().manual_seed(1)
     x = torch.rand(3, 1, 64, 64, generator=g)

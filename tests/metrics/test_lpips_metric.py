@@ -10,7 +10,7 @@ lpips_pkg = pytest.importorskip("lpips")
 from ix2x.classifiers import perceptual  # noqa: E402
 from ix2x.errors import MissingWeightsError  # noqa: E402
 from ix2x.types import EditResult, Sample  # noqa: E402
-from metrics.lpips import Lpips  # noqa: E402
+from ix2x.metrics.lpips import Lpips  # noqa: E402
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ aggregated into summary.csv, identity and oracle ordered as they must be."""
 
 import math
 
-from benchmarks import runner
+from ix2x.benchmarks import runner
 from ix2x import records
 from ix2x.suite import suite_from_dict
 

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from metrics.out_of_mask_change import OutOfMaskChange, outside_errors
+from ix2x.metrics.out_of_mask_change import OutOfMaskChange, outside_errors
 from ix2x.types import EditResult, Sample
 
 
@@ -45,7 +45,7 @@ def test_blur_editor_ranks_worse_than_identity(samples):
 
 def test_batched_windowed_stats_equal_one_sample_at_a_time(samples):
     """SSIM and LPIPS outside the region run as one batch over samples: values must not depend on it."""
-    from metrics.out_of_mask_change import OutOfMaskChange
+    from ix2x.metrics.out_of_mask_change import OutOfMaskChange
 
     metric = OutOfMaskChange(OutOfMaskChange.Config(lpips_random_backbone=True))
     edits = [EditResult(image=(s.image * 0.9 + 0.05).clamp(0, 1)) for s in samples]

@@ -26,8 +26,8 @@ def test_shipped_weights_pass_their_held_out_criterion():
 
 @pytest.mark.skipif(not SHIPPED, reason="phantom classifier weights not shipped yet")
 def test_phantom_classifier_orders_identity_and_oracle():
-    from metrics.classifier_shift import ClassifierShift
-    from metrics.demographic_preservation import DemographicPreservation
+    from ix2x.metrics.classifier_shift import ClassifierShift
+    from ix2x.metrics.demographic_preservation import DemographicPreservation
 
     clear_cache()
     samples = phantom_samples(n=12, size=128, seed=7)  # seed 7: not the training seed

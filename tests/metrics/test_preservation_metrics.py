@@ -7,9 +7,9 @@ import torch
 from metric_helpers import blur_everything, identity, oracle
 
 from ix2x.types import EditResult, Sample
-from metrics.gt_fidelity import GtFidelity
-from metrics.guidance_localization import GuidanceLocalization, localization_values
-from metrics.out_of_mask_change import OutOfMaskChange, pie_bench_errors
+from ix2x.metrics.gt_fidelity import GtFidelity
+from ix2x.metrics.guidance_localization import GuidanceLocalization, localization_values
+from ix2x.metrics.out_of_mask_change import OutOfMaskChange, pie_bench_errors
 
 OFFLINE_LPIPS = {"lpips_random_backbone": True}
 
@@ -71,7 +71,7 @@ def test_gt_fidelity_oracle_perfect_identity_not(phantoms):
 
 
 def test_gt_fidelity_hand_computed_inside_outside():
-    from metrics.gt_fidelity import fidelity_values
+    from ix2x.metrics.gt_fidelity import fidelity_values
 
     target = torch.zeros(1, 12, 12)
     region = torch.zeros(1, 12, 12)

@@ -104,7 +104,7 @@ SUITE = {
 
 
 def make_run(root: Path, suite: dict | None = None, dataset: list[Sample] | None = None) -> Path:
-    from benchmarks import runner
+    from ix2x.benchmarks import runner
     from ix2x.suite import suite_from_dict
 
     d = runner.start_run(suite_from_dict(suite or SUITE), root)

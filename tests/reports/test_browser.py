@@ -8,7 +8,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from reports import write_report
+from ix2x.reports import write_report
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]

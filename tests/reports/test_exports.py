@@ -7,7 +7,7 @@ import re
 import pytest
 
 from ix2x.errors import UserError
-from reports import write_report
+from ix2x.reports import write_report
 
 
 def _summary(run_dir):

@@ -5,7 +5,7 @@ import re
 
 from PIL import Image
 
-from reports import write_report
+from ix2x.reports import write_report
 
 
 def test_each_figure_is_a_png_and_an_svg_beside_the_report(run_dir, tmp_path):

@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 import report_fixtures
-from reports import write_report
-from reports.data import number
+from ix2x.reports import write_report
+from ix2x.reports.data import number
 
 
 class Table(HTMLParser):
@@ -179,7 +179,7 @@ def test_breakdown_ci_equals_the_stats_module(n):
     import numpy as np
 
     from ix2x.stats import mean_ci as reference
-    from reports.data import mean_ci
+    from ix2x.reports.data import mean_ci
 
     values = list(np.random.default_rng(n).normal(size=n)) + [float("nan")]
     ours, ref = mean_ci(values, seed=3), reference(values, seed=3)

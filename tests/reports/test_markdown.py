@@ -5,7 +5,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from report_fixtures import HOSTILE, relabel
-from reports import write_report
+from ix2x.reports import write_report
 
 
 def _tables(md_text):

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_importing_plots_keeps_the_programs_backend(tmp_path):
-    code = ("import matplotlib, pathlib; import reports.plots as p; from matplotlib.figure import Figure; "
+    code = ("import matplotlib, pathlib; import ix2x.reports.plots as p; from matplotlib.figure import Figure; "
             f"print(matplotlib.get_backend()); "
             f"print(p.save(Figure(), pathlib.Path({str(tmp_path)!r}), 'f')['png'].read_bytes()[:4])")
     env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": str(ROOT)}

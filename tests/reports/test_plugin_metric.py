@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from reports import write_report
+from ix2x.reports import write_report
 
 PYPROJECT = """
 [build-system]
@@ -55,7 +55,7 @@ def plugin_run(tmp_path_factory):
         import sys, json
         sys.path.insert(0, {tests!r})
         from pathlib import Path
-        from benchmarks import runner
+        from ix2x.benchmarks import runner
         from ix2x.suite import suite_from_dict
         from samples_for_tests import tiny_samples
         suite = suite_from_dict({{"name": "pm", "editors": [{{"name": "identity"}}, {{"name": "oracle"}}],

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import runner
+from ix2x.benchmarks import runner
 from ix2x import records
 from ix2x.images import save_image
 from ix2x.suite import suite_from_dict
@@ -75,7 +75,7 @@ def big_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_report_of_10000_samples_3_editors(benchmark, big_run):
-    from reports import write_report
+    from ix2x.reports import write_report
 
     out = big_run / "report.html"
     cpu = {}

@@ -2,7 +2,7 @@
 cannot write."""
 
 from ix2x.cli.main import main
-from reports import terminal_leaderboard
+from ix2x.reports import terminal_leaderboard
 
 
 def test_terminal_leaderboard_one_line_per_editor(run_dir):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.editor_data import augment, batch_indices, dropout_masks, step_generator, swap_laterality
+from ix2x.training.editor_data import augment, batch_indices, dropout_masks, step_generator, swap_laterality
 
 
 def test_conditioning_dropout_rates_are_5_5_5():
@@ -40,7 +40,7 @@ def test_swap_laterality(text, expected):
 
 def test_flipped_pairs_get_mirrored_images_and_swapped_sides(tmp_path):
     from ix2x.data.phantom import generate
-    from training.editor_data import EditPairs
+    from ix2x.training.editor_data import EditPairs
 
     generate(tmp_path, 40, seed=5, size=32, splits=(1.0, 0.0, 0.0), progress=False)
     data = EditPairs(tmp_path, "train", 32, preload=True)
@@ -82,7 +82,7 @@ def test_batch_indices_are_epoch_permutations_and_resumable():
 
 def test_tokenizer_makes_every_instruction_word_one_token():
     from ix2x.diffusion.tokenizer import word_tokenizer as make_tokenizer
-    from training.small_model import instruction_words
+    from ix2x.training.small_model import instruction_words
 
     texts = ["Add the findings of left pleural effusion and right lung opacity.",
              "Change the level of cardiomegaly from mild to severe.",
@@ -96,7 +96,7 @@ def test_tokenizer_makes_every_instruction_word_one_token():
 def test_truncated_schedule_matches_stable_diffusion():
     from diffusers import DDPMScheduler
 
-    from training.small_model import truncated_schedule
+    from ix2x.training.small_model import truncated_schedule
 
     sd = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
     short = DDPMScheduler(**{k: v for k, v in truncated_schedule(700).items() if k != "set_alpha_to_one"})
@@ -105,7 +105,7 @@ def test_truncated_schedule_matches_stable_diffusion():
 
 def test_configs_load_and_check_the_batch_arithmetic():
     from ix2x.errors import UserError
-    from training.editor_config import configs_dir, load_config
+    from ix2x.training.editor_config import configs_dir, load_config
 
     for name in ("instructx2x", "phantom_small", "tiny"):
         load_config(configs_dir() / f"{name}.yaml")

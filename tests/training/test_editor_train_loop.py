@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.editor_config import configs_dir, load_config
+from ix2x.training.editor_config import configs_dir, load_config
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """The tiny config with its phantom data generated once for the module."""
-    from training.editor_train import prepare_data
+    from ix2x.training.editor_train import prepare_data
 
     root = tmp_path_factory.mktemp("tiny_data")
     cfg = load_config(configs_dir() / "tiny.yaml")
@@ -41,7 +41,7 @@ def _losses(run: Path) -> dict[int, float]:
 
 @pytest.fixture(scope="module")
 def full_run(tiny, tmp_path_factory):
-    from training.editor_train import train
+    from ix2x.training.editor_train import train
 
     out = tmp_path_factory.mktemp("full")
     train(tiny, out, max_steps=6, log=lambda _m: None)
@@ -49,9 +49,9 @@ def full_run(tiny, tmp_path_factory):
 
 
 def test_loss_finite_and_decreasing_on_a_fixed_batch(tiny):
-    from training import small_model
-    from training.editor_data import EditPairs, batch_indices
-    from training.editor_train import TextEncoder, encode_pixels, micro_loss
+    from ix2x.training import small_model
+    from ix2x.training.editor_data import EditPairs, batch_indices
+    from ix2x.training.editor_train import TextEncoder, encode_pixels, micro_loss
     from diffusers import DDPMScheduler
 
     data = EditPairs(tiny.data.path, "train", tiny.data.resolution)
@@ -112,7 +112,7 @@ def test_exported_unet_is_the_ema(full_run, tiny):
 
 
 def test_resume_continues_with_identical_losses(tiny, full_run, tmp_path):
-    from training.editor_train import train
+    from ix2x.training.editor_train import train
 
     out = tmp_path / "resumed"
     train(tiny, out, max_steps=4, log=lambda _m: None)
@@ -130,7 +130,7 @@ def test_resume_continues_with_identical_losses(tiny, full_run, tmp_path):
 
 
 def test_instructx2x_editor_edits_with_the_trained_model(full_run):
-    from editors.instructx2x import InstructX2X
+    from ix2x.editors.instructx2x import InstructX2X
     from ix2x.types import EditRequest
 
     editor = InstructX2X(InstructX2X.Config(model=str(full_run / "model"), steps=3, resolution=32)).to("cpu")

@@ -37,7 +37,7 @@ def test_package_data_globs_cover_every_file():
 
 
 def test_loads_and_edits_a_phantom():
-    from editors.instructx2x import InstructX2X
+    from ix2x.editors.instructx2x import InstructX2X
     from ix2x.data.phantom import render_pair
     from ix2x.types import EditRequest
 
