@@ -91,6 +91,7 @@ def read_ratings(path: Path, key: Mapping[str, Any]) -> Ratings:
                 raise UserError(f"{path}: case {case} `{scale}` must be one of "
                                 f"{', '.join(map(str, allowed))} or null, got {v!r}.")
             out[scale] = None if v is None else allowed[v]
+            out.setdefault("given", {})[scale] = v  # the reader's own words, for the records
         answers[case] = out
     complete = all(case in answers and all(answers[case][s] is not None for s in scales) for case in key["cases"])
     slot = d.get("rater_slot")
@@ -310,10 +311,13 @@ def _write_run(out: Path, key: Mapping[str, Any], ratings: Sequence[Ratings], pa
     new_recs = []
     for case in sorted(recs):
         rec, info = recs[case], key["cases"][case]
-        per_rater = [{"rater_id": r.rater_id, **r.answers[case]} for r in ratings if case in r.answers]
-        values: dict[str, Any] = {"n_ratings": len(per_rater)}
+        answered = [r.answers[case] for r in ratings if case in r.answers]
+        per_rater = [{"rater_id": r.rater_id, **r.answers[case]["given"], "where": r.answers[case]["where"],
+                      "comment": r.answers[case]["comment"], "time_s": r.answers[case]["time_s"]}
+                     for r in ratings if case in r.answers]
+        values: dict[str, Any] = {"n_ratings": sum(any(a[s] is not None for s in scales) for a in answered)}
         for s in scales:
-            got = [a[s] for a in per_rater if a[s] is not None]
+            got = [a[s] for a in answered if a[s] is not None]
             if s == "judgement":
                 values["judged_real"] = float(np.mean([g == "real" for g in got])) if got else None
             else:

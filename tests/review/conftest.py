@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-# Two editors on 16 phantom test pairs (64 px): the floor returns the input, the ceiling the true
+# Two editors on 6 phantom test pairs (64 px): the floor returns the input, the ceiling the true
 # target, so readers' scores and the automatic metrics both separate them.
 SUITE = {"name": "review_t", "seed": 0,
          "data": {"source": "phantom", "split": "test", "limit": 16, "phantom": {"n": 60, "seed": 0, "size": 64}},
@@ -27,7 +27,7 @@ def phantom_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def packet(phantom_run, tmp_path_factory) -> Path:
-    """A rate-mode packet of every edit of the run (24), for three readers (tests only read it)."""
+    """A rate-mode packet of every edit of the run (12), for three readers (tests only read it)."""
     from ix2x.benchmarks.review_packet import export_packet
 
     from ix2x.records import RunDir
