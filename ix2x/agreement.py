@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ix2x.stats import bootstrap_ci
+from ix2x.stats import CONFIDENCE, bootstrap_ci
 
 LEVELS = ("nominal", "ordinal", "interval")
 AGREEMENT_RESAMPLES = 1000
@@ -26,19 +26,13 @@ def _coincidences(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(values, coincidence matrix o_ck) of a raters x units matrix; units with fewer than two
     values are not pairable and drop out."""
     values = np.unique(data[np.isfinite(data)])
-    index = {v: i for i, v in enumerate(values)}
-    o = np.zeros((values.size, values.size))
-    for unit in data.T:
-        seen = unit[np.isfinite(unit)]
-        m = seen.size
-        if m < 2:
-            continue
-        counts = np.zeros(values.size)
-        for v in seen:
-            counts[index[v]] += 1
-        # every ordered pair of two different ratings of the unit, weighted 1 / (m_u - 1)
-        o += (np.outer(counts, counts) - np.diag(counts)) / (m - 1)
-    return values, o
+    counts = (data[:, :, None] == values).sum(axis=0).astype(np.float64)  # units x values
+    m = counts.sum(axis=1)
+    keep = m >= 2
+    counts, m = counts[keep], m[keep]
+    # every ordered pair of two different ratings of a unit, weighted 1 / (m_u - 1)
+    pairs = np.einsum("uc,uk->ck", counts / (m - 1)[:, None], counts)
+    return values, pairs - np.diag((counts / (m - 1)[:, None]).sum(axis=0))
 
 
 def _delta2(values: np.ndarray, n_c: np.ndarray, level: str) -> np.ndarray:
@@ -127,20 +121,30 @@ def fleiss_kappa_ci(data: np.ndarray, categories: Sequence[float], *, seed: int 
 def spearman_ci(x: Sequence[float], y: Sequence[float], *, seed: int = 0,
                 n_resamples: int = AGREEMENT_RESAMPLES) -> tuple[float, float, float, int]:
     """(rho, low, high, n): Spearman's rank correlation over the pairs where both are finite, with a
-    percentile bootstrap 95 % CI over those pairs. NaN when either side is constant."""
-    from scipy.stats import spearmanr
+    percentile bootstrap 95 % CI over those pairs (resamples where either side is constant are
+    dropped). NaN when either side is constant."""
+    from scipy.stats import rankdata
 
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
     n = int(a.size)
-
-    def rho(idx: np.ndarray) -> float:
-        if np.all(a[idx] == a[idx][0]) or np.all(b[idx] == b[idx][0]):
-            return math.nan
-        return float(spearmanr(a[idx], b[idx]).statistic)
-
     if n < 3:
         return math.nan, math.nan, math.nan, n
-    low, high = bootstrap_ci(rho, n, seed=seed, n_resamples=n_resamples)
-    return rho(np.arange(n)), low, high, n
+
+    def rho(idx: np.ndarray) -> np.ndarray:
+        """Spearman's rho of each row of ``idx`` (resamples x n): Pearson's r of average ranks."""
+        ra, rb = rankdata(a[idx], axis=1), rankdata(b[idx], axis=1)
+        ra -= ra.mean(axis=1, keepdims=True)
+        rb -= rb.mean(axis=1, keepdims=True)
+        den = np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, (ra * rb).sum(axis=1) / den, np.nan)
+
+    # one vectorised draw: the resamples are ranked together (a loop of spearmanr calls took ~2 s
+    # per metric key at 1,000 resamples)
+    boot = rho(np.random.default_rng(seed).integers(0, n, size=(n_resamples, n)))
+    boot = boot[np.isfinite(boot)]
+    alpha = (1 - CONFIDENCE) / 2
+    low, high = (float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))) if boot.size else (math.nan,) * 2
+    return float(rho(np.arange(n)[None])[0]), low, high, n
