@@ -148,3 +148,17 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], *, seed: int = 0,
     alpha = (1 - CONFIDENCE) / 2
     low, high = (float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))) if boot.size else (math.nan,) * 2
     return float(rho(np.arange(n)[None])[0]), low, high, n
+
+
+def cases_per_editor(half_width: float, sd: float, raters: int, icc: float, z: float = 1.959964) -> int:
+    """Cases per editor for a 95 % interval of half-width ``half_width`` around an editor's mean
+    reader score, when every case is read by ``raters`` readers.
+
+    ``sd`` is the standard deviation of one rating (about 1 on a 1-5 realism scale; 0.5 for a
+    proportion near 50 %), ``icc`` the intraclass correlation of two readers' ratings of one case.
+    Ratings of one case are correlated, so k readers count as k / (1 + (k - 1) icc) independent
+    ratings (Kish's design effect); the interval is clustered by case for the same reason."""
+    if half_width <= 0 or sd <= 0 or raters < 1 or not 0 <= icc <= 1:
+        raise ValueError(f"`half_width` and `sd` must be > 0, `raters` >= 1 and `icc` in [0, 1], got "
+                         f"{half_width}, {sd}, {raters}, {icc}.")
+    return math.ceil(z * z * sd * sd * (1 + (raters - 1) * icc) / (raters * half_width * half_width))

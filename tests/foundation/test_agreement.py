@@ -86,3 +86,19 @@ def test_spearman_matches_scipy_and_skips_missing_pairs():
     keep = np.isfinite(y)
     assert n == 48 and rho == pytest.approx(spearmanr(x[keep], y[keep]).statistic, abs=1e-12)
     assert lo < rho < hi
+
+
+def test_cases_per_editor_gives_the_interval_width_in_simulated_studies():
+    """Monte Carlo: ratings = case effect + reader noise with the given ICC; the spread of the editor
+    mean over simulated studies of the planned size matches the requested half-width."""
+    from ix2x.agreement import cases_per_editor
+
+    sd, raters, icc, half_width = 1.0, 3, 0.5, 0.25
+    n = cases_per_editor(half_width, sd, raters, icc)
+    assert n == 41  # 1.96^2 * 1 * (1 + 2 * 0.5) / (3 * 0.0625) = 40.97
+    rng = np.random.default_rng(0)
+    case = rng.normal(0, sd * math.sqrt(icc), size=(20000, n, 1))
+    noise = rng.normal(0, sd * math.sqrt(1 - icc), size=(20000, n, raters))
+    means = (case + noise).mean(axis=(1, 2))
+    assert 1.959964 * means.std() == pytest.approx(half_width, rel=0.03)
+    assert cases_per_editor(0.05, 0.5, 1, 0.0) == 385  # one reader, a proportion near 50 %: the textbook 385
