@@ -91,15 +91,22 @@ def editor_labels(runs: Sequence[RunDir]) -> dict[tuple[int, str], str]:
     return {(i, e): e if count[e] == 1 else f"{e}@{runs[i].path.name}" for i, e in pairs}
 
 
-def sample_cases(runs: Sequence[RunDir], n: int, seed: int, mode: str = "rate") -> list[Case]:
+def sample_cases(runs: Sequence[RunDir], n: int, seed: int, mode: str = "rate",
+                 editors: Sequence[str] | None = None) -> list[Case]:
     """``n`` cases stratified by editor (an even share each), then operation and finding. In
-    ``real-or-edited`` mode half the cases are real targets of the runs' samples."""
+    ``real-or-edited`` mode half the cases are real targets of the runs' samples. ``editors``
+    (labels in the runs) keeps only those editors."""
     rng = np.random.default_rng([seed, 0x5EED])
     labels = editor_labels(runs)
+    if editors is not None:
+        unknown = sorted(set(editors) - {e for _, e in labels})
+        if unknown:
+            raise UserError(f"`--editors` must name editors of the runs ({', '.join(sorted({e for _, e in labels}))}), "
+                            f"got {', '.join(unknown)}.")
     by_editor: dict[str, list[tuple[int, SampleRecord]]] = {}
     for i, run in enumerate(runs):
         for r in run.sample_records():
-            if r.ok and r.image:
+            if r.ok and r.image and (editors is None or r.editor in editors):
                 by_editor.setdefault(labels[(i, r.editor)], []).append((i, r))
     if not by_editor:
         raise UserError("The runs hold no successful edit with a saved image; export needs runs made with "
@@ -195,7 +202,8 @@ def _check_patient_data(runs: Sequence[RunDir], allowed: Sequence[str]) -> None:
 
 
 def export_packet(run_dirs: Sequence[str | Path], out: str | Path, *, n: int = 60, raters: int = 3,
-                  seed: int = 0, mode: str = "rate", allow_patient_images: Sequence[str] = (),
+                  seed: int = 0, mode: str = "rate", editors: Sequence[str] | None = None,
+                  allow_patient_images: Sequence[str] = (),
                   datasets: Mapping[int, Sequence[Any]] | None = None, progress: bool = True) -> dict[str, Any]:
     """Write the packet folder ``out`` and its key beside it; returns the key.
 
@@ -213,7 +221,7 @@ def export_packet(run_dirs: Sequence[str | Path], out: str | Path, *, n: int = 6
         raise UserError(f"`--out` {out} exists and is not empty; give a new folder (a packet is written once).")
     runs = [RunDir.open(p) for p in run_dirs]
     _check_patient_data(runs, allow_patient_images)
-    cases = sample_cases(runs, n, seed, mode)
+    cases = sample_cases(runs, n, seed, mode, editors)
     inputs = [_Inputs(run, (datasets or {}).get(i)) for i, run in enumerate(runs)]
     recs = {(i, r.editor, r.sample_id): r for i, run in enumerate(runs) for r in run.sample_records()}
     by_sample = {(i, sid): r for (i, _, sid), r in reversed(list(recs.items()))}

@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ex.add_argument("--mode", choices=["rate", "real-or-edited"], default="rate",
                     help="rate: input and edit side by side, realism / instruction followed / unintended change; "
                          "real-or-edited: one image, real or edited? (default rate)")
+    ex.add_argument("--editors", default=None, metavar="E1,E2",
+                    help="only these editors of the runs (default: every editor)")
     ex.add_argument("--allow-patient-images", action="append", default=[], metavar="RUN_ID",
                     help="copy images of this run even though it holds real patient data (report_images: false); "
                          "name each such run")
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         from ix2x.benchmarks.review_packet import export_packet, key_path
 
         key = export_packet(args.run_dirs, args.out, n=args.n, raters=args.raters, seed=args.seed, mode=args.mode,
+                            editors=[e.strip() for e in args.editors.split(",") if e.strip()] if args.editors else None,
                             allow_patient_images=args.allow_patient_images, progress=not args.quiet)
         short = len(key["cases"]) < args.n
         print(f"packet: {Path(args.out) / 'index.html'} ({len(key['cases'])} cases"

@@ -82,6 +82,9 @@ def test_cases_are_shared_evenly_by_editor_and_spread_over_operations_and_findin
     assert len({(c.op, c.finding) for c in per_editor["oracle"]}) == min(6, len(available))
     real = sample_cases([run], 12, seed=1, mode="real-or-edited")
     assert sum(c.kind == "real" for c in real) == 6 and sum(c.kind == "edit" for c in real) == 6
+    assert {c.editor for c in sample_cases([run], 12, seed=1, editors=["oracle"])} == {"oracle"}
+    with pytest.raises(UserError, match="`--editors` must name editors of the runs .identity, oracle., got nope"):
+        sample_cases([run], 12, seed=1, editors=["nope"])
 
 
 def test_a_patient_data_run_is_refused_unless_named(phantom_run, tmp_path):
