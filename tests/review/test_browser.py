@@ -123,6 +123,18 @@ def test_rate_with_clicks_and_keys_reload_save_and_import(packet, open_packet, t
     assert (second["realism"], second["instruction_followed"], second["unintended_change"]) == (5, "yes", "none")
     assert first["time_s"] > 0 and saved["answers"][3]["realism"] is None
 
+    # a second reader at the same computer starts fresh; the first continues where they were
+    page.click("#switch")
+    page.fill("#rater-id", "T3")
+    page.click("#begin")
+    assert page.inner_text("#progress") == f"case 1 of {len(order)}" and page.inner_text("#answered").startswith("0 of")
+    page.reload()
+    assert page.inner_text("#reader").startswith("reader T3")
+    page.click("#switch")
+    page.fill("#rater-id", "T1")
+    page.click("#begin")
+    assert page.inner_text("#progress") == f"case 1 of {len(order)}" and page.inner_text("#answered").startswith("3 of")
+
     files = [write(tmp_path / "t1.json", saved)] + [write(tmp_path / f"r{i}.json", simulated(key, f"R{i}", i))
                                                    for i in (1, 2)]
     outcome = import_ratings(packet, files, tmp_path / "run")
@@ -149,3 +161,21 @@ def test_real_or_edited_page_asks_which_with_keys(phantom_run, open_packet, tmp_
     saved = json.loads(Path(info.value.path()).read_text())
     assert [a["judgement"] for a in saved["answers"]] == ["real", "edited", "edited", None]
     assert saved["mode"] == "real-or-edited" and saved["n_complete"] == 3
+
+
+def test_an_instruction_with_markup_is_shown_as_text(phantom_run, open_packet, tmp_path):
+    """Instructions are data: a run whose instruction holds markup (`</script>` included) shows it
+    as text and runs none of it."""
+    hostile = 'Add the finding of edema. </script><img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+    run = tmp_path / "runs" / phantom_run.name
+    shutil.copytree(phantom_run, run)
+    lines = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+    for r in lines:
+        r["instruction"] = hostile
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    export_packet([run], tmp_path / "h", n=2, raters=1, seed=0, progress=False)
+    page = open_packet(tmp_path / "h")
+    page.fill("#rater-id", "T4")
+    page.click("#begin")
+    assert page.inner_text("#instruction") == "Instruction: " + hostile
+    assert page.evaluate("window.__xss") is None
