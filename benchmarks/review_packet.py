@@ -236,7 +236,11 @@ def export_packet(run_dirs: Sequence[str | Path], out: str | Path, *, n: int = 6
             shown.append({"id": cid, "image": f"images/{cid}.png"})
             continue
         rec = recs[(case.run, case.editor_in_run, case.sample_id)]
-        edit = load_image(records.inside(runs[case.run].path, rec.image))[0].numpy()
+        path = records.inside(runs[case.run].path, rec.image)
+        if not path.is_file():
+            raise UserError(f"The edit {path} of {rec.editor}/{rec.sample_id} is missing from its run directory; "
+                            "export shows the saved edits, so restore the run's images/ folder.")
+        edit = load_image(path)[0].numpy()
         if mode == "rate":
             images[f"images/{cid}_input.png"] = _png(inputs[case.run].image(rec, "input"))
             images[f"images/{cid}_edit.png"] = _png(edit)

@@ -112,6 +112,20 @@ def test_ratings_of_another_packet_or_a_reader_twice_are_refused(imported, packe
     assert not any((tmp_path / d).exists() for d in "abc")
 
 
+def test_cli_import_prints_the_report_and_refuses_another_packet_in_one_line(packet, tmp_path, capsys):
+    from ix2x.cli.main import main
+
+    key = json.loads(key_path(packet).read_text())
+    good = write(tmp_path / "g.json", simulated(key, "G", 0))
+    assert main(["review", "import", str(packet), str(good), "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "# Reader study (rate)" in out and f"run directory: {tmp_path / 'run'}" in out
+    other = write(tmp_path / "o.json", {**simulated(key, "O", 0), "packet_hash": "sha256:x"})
+    assert main(["review", "import", str(packet), str(other), "--out", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ix2x review: error:") and "rates another packet" in err and len(err.splitlines()) == 1
+
+
 def test_real_or_edited_accuracy(phantom_run, tmp_path):
     export_packet([phantom_run], tmp_path / "t", n=12, raters=2, mode="real-or-edited", seed=1, progress=False)
     key = json.loads(key_path(tmp_path / "t").read_text())

@@ -110,6 +110,14 @@ def test_real_or_edited_packet_shows_one_image_without_instruction(phantom_run, 
     assert sorted(v["kind"] for v in key["cases"].values()) == ["edit"] * 4 + ["real"] * 4
 
 
+def test_a_missing_edit_image_is_one_clear_error(phantom_run, tmp_path):
+    run = tmp_path / "runs" / phantom_run.name
+    shutil.copytree(phantom_run, run)
+    shutil.rmtree(run / "images" / "oracle")
+    with pytest.raises(UserError, match="is missing from its run directory"):
+        export_packet([run], tmp_path / "p", n=4, progress=False)
+
+
 def test_cli_export_refuses_a_used_folder(phantom_run, tmp_path, capsys):
     from ix2x.cli.main import main
 
