@@ -342,7 +342,7 @@ def _write_run(out: Path, key: Mapping[str, Any], ratings: Sequence[Ratings], pa
                 specs[new] = {**e, "label": new}
     suite = {**first.suite, "editors": [specs[e] for e in editors if e in specs]}
     metrics = {label: m for p in parents for label, m in p.run.metrics.items()}
-    metrics[READER_METRIC] = {"name": READER_METRIC, "config": {"scales": scales}}
+    metrics[READER_METRIC] = {"name": READER_METRIC, "config": {"scales": scales}, "describe": _describe(key["mode"])}
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     meta = RunMeta(schema_version=records.SCHEMA_VERSION, suite=suite,
                    editors={e: m for p in parents for e, m in p.run.editors.items()},
@@ -358,4 +358,39 @@ def _write_run(out: Path, key: Mapping[str, Any], ratings: Sequence[Ratings], pa
     rows = [SummaryRow(editor, READER_METRIC, scale, d["n_ratings"], 0, d["value"], d["ci_low"], d["ci_high"],
                        HIGHER_IS_BETTER[scale])
             for scale, by_group in report["scores"].items() for editor, d in by_group.items() if editor in editors]
+    rows += _automatic_rows(new_recs, metrics, editors, seed)
     records.write_summary(out / records.SUMMARY_FILE, rows)
+
+
+def _automatic_rows(recs: Sequence[Any], metrics: Mapping[str, Any], editors: Sequence[str], seed: int) -> list:
+    """The parents' metrics aggregated over the rated edits only, so that the report puts the
+    readers' scores and the automatic ones side by side on the same cases."""
+    from ix2x.stats import mean_aggregates
+
+    rows = []
+    for editor in editors:
+        mine = [r for r in recs if r.editor == editor]
+        for label, entry in metrics.items():
+            hib = ((entry or {}).get("describe") or {}).get("higher_is_better") or {}
+            if label == READER_METRIC or not hib:
+                continue
+            for a in mean_aggregates(label, [r.metrics.get(label, {}) for r in mine], hib, seed=seed):
+                rows.append(SummaryRow(editor, a.metric, a.key, a.n, a.n_nan, a.value, a.ci_low, a.ci_high,
+                                       a.higher_is_better))
+    return rows
+
+
+def _describe(mode: str) -> dict[str, Any]:
+    """The reader metric's self-description, as metrics record theirs, so reports show its columns."""
+    glossary = {
+        "realism": "Readers' realism rating, 1 (clearly artificial) to 5 (indistinguishable from a real radiograph).",
+        "instruction_followed": "Readers: instruction followed, yes 1, partly 0.5, no 0.",
+        "unintended_change": "Readers: unintended change elsewhere, none 0, minor 0.5, major 1.",
+        "judged_real": "Share of readers who judged the edit a real radiograph (real-or-edited study).",
+    }
+    keys = ["judged_real"] if mode == "real-or-edited" else list(SCALES)
+    return {"name": READER_METRIC,
+            "glossary": "Blinded expert ratings imported with `ix2x review import`; intervals clustered by case.",
+            "higher_is_better": {k: HIGHER_IS_BETTER[k] for k in keys},
+            "headline": [{"key": k, "label": f"reader {k.replace('_', ' ')}", "higher_is_better": HIGHER_IS_BETTER[k],
+                          "unit": "", "precision": 2, "glossary": glossary[k]} for k in keys]}

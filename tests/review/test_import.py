@@ -97,6 +97,21 @@ def test_the_run_directory_names_its_parent_and_its_records_carry_the_ratings(im
         assert "gt_fidelity" in r.metrics and (outcome.run_dir / r.image).is_file()
 
 
+def test_the_report_puts_reader_and_automatic_scores_side_by_side_on_the_rated_cases(imported, phantom_run):
+    from ix2x.reports import write_report
+
+    key, _, outcome = imported
+    with open(outcome.run_dir / "summary.csv", newline="") as f:
+        rows = {(r["editor"], r["metric"], r["key"]): r for r in csv.DictReader(f)}
+    recs = [json.loads(x) for x in (phantom_run / "samples.jsonl").read_text().splitlines()]
+    rated = {(v["editor"], v["sample_id"]) for v in key["cases"].values()}
+    mae = [r["metrics"]["gt_fidelity"]["mae"] for r in recs if r["editor"] == "identity"
+           and (r["editor"], r["sample_id"]) in rated]
+    assert float(rows[("identity", "gt_fidelity", "mae")]["value"]) == pytest.approx(np.mean(mae), abs=1e-12)
+    text = write_report([outcome.run_dir], outcome.run_dir.parent / "report.md").read_text()
+    assert "reader realism ↑" in text and "reader unintended change ↓" in text
+
+
 def test_ratings_of_another_packet_or_a_reader_twice_are_refused(imported, packet, tmp_path):
     key = json.loads(key_path(packet).read_text())
     other = write(tmp_path / "other.json", {**simulated(key, "X", 0), "packet_hash": "sha256:" + "0" * 64})
