@@ -115,14 +115,30 @@ def test_split_depends_on_ids_and_count_only():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
-                    reason="torchrun is not installed beside this Python")
 def test_torchrun_agrees_with_merged_shards(runs, tmp_path):
     suite, single, _, _ = runs
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "ix2x", "run", "--suite",
-                           str(suite), "--quiet", "--out", str(tmp_path)], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    # `python -m torch.distributed.run` is torchrun (present wherever torch is, even without the script)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "ix2x", "run", "--suite", str(suite), "--quiet", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (sharded,) = list((tmp_path / "arr").iterdir())
     assert _summary_without_latency(sharded) == _summary_without_latency(single)
+
+
+def test_torchrun_ranks_take_their_node_local_gpu(monkeypatch):
+    """Under torchrun with several GPUs per node, `--device cuda` placed every rank on cuda:0; each
+    rank now makes its LOCAL_RANK's GPU the current one (what "cuda" then means)."""
+    import torch
+    import torch.distributed as dist
+
+    from ix2x.benchmarks import shard
+
+    chosen = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    shard.init(shard.Shard(rank=7, world_size=8))
+    assert chosen == [3]
