@@ -58,7 +58,8 @@ def pin_fingerprints(suite: Suite) -> Suite:
     editors = []
     for e in suite.editors:
         if e.name == EDITOR and not e.args.get("fingerprint"):
-            e = dataclasses.replace(e, args={**e.args, "fingerprint": index_cls(e.args.get("folder", "")).fingerprint()})
+            pinned = index_cls(e.args.get("folder", "")).fingerprint()
+            e = dataclasses.replace(e, args={**e.args, "fingerprint": pinned})
         editors.append(e)
     return dataclasses.replace(suite, editors=tuple(editors))
 

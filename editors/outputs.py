@@ -221,7 +221,8 @@ class Outputs(Editor):
         entry = self.index.entry(r.sample_id)
         where = self.index.csv or self.index.root
         if not entry.edit:
-            looked = " or ".join(f"{k}.<{'|'.join(e[1:] for e in EXTENSIONS)}>" for k in self.index.keys_of(r.sample_id))
+            exts = "|".join(e[1:] for e in EXTENSIONS)
+            looked = " or ".join(f"{k}.<{exts}>" for k in self.index.keys_of(r.sample_id))
             raise DataError(f"no edit for sample {r.sample_id!r} in {where} (looked for "
                             f"{looked if self.index.mode == 'folder' else 'its row'}).")
         shape = tuple(r.image.shape)

@@ -1,5 +1,6 @@
 """Scoring edits made elsewhere (`ix2x score`, the `outputs` editor) and `ix2x export`."""
 
+import csv
 import json
 import shutil
 
@@ -98,7 +99,8 @@ def test_missing_extra_and_broken_files_are_named(oracle_run, small_suite, tmp_p
     truncated.write_bytes(truncated.read_bytes()[:200])
     (folder / "notes.txt").write_text("not an edit")
     save_image(folder / "unrelated-scan.png", torch.zeros(1, 8, 8))
-    code = main(["score", "--suite", small_suite, "--edits", f"mine={folder}", "--quiet", "--out", str(tmp_path / "out")])
+    code = main(["score", "--suite", small_suite, "--edits", f"mine={folder}", "--quiet",
+                 "--out", str(tmp_path / "out")])
     assert code == 1  # failed records make the exit status say so
     run_dir = _only_run(tmp_path / "out")
     failed = {r.sample_id: r.error for r in records.RunDir.open(run_dir).sample_records() if not r.ok}
@@ -174,3 +176,57 @@ def test_escaped_file_names_and_ambiguity(tmp_path):
     assert editor.edit([_request("p/q")])[0].info["edit_file"] == "p~2fq.png"
     with pytest.raises(DataError, match="2 edit files"):
         editor.edit([_request("dup")])
+
+
+def test_score_in_shards_then_merge(oracle_run, small_suite, tmp_path):
+    """`ix2x score --shard I/N` then `ix2x merge`: the merged run holds the run's values, and one
+    inventory (the missing samples of both shards, the extra file once)."""
+    run_dir, exported = oracle_run
+    folder = tmp_path / "edits"
+    shutil.copytree(exported / "oracle", folder)
+    gone = sorted(p for p in folder.glob("*.png") if not p.name.endswith(".mask.png"))[:2]
+    for p in gone:
+        p.unlink()
+    (folder / "notes.txt").write_text("x")
+    for i in range(2):
+        main(["score", "--suite", small_suite, "--edits", f"oracle={folder}", "--shard", f"{i}/2", "--quiet",
+              "--out", str(tmp_path / "sh")])
+    shards = sorted((tmp_path / "sh" / "outputs_small").iterdir())
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "merged"), "--quiet"]) == 1  # 2 failed
+    merged = records.RunDir.open(tmp_path / "merged")
+    assert {k: v for k, v in _metrics(tmp_path / "merged").items() if k[1] not in [p.stem for p in gone]} == \
+        {k: v for k, v in _metrics(run_dir).items() if k[1] not in [p.stem for p in gone]}
+    inv = merged.meta["outputs"]["oracle"]
+    assert inv["missing"] == [p.stem for p in gone] and inv["extra"] == ["notes.txt"] and inv["n_samples"] == 10
+
+
+def test_ls_samples_prints_the_ids_files_are_named_by(small_suite, capsys):
+    """The ids are `<past_dicom_id>_<current_dicom_id>` of the test rows of instructions.csv."""
+    import yaml
+
+    data = yaml.safe_load(open(small_suite))["data"]["path"]
+    with open(f"{data}/instructions.csv", newline="") as f:
+        expected = [f"{r['past_dicom_id']}_{r['current_dicom_id']}" for r in csv.DictReader(f) if r["split"] == "test"]
+    capsys.readouterr()
+    assert main(["ls", "samples", "--suite", small_suite]) == 0
+    assert capsys.readouterr().out.split() == expected
+    assert main(["ls", "samples", "--suite", small_suite, "--json", "--limit", "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected[:2]
+
+
+def test_outputs_editor_in_a_suite_file(oracle_run, small_suite, tmp_path, capsys):
+    """A suite that names `outputs` editors itself runs with `ix2x run` (and `ix2x score` without
+    --edits); the folder's fingerprint is pinned as with --edits."""
+    import yaml
+
+    run_dir, exported = oracle_run
+    raw = yaml.safe_load(open(small_suite))
+    raw["editors"] = [{"name": "outputs", "label": "mine", "args": {"folder": str(exported / "oracle")}}]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["run", "--suite", str(tmp_path / "s.yaml"), "--quiet", "--out", str(tmp_path / "out")]) == 0
+    scored = _only_run(tmp_path / "out")
+    assert {k[1]: v for k, v in _metrics(scored).items()} == {k[1]: v for k, v in _metrics(run_dir).items()}
+    assert records.RunDir.open(scored).meta["suite"]["editors"][0]["args"]["fingerprint"] == \
+        EditsIndex(exported / "oracle").fingerprint()
+    assert main(["score", "--suite", small_suite]) == 2  # its editor is the oracle, not a folder
+    assert "pass `--edits NAME=FOLDER`" in capsys.readouterr().err
