@@ -84,6 +84,12 @@ def test_merge_refuses_shards_that_disagree(runs, tmp_path, capsys):
     assert "must agree on suite and settings" in capsys.readouterr().err
     assert main(["merge", str(shards[0]), str(shards[0]), "--out", str(tmp_path / "m")]) == 2
     assert "given twice" in capsys.readouterr().err
+    again = tmp_path / "copy-of-shard-0"
+    shutil.copytree(shards[0], again)
+    assert main(["merge", *map(str, shards), str(again), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    first = records.RunDir.open(shards[0]).sample_records()[0].sample_id
+    assert "covered by more than one shard" in err and first in err and not (tmp_path / "m").exists()
 
 
 def test_a_started_again_shard_resumes_its_directory(runs):
@@ -142,3 +148,20 @@ def test_torchrun_ranks_take_their_node_local_gpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "3")
     shard.init(shard.Shard(rank=7, world_size=8))
     assert chosen == [3]
+
+
+@pytest.mark.slow
+def test_phantom_smoke_set_level_metrics_merge_exactly(tmp_path):
+    """phantom_smoke (AUROC of the classifier shift, Pearson r of the age predictions, bootstrap
+    intervals of every metric): three shards merged give the one process's summary.csv, row for row."""
+    assert main(["run", "--suite", "phantom_smoke", "--quiet", "--out", str(tmp_path / "one")]) == 0
+    (single,) = list((tmp_path / "one" / "phantom_smoke").iterdir())
+    for i in range(3):
+        assert main(["run", "--suite", "phantom_smoke", "--quiet", "--shard", f"{i}/3",
+                     "--out", str(tmp_path / "sh")]) == 0
+    shards = sorted((tmp_path / "sh" / "phantom_smoke").iterdir())
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "merged"), "--quiet"]) == 0
+    rows = _summary_without_latency(tmp_path / "merged")
+    assert rows == _summary_without_latency(single)
+    keys = {(r["metric"], r["key"]) for r in rows if r["value"]}
+    assert {("classifier_shift", "auroc_target"), ("demographic_preservation", "age_pearson_r")} <= keys
