@@ -35,10 +35,10 @@ def _agreement(metas: dict[Path, RunMeta]) -> None:
         "editor settings": lambda m: {k: (v.get("name"), v.get("config")) for k, v in m.editors.items()},
         "metric settings": lambda m: {k: (v.get("name"), v.get("config")) for k, v in m.metrics.items()},
         "record schema": lambda m: m.schema_version,
-        "code version (git commit and dirty flag)": lambda m: m.extra.get("git"),
-        "package versions": lambda m: m.extra.get("packages"),
+        "code version (git commit and dirty flag)": lambda m: m.git,
+        "package versions": lambda m: m.packages,
         "data (file fingerprint)": lambda m: ((m.data_fingerprint or {}).get("tree") or {}).get("digest"),
-        "model weights (SHA-256)": lambda m: sorted((m.extra.get("weights") or {}).values()),
+        "model weights (SHA-256)": lambda m: sorted((m.weights or {}).values()),
         "shard count": lambda m: (m.extra.get("shard") or {}).get("count"),
     }
     first_dir, first = next(iter(metas.items()))
@@ -148,7 +148,7 @@ def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool =
 def _write(out: Path, metas: dict[Path, RunMeta], recs_by_dir: dict[Path, list[SampleRecord]],
            editors: list[str], ids: list[str], missing: list[str], absent: list[int]) -> None:
     first = next(iter(metas.values()))
-    extra = {k: v for k, v in first.extra.items() if k not in ("shard", "merged_from", "data_changes", "outputs")}
+    extra = {k: v for k, v in first.extra.items() if k not in ("shard", "outputs")}
     extra["merged_shards"] = [{"run": str(Path(d).resolve()), **m.extra["shard"], "status": m.status,
                                "n_records": len(recs_by_dir[d])} for d, m in metas.items()]
     if missing:
@@ -158,7 +158,8 @@ def _write(out: Path, metas: dict[Path, RunMeta], recs_by_dir: dict[Path, list[S
         extra["outputs"] = outputs
     tree = (first.data_fingerprint or {}).get("tree")
     meta = dataclasses.replace(first, status="running", created=rundir.now(), finished=None, n_records=None,
-                               n_failed=None, n_metric_errors=None, n_per_editor=None,
+                               n_failed=None, n_metric_errors=None, n_per_editor=None, merged_from=None,
+                               data_changes=None, argv=["merge", *(str(d) for d in metas)],
                                data_fingerprint={"tree": tree, "n_samples": len(ids), "ids": rundir.ids_digest(ids)},
                                extra=extra)
     rundir.write_meta(out, meta)

@@ -82,6 +82,12 @@ def test_merge_refuses_shards_that_disagree(runs, tmp_path, capsys):
     records.write_json_atomic(other / "run.json", meta)
     assert main(["merge", str(shards[0]), str(other), str(shards[2]), "--out", str(tmp_path / "m")]) == 2
     assert "must agree on suite and settings" in capsys.readouterr().err
+    meta = records.RunDir.open(shards[1]).meta
+    assert meta["git"]["commit"]  # the code version is recorded, so the check below compares something
+    meta["git"] = {**meta["git"], "commit": "0" * 40}
+    records.write_json_atomic(other / "run.json", meta)
+    assert main(["merge", str(shards[0]), str(other), str(shards[2]), "--out", str(tmp_path / "m")]) == 2
+    assert "must agree on code version" in capsys.readouterr().err
     assert main(["merge", str(shards[0]), str(shards[0]), "--out", str(tmp_path / "m")]) == 2
     assert "given twice" in capsys.readouterr().err
     again = tmp_path / "copy-of-shard-0"
