@@ -112,6 +112,9 @@ def test_missing_extra_and_broken_files_are_named(oracle_run, small_suite, tmp_p
     assert inv["n_extra"] == 2 and inv["extra"] == ["notes.txt", "unrelated-scan.png"]
     assert inv["missing"] == sorted(removed) and inv["n_found"] == 7  # the truncated file is found, unreadable
     assert "notes.txt, unrelated-scan.png" in capsys.readouterr().err
+    (folder / "notes.txt").write_text("changed")  # any file of the folder: the resume must notice
+    assert main(["score", "--resume", str(run_dir), "--quiet"]) == 2
+    assert "changed since this run started" in capsys.readouterr().err
 
 
 def test_resume_refuses_a_changed_folder(oracle_run, tmp_path):
