@@ -40,7 +40,7 @@ class Edited:
     result: EditResult | None
     error: str | None = None
     stage: str | None = None
-    latency_s: float = math.nan
+    latency_s: float | None = math.nan  # None: not measured (an editor with `timed = False`)
     peak_memory_mb: float | None = None
 
 
@@ -103,6 +103,8 @@ def requests_for(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[E
 def warm_up(editor: Any, batch: Sequence[Sample], suite: Suite) -> None:
     """One untimed batch of the run's batch size, so that model loading, lazy initialisation and
     the kernels' per-shape setup (a batch of one sets up other shapes) stay out of the latency."""
+    if not getattr(editor, "timed", True):
+        return  # nothing is timed, so nothing to warm up
     try:
         with time_limit(suite.batch_timeout_s):
             editor.edit(fill_batch(editor, requests_for(type(editor), batch, suite.seed), suite.batch_size))
@@ -134,6 +136,8 @@ def edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite, *, retry: boo
             _sync(suite.device)
         per = (time.perf_counter() - t0) / len(padded)  # the editor did len(padded) edits' work
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+        if not getattr(editor, "timed", True):  # edits made elsewhere (`outputs`): reading files is no latency
+            per, peak = None, None
         if not isinstance(results, (list, tuple)) or len(results) != len(padded):
             n = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
             raise RuntimeError(f"editor returned {n} results for {len(padded)} requests")

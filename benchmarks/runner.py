@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ix2x.benchmarks import editing, rundir, scoring
+from ix2x.benchmarks import array_shard, editing, rundir, scoring
 from ix2x.benchmarks.shard import Shard, barrier
 from ix2x import records, registry
 from ix2x.configs import build
@@ -165,6 +165,8 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
         tree = None
         if dataset is None:
             dataset, tree = _open_data(suite, progress and shard.rank == 0)
+        # an array shard (`--shard I/N`) runs its share only: ix2x.benchmarks.array_shard
+        dataset = array_shard.select(dataset, rundir.read_meta(run_dir).extra.get("shard"))
         ids = [_sample_id(dataset, i) for i in range(len(dataset))]
         layout = rundir.read_meta(run_dir).layout
         rundir.check_sample_ids(ids, layout)

@@ -124,6 +124,9 @@ class Editor(abc.ABC):
     # The harness fills a short batch up to the run's batch size with copies of its last request and
     # drops their results (see `fill_batch`). False for editors that pay or write files per request.
     fill_batches: ClassVar[bool] = True
+    # False for editors whose edits were made elsewhere (`outputs`): the harness then records no
+    # latency for them (the record's `latency_s` is null) instead of timing file reads.
+    timed: ClassVar[bool] = True
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = self.Config() if config is None else config

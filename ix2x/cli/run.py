@@ -41,13 +41,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-changed-data", action="store_true",
                    help="with --resume: redo the samples whose data changed since the run started "
                         "(without it, changed data refuses the resume)")
+    add_launch_arguments(p)
+
+
+def add_launch_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of how a run is carried out, shared with ``ix2x score``."""
+    p.add_argument("--shard", default=None, metavar="I/N|slurm",
+                   help="run only shard I of N (0 <= I < N) as an independent job, e.g. one task of a Slurm job "
+                        "array (`slurm` reads SLURM_ARRAY_TASK_ID/COUNT); each shard writes "
+                        "OUT/<suite>/shard-I-of-N (started again, it resumes); join them with `ix2x merge`. "
+                        "Samples split by a hash of their id (docs/cluster.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import contextlib
     import dataclasses
 
     from ix2x.cli.common import preflight_run, require_run_dir, suite_from_args
@@ -65,28 +72,55 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"`--batch-timeout` must be > 0 seconds, got {args.batch_timeout}. Leave it out "
                                 "for no limit.")
             suite = dataclasses.replace(suite, batch_timeout_s=args.batch_timeout)
-        preflight_run(suite)
+        from ix2x.benchmarks.outputs import pin_fingerprints
 
-    from ix2x.benchmarks import rundir, runner, shard as sharding
+        suite = pin_fingerprints(suite)  # a suite with `outputs` editors: a resume notices changed files
+        preflight_run(suite)
+    return launch(args, None if args.resume else suite)
+
+
+def launch(args: argparse.Namespace, suite: "object | None") -> int:
+    """Start (``suite``) or resume (``args.resume``) a run, in this process, under torchrun or as an
+    array shard (``args.shard``), then write its report; the exit status."""
+    from pathlib import Path
+
+    import contextlib
+
+    from ix2x.cli.common import preflight_run
+    from ix2x.benchmarks import array_shard, rundir, runner, shard as sharding
+    from ix2x.benchmarks.outputs import describe_inventory, record_inventory
+
+    array = array_shard.parse(args.shard) if getattr(args, "shard", None) and not args.resume else None
 
     if args.quiet:
         _silence_library_progress_bars()
     shard = sharding.current()  # set by torchrun / accelerate launch; one process otherwise
+    if array is not None and shard.distributed:
+        from ix2x.errors import UserError
+
+        raise UserError("`--shard` starts one independent job per shard; do not combine it with torchrun "
+                        "(WORLD_SIZE > 1). Use one or the other (docs/cluster.md).")
     sharding.init(shard)
     run_dir = None
+    resuming = bool(args.resume)
     try:
         if shard.rank == 0:
             if args.resume:
                 run_dir = Path(args.resume)
                 suite = runner.load_run_suite(run_dir)  # a clear error if it is not a run directory
-                if args.batch_timeout is not None and args.batch_timeout != suite.batch_timeout_s:
+                timeout = getattr(args, "batch_timeout", None)
+                if timeout is not None and timeout != suite.batch_timeout_s:
                     print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
                           file=sys.stderr)
                 preflight_run(suite)
+            elif array is not None:
+                run_dir, resuming = array_shard.start_or_resume(suite, Path(args.out), array, argv=sys.argv[1:])
+                if resuming and not args.quiet:
+                    print(f"shard {array.index}/{array.count}: resuming {run_dir}", file=sys.stderr)
             else:
                 run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
         # A new run that fails before its first record leaves no run directory behind.
-        guard = rundir.discard_if_unstarted(run_dir) if run_dir is not None and not args.resume \
+        guard = rundir.discard_if_unstarted(run_dir) if run_dir is not None and not resuming \
             else contextlib.nullcontext()
         lock = rundir.locked(run_dir) if run_dir is not None else contextlib.nullcontext()
         with guard, lock:
@@ -96,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"run directory: {run_dir}", file=sys.stderr)
             run_dir = Path(sharding.broadcast_text(shard, str(run_dir) if run_dir else None))
             outcome = runner.execute(run_dir, progress=not args.quiet, shard=shard,
-                                     allow_changed_data=args.allow_changed_data)
+                                     allow_changed_data=getattr(args, "allow_changed_data", False))
+            inventory = record_inventory(run_dir) if shard.rank == 0 else {}
     except KeyboardInterrupt:
         if run_dir is not None and run_dir.is_dir():
             print(f"interrupted: the batches on disk are kept; continue with `ix2x run --resume {run_dir}`",
@@ -108,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
         sharding.finish(shard)
     if shard.rank != 0:
         return 0 if outcome.ok else 1
+    for line in describe_inventory(inventory):
+        print(line, file=sys.stderr)
+    meta_shard = rundir.read_meta(outcome.run_dir).extra.get("shard")
+    if meta_shard:
+        print(f"shard {meta_shard['index']}/{meta_shard['count']} done; when every shard is: "
+              f"`ix2x merge {outcome.run_dir.parent}/shard-*-of-{meta_shard['count']} --out DIR`", file=sys.stderr)
     from ix2x.reports import write_report
 
     try:
