@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -63,11 +62,15 @@ def _venv_with_shared_deps(where: Path) -> Path:
     site = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     links = where / "shared-deps"
     links.mkdir()
-    ours = Path(sysconfig.get_paths()["purelib"])
-    for entry in ours.iterdir():
-        if entry.name.startswith(("ix2x", "__editable__")) or "ix2x" in entry.name or entry.suffix == ".pth":
-            continue
-        (links / entry.name).symlink_to(entry)
+    # Every folder of installed packages this interpreter sees (its site-packages, and any a .pth adds),
+    # the first one to provide a name winning as on sys.path.
+    sites = [Path(p) for p in sys.path if p and Path(p).is_dir() and any(Path(p).glob("*.dist-info"))]
+    for site_dir in sites:
+        for entry in site_dir.iterdir():
+            if "ix2x" in entry.name or entry.name.startswith("__editable__") or entry.suffix == ".pth" \
+                    or (links / entry.name).exists():
+                continue
+            (links / entry.name).symlink_to(entry)
     (site / "shared_deps.pth").write_text(f"{links}\n")
     return py
 
