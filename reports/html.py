@@ -21,7 +21,7 @@ from ix2x.records import Layout, inside, sidecar
 from ix2x.reports import board as boards
 from ix2x.reports import images, plots
 from ix2x.reports.data import (LATENCY, TINY_N, Column, EditorView, RunView, all_columns, breakdown, display_unit,
-                          facets, number, per_sample_columns)
+                          facets, intervals_note, number, per_sample_columns)
 from ix2x.reports.significance import paired_rows
 
 PAGE_ROWS = 25
@@ -618,6 +618,7 @@ def render(runs: list[RunView], editors: list[EditorView], *, out: Path, with_im
     if baseline:
         body.append(significance(b, editors, baseline))
     body += ["<h2 id='glossary-h'>Glossary</h2>", glossary(b, extra),
+             f"<p id='intervals'>Intervals: {e(intervals_note(runs))}</p>",
              "<h2 id='plots-h'>Figures</h2>", figures(b, assets, rel),
              "<h2 id='breakdowns-h'>Breakdowns</h2>", breakdowns(b, editors),
              "<h2 id='samples-h'>Samples</h2>", browser(runs, editors, out, assets, rel, show_images),

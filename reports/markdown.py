@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ix2x.reports import board as boards
-from ix2x.reports.data import TINY_N, EditorView, RunView, breakdown, number
+from ix2x.reports.data import TINY_N, EditorView, RunView, breakdown, intervals_note, number
 from ix2x.reports.significance import paired_rows
 
 # CommonMark backslash-escapes any ASCII punctuation; these are the ones that would change the
@@ -97,6 +97,7 @@ def render(runs: list[RunView], editors: list[EditorView], *, baseline: str | No
         direction = {True: "higher is better", False: "lower is better"}.get(c.higher_is_better, "no direction")
         lines.append(f"- **{esc(c.label)}** ({esc(c.id)}, {direction}{', ' + esc(c.unit) if c.unit else ''}): "
                      f"{esc(c.glossary or c.metric_glossary or 'no description recorded')}")
+    lines += ["", f"Intervals: {esc(intervals_note(runs))}"]
     for run in runs:
         git = run.meta.get("git", {})
         lines += ["", f"Run {esc(run.name)}: commit {esc(git.get('commit'))}{' (dirty)' if git.get('dirty') else ''}, "
