@@ -58,6 +58,8 @@ def shift_values(p_in: Mapping[str, float], p_out: Mapping[str, float], ops: Seq
     else:
         add_reason(out, "effect: no Add/Remove op on a finding the classifier predicts")
     changes = [(op["finding"], direction(op)) for op in ops if op["op"] == "change" and op["finding"] in p_in]
+    if changes and all(d == 0 for _, d in changes):
+        add_reason(out, "level: no level change read from the instruction (levels unknown, unread or equal)")
     changes = [(f, d) for f, d in changes if d != 0]
     if changes and levels_in is not None and levels_out is not None:
         moved = [d * (levels_out[f] - levels_in[f]) for f, d in changes]

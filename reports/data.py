@@ -338,10 +338,12 @@ def display_unit(col: Column, values: list[float]) -> tuple[str, float]:
 def facets(instruction: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """(op, findings, sides) of an instruction: ("add", ("Effusion",), ("left",)); ("unparsed", (),
     ()) if the grammar rejects it."""
-    from ix2x.data.instructions import InstructionError, parse
+    from ix2x.data.instructions import InstructionError, UnreadLevels, parse
 
     try:
         ops = parse(instruction)
+    except UnreadLevels as e:  # the findings are clear: grouped by them, only the levels are unknown
+        ops = e.ops
     except InstructionError:
         return "unparsed", (), ()
     kinds = sorted({o.op for o in ops})
