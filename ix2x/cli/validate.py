@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default=None, help="suite name or .yaml path (default: phantom; with --data "
                    "and no --suite: mimic)")
     p.add_argument("--data", default=None, metavar="DIR", help="MIMIC-EDIT-INSTRUCTION directory to check")
+    p.add_argument("--link-root", action="append", default=None, metavar="DIR",
+                   help="a folder the dataset's symlinks may point into (repeatable; `ix2x dataset build` "
+                        "symlinks into the MIMIC-CXR folder); adds to the suite's data.link_roots")
     p.add_argument("--split", default=None)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--editors", default=None, help="comma-separated editor labels or registry names, as for run")
