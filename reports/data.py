@@ -224,9 +224,13 @@ def all_columns(runs: list[RunView]) -> list[Column]:
             desc = describe_of(label, entry)
             name = entry.get("name", label)
             if desc is not None:
+                # A metric that names no headline keys (a plugin without ``headline``) shows every
+                # key it reports, so it reaches the leaderboard, not only summary.csv.
+                heads = desc.get("headline") or [{"key": k, "label": f"{label}.{k}", "higher_is_better": hib}
+                                                 for k, hib in (desc.get("higher_is_better") or {}).items()]
                 new = [Column(label, h["key"], h.get("label") or h["key"], h.get("higher_is_better"),
                               h.get("unit", ""), h.get("glossary", ""), int(h.get("precision", 3)),
-                              desc.get("name", name), desc.get("glossary", "")) for h in desc.get("headline", [])]
+                              desc.get("name", name), desc.get("glossary", "")) for h in heads]
             else:
                 new = [Column(label, k, t, hib, "", "", 3, name)
                        for m, k, t, hib in LEGACY_HEADLINE if m == name]
