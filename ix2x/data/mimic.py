@@ -47,7 +47,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("aligned", "mask", "subject_id")
 # unknown by the validator (a warning: the reader still passes them on as labels).
 KNOWN_LABEL_COLUMNS: tuple[str, ...] = ("sex", "age", "race", "habitus", "findings_past",
                                         "findings_current", "ops", "study_id", "ref_id",
-                                        "past_study_id", "current_study_id") + ("source_report", "target_report")
+                                        "past_study_id", "current_study_id", "past_view",
+                                        "current_view") + ("source_report", "target_report")
 # Free text, kept as text (a report reading "1" is not the number 1; spaces stripped, empty is None).
 # Report-conditioned editors take them with ``prompt: dataset`` (EditRequest.source_report / target_report).
 REPORT_COLUMNS: tuple[str, ...] = ("source_report", "target_report")
@@ -346,9 +347,11 @@ def _unique_ids(frame) -> list[str]:
 ERROR_KINDS: tuple[str, ...] = (
     "missing_csv", "unreadable_csv", "missing_columns", "empty_id", "outside_root", "missing_image",
     "unreadable_image", "image_too_small", "empty_instruction", "unparsable_instruction",
-    "missing_mask", "unreadable_mask", "bad_aligned",
+    "missing_mask", "unreadable_mask", "bad_aligned", "duplicate_row",
 )
-WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics")
+WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics", "lateral_view")
+# MIMIC-CXR's ViewPosition values of lateral views; the pseudo-masks and atlas are frontal.
+LATERAL_VIEWS = frozenset({"LATERAL", "LL", "RL", "LLD", "RLD", "XTABLE LATERAL"})
 NOTE_KINDS: tuple[str, ...] = ("bit_depth", "exif_orientation", "converted_to_gray", "dicom")
 
 
@@ -451,9 +454,11 @@ class _Reader:
         self.demographics = demographics
         self.cache: dict[Any, tuple[str, str] | None] = {}
         self.patients_seen: set[str] = set()
+        self.rows_seen: dict[tuple[str, str, str], int] = {}
 
     def row(self, row, line, parse, InstructionError) -> None:
         where = f"line {line}"
+        self._check_duplicate(row, line)
         for role, column in ROLES:
             if column not in row:
                 continue
@@ -461,6 +466,11 @@ class _Reader:
             if not image_id:
                 self.report.add("empty_id", f"{where}: empty `{column}`")
                 continue
+            view = self._view(row, role, image_id)
+            if view in LATERAL_VIEWS:
+                self.report.add("lateral_view", f"{where}: `{column}` {image_id} is a {view} view; the "
+                                "pseudo-masks and atlas are frontal (PA/AP), so its edit is guided by the wrong "
+                                "anatomy: leave lateral views out")
             key = (role, image_id)
             if key not in self.cache:  # the same study may be the input of several pairs
                 self.cache[key] = self._check_image(role, image_id, column)
@@ -485,6 +495,24 @@ class _Reader:
                 self.report.add("bad_aligned", str(e))
         if self.demographics is not None and "past_dicom_id" in row:
             self._check_patient(row, where)
+
+    def _check_duplicate(self, row, line) -> None:
+        """The same pair with the same instruction twice: read as two samples (``~1``), it would
+        count as two independent results."""
+        key = (str(row.get("past_dicom_id", "")).strip(), str(row.get("current_dicom_id", "")).strip(),
+               " ".join(str(row.get("instruction", "")).lower().split()))
+        first = self.rows_seen.setdefault(key, line)
+        if first != line:
+            self.report.add("duplicate_row", f"line {line}: the same images and instruction as line {first}; "
+                            "it would count twice as independent samples: remove one")
+
+    def _view(self, row, role, image_id) -> str:
+        """The image's ViewPosition: a ``past_view``/``current_view`` column, else the MIMIC-CXR
+        metadata the tree layouts index ("" when nothing says)."""
+        view = row.get(f"{role}_view")
+        if not view:
+            view = (getattr(self.images, "index", None) or {}).get(image_id, {}).get("ViewPosition")
+        return str(view or "").strip().upper()
 
     def _check_image(self, role, image_id, column) -> tuple[str, str] | None:
         try:
