@@ -175,9 +175,26 @@ def _read_csv(root: Path):
     try:
         # utf-8-sig: spreadsheet exports start with a byte-order mark; pandas handles CRLF itself.
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(_encoding_message(path, e)) from e
     except Exception as e:
         raise DataError(f"cannot read {path}: {type(e).__name__}: {e}") from e
     return frame.rename(columns=lambda c: str(c).strip())
+
+
+def _encoding_message(path: Path, error: UnicodeDecodeError) -> str:
+    """Which line is not UTF-8, what its bytes read as in Windows-1252 (spreadsheets on Windows
+    save CSV so), and how to fix it."""
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            shown = raw.decode("cp1252", errors="replace").strip()
+            byte = raw[bad.start:bad.start + 1].hex()
+            return (f"{path} is not UTF-8: line {number} has byte 0x{byte} at column {bad.start + 1} "
+                    f"({shown[:120]!r} if read as Windows-1252). Save it as UTF-8 (Excel: \"CSV UTF-8\"; "
+                    f"or `iconv -f cp1252 -t utf-8`).")
+    return f"{path} is not UTF-8 ({error}). Save it as UTF-8."
 
 
 # ------------------------------------------------------------------------------------ dataset

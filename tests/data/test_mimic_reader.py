@@ -232,3 +232,16 @@ def test_validate_reads_lateral_views_from_the_mimic_cxr_metadata(tmp_path):
     report = validate_dataset(tmp_path / "ds", images=MimicCxrTree(tree))
     assert report.counts == {"lateral_view": 1}
     assert "`current_dicom_id` d2 is a LATERAL view" in report.examples["lateral_view"][0]
+
+
+def test_a_cp1252_csv_is_named_with_its_line_and_the_fix(tmp_path):
+    """Regression: a CSV saved by a Windows spreadsheet (cp1252) failed with a bare codec error."""
+    _write(tmp_path, [])
+    text = ("split,past_dicom_id,current_dicom_id,instruction\n"
+            "test,p1,c1,Add the finding of edema.\n"
+            "test,p2,c2,Add the finding of edema \u2013 left.\n")
+    (tmp_path / "instructions.csv").write_bytes(text.encode("cp1252"))
+    with pytest.raises(DataError, match=r"line 3 has byte 0x96 .*Save it as UTF-8"):
+        MimicEditDataset(tmp_path, split="test")
+    report = validate_dataset(tmp_path)
+    assert "line 3" in report.examples["unreadable_csv"][0] and "UTF-8" in report.examples["unreadable_csv"][0]
