@@ -24,6 +24,7 @@ What the image reader did to a file's pixels (EXIF rotation, bit depth chosen, D
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,7 @@ class FolderImages:
     def __init__(self, root: Path, link_roots: Sequence[Path] = ()) -> None:
         self.root = Path(root)
         self.link_roots = tuple(link_roots)
+        self._names: dict[Path, dict[str, str]] = {}  # folder -> lower-case name -> name, on a miss
 
     def locate(self, role: str, image_id: str, column: str) -> Path:
         rel = relative_part(image_id, column=column)
@@ -113,7 +115,23 @@ class FolderImages:
                 return check_inside(candidate, self.root, column=column, link_roots=self.link_roots)
         if as_is.is_symlink() or any(c.is_symlink() for c in tried):  # a dangling link
             raise ImageNotFound(f"{_shown(tried)} is a symlink to a file that does not exist")
+        other = self._other_case(as_is) if has_image_extension(str(rel)) else None
+        if other is not None:
+            raise ImageNotFound(f"{as_is} not found, but {other.name} exists beside it: file names are "
+                                f"case-sensitive here; write the id as {str(rel.with_name(other.name))!r} "
+                                "or rename the file")
         raise ImageNotFound(f"{_shown(tried)} not found")
+
+    def _other_case(self, path: Path) -> Path | None:
+        """``path`` spelled in another case, if such a file exists (one folder listing per folder)."""
+        folder = path.parent
+        if folder not in self._names:
+            try:
+                self._names[folder] = {n.lower(): n for n in os.listdir(folder)}
+            except OSError:
+                self._names[folder] = {}
+        name = self._names[folder].get(path.name.lower())
+        return folder / name if name is not None and name != path.name else None
 
     def subject_of(self, image_id: str) -> str | None:
         return None

@@ -245,3 +245,17 @@ def test_a_cp1252_csv_is_named_with_its_line_and_the_fix(tmp_path):
         MimicEditDataset(tmp_path, split="test")
     report = validate_dataset(tmp_path)
     assert "line 3" in report.examples["unreadable_csv"][0] and "UTF-8" in report.examples["unreadable_csv"][0]
+
+
+def test_an_id_whose_case_differs_from_the_file_says_so(tmp_path):
+    """Regression: `a.jpg` named in the CSV while `a.JPG` exists was reported as plainly missing."""
+    _write(tmp_path, [dict(split="test", past_dicom_id="p1.jpg", current_dicom_id="c1.png",
+                           instruction="Add the finding of edema.")],
+           {"past/p1.JPG": _gray(3), "current/c1.png": _gray(3)})
+    import os
+
+    if os.path.exists(tmp_path / "past" / "p1.jpg"):
+        pytest.skip("case-insensitive file system: p1.jpg opens p1.JPG")
+    report = validate_dataset(tmp_path)
+    (example,) = report.examples["missing_image"]
+    assert "p1.jpg not found, but p1.JPG exists beside it" in example and "'p1.JPG'" in example
