@@ -73,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
     lines.append(f"suite `{suite.name}`: {len(editors)} editor(s), {len(metrics)} metric(s), settings valid, "
                  f"device {suite.device}")
     problems = preflight.device_problems(suite.device)
-    problems += preflight.component_problems(editors, metrics, suite.device)
+    # As `run` judges them (one check for both): an editor that cannot even be built does not stop
+    # a run, which records its samples as failed and goes on with the others; say so, without failing.
+    contained: list[str] = []
+    problems += preflight.component_problems(editors, metrics, suite.device, strict=False, contained=contained)
+    warnings = [f"{line}: `ix2x run` starts without it and records its samples as failed" for line in contained]
+    out["warnings"] = warnings
     if suite.data.source == "dir":
         from ix2x.data.sources import validate_data
 
@@ -95,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         for line in lines:
             print(line)
+        for warning in warnings:
+            print(f"WARNING: {warning}")
         for problem in problems:
             print(f"PROBLEM: {problem}")
         print("ok: `ix2x run` with these options would start" if not problems else
