@@ -14,7 +14,8 @@ torchxrayvision reads ($HOME/.torchxrayvision/models_data), the LPIPS backbone
 the dataset (missing or unreadable images, unparsable instructions, unknown columns). Each problem is
 one line naming the file, where it goes and the command that fetches it. Exit 0 only when `ix2x run`
 with the same options would start; 1 when something is missing; 2 for a usage error.
-Without --suite, --data DIR is checked with the suites that read a dataset folder (mimic)."""
+Without --suite, --data DIR is checked with the suites that read a dataset folder (mimic), or
+with the phantom suite when DIR was written by `ix2x phantom` (it holds phantom.json)."""
 EXAMPLES = """examples:
   ix2x validate --suite phantom
   ix2x validate --data /data/mimic-edit-instruction
@@ -39,6 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout instead of text")
 
 
+def _written_by_phantom(data: str) -> bool:
+    from pathlib import Path
+
+    return (Path(data).expanduser() / "phantom.json").is_file()
+
+
 def fitting_suites(data: str | None) -> tuple[list[str], list[str]]:
     """(built-in suites that read a dataset folder, those that generate their own phantoms)."""
     from ix2x.benchmarks import suite_names, suite_path
@@ -56,7 +63,16 @@ def run(args: argparse.Namespace) -> int:
 
     out: dict = {"problems": []}
     lines: list[str] = []
-    if args.suite is None and args.data:
+    if args.suite is None and args.data and _written_by_phantom(args.data):
+        # A folder from `ix2x phantom` has what the phantom suites score (true masks and targets,
+        # labels, the phantom classifiers' findings): mimic would ask for real-data weights.
+        from ix2x.benchmarks import DEFAULT_SUITE
+
+        args.suite = DEFAULT_SUITE
+        out["fitting_suites"] = [DEFAULT_SUITE]
+        lines.append(f"data {args.data}: written by `ix2x phantom` (phantom.json); checking with the "
+                     f"`{DEFAULT_SUITE}` suite on this folder (choose another with --suite)")
+    elif args.suite is None and args.data:
         dirs, phantoms = fitting_suites(args.data)
         out["fitting_suites"] = dirs
         args.suite = "mimic" if "mimic" in dirs else (dirs[0] if dirs else None)

@@ -105,3 +105,15 @@ def test_validate_and_run_agree_about_an_editor_whose_constructor_fails(tmp_path
     (samples,) = list((tmp_path / "results").rglob("samples.jsonl"))
     recs = [json.loads(line) for line in samples.read_text().splitlines()]
     assert {r["editor"]: r["status"] for r in recs} == {"identity": "ok", "unbuildable_t": "failed"}
+
+
+def test_a_folder_written_by_ix2x_phantom_is_checked_with_the_phantom_suite(tmp_path, capsys):
+    """Regression: `validate --data DIR` on an `ix2x phantom` folder checked it against `mimic` and
+    listed its real-data weights (9 missing-weight problems) although the phantom suite fits it."""
+    assert main(["phantom", "--out", str(tmp_path / "ph"), "--n", "4", "--size", "32", "--quiet"]) == 0
+    capsys.readouterr()
+    rc = main(["validate", "--data", str(tmp_path / "ph"), "--device", "cpu", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["suite"] == "phantom" and report["dataset"]["ok"], report
+    assert not any("torchxrayvision" in p or "xrv" in p for p in report["problems"]), report["problems"]
+    assert rc == (0 if report["ok"] else 1)
