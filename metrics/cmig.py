@@ -11,6 +11,11 @@ Components, each computed over the set of edits x':
   predicted on the input x (a patient's race does not change).
 - ``A``: Pearson r between age predicted on x' and the true age where known, else age predicted on x.
 
+These components depart from BiomedJourney's, so values are not comparable with its tables whatever
+the combination: BiomedJourney's race term is a race-classifier AUROC, ours (``R``) is a three-class
+accuracy; its pathology term scores the CheXpert labels of the target report, ours (``P``) pools the
+instructed findings (real data) or the generator's findings (phantoms).
+
 How BiomedJourney combines them could not be verified here: only the paper's abstract was reachable,
 and secondary sources give CMIG = sqrt(P * sqrt(R * A)) on a 0-100 scale while their own tables do
 not reproduce their composites. So the three components are always reported separately, the
@@ -77,8 +82,11 @@ class Cmig(Metric):
     higher_is_better = {}  # every statistic is set-level: see aggregate
     requires = frozenset({"classifier", "labels"})
     glossary = ("CMIG (BiomedJourney, reused by InstructX2X): pathology AUROC P, attribute accuracy R and "
-                "age correlation A of the edits, all set level. The published combination could not be "
-                "verified, so the components are shown too; CMIG is undefined when A <= 0.")
+                "age correlation A of the edits, all set level. Not BiomedJourney's components: its race term "
+                "is an AUROC (R here is a 3-class accuracy) and its P scores the target report's CheXpert "
+                "labels (P here pools the instructed findings), so values do not compare with its tables. The "
+                "published combination could not be verified either, so the components are shown too; CMIG "
+                "is undefined when A <= 0.")
     headline = (
         HeadlineKey("P", "CMIG P (AUROC)", True, "",
                     "Pathology AUROC of the classifier on x' against the labels the edit should produce. "
