@@ -50,7 +50,7 @@ def _group_text(stat: tuple[float, float, float, int], scale: float, p: int) -> 
 def render(runs: list[RunView], editors: list[EditorView], *, baseline: str | None = None) -> str:
     b = boards.build(runs, editors)
     lines = [f"# ix2x report: {esc(' + '.join(r.name for r in runs))}", "",
-             "Means with bootstrap 95 % CIs; **bold** is best per column among the ranked editors "
+             "Means with 95 % intervals (how: see Intervals below the glossary); **bold** is best per column among the ranked editors "
              "(↑ higher is better, ↓ lower is better). Floor and ceiling editors (identity, oracle) bound "
              "the scale and are never ranked; † scored on fewer samples, not ranked; \"few\": n < 10.", ""]
     lines += [f"> {esc(n)}" for n in b.notes]
@@ -111,7 +111,7 @@ def _significance(b: boards.Board, editors: list[EditorView], baseline: str) -> 
         return [f"Baseline editor {esc(baseline)} is not in these runs."]
     base, rows = result
     out = [f"## Paired differences against {esc(base.label)}", "",
-           "Editor minus baseline on the samples both scored: paired bootstrap 95 % CI, Wilcoxon p, n.", "",
+           "Editor minus baseline on the samples both scored: paired bootstrap 95 % CI (patients resampled where they repeat), Wilcoxon p, n.", "",
            _row(["editor"] + [esc(bc.header) for bc in b.columns]), _sep(len(b.columns) + 1)]
     for e, diffs in rows:
         cells = []
