@@ -105,5 +105,8 @@ def test_a_plugin_metric_without_headline_shows_its_keys_in_every_leaderboard(tm
     html = write_report([run], tmp_path / "r.html").read_text()
     lb = html[html.index('id="leaderboard"'):html.index("</table>", html.index('id="leaderboard"'))]
     assert "plain_t.brightness" in lb and "plain_t.spread" in lb
+    # The glossary says how the intervals were computed, as run.json records it.
+    assert "Intervals: 95 % intervals: means of per-sample values by the percentile bootstrap" in md
+    assert "Clopper-Pearson" in html[html.index("id='intervals'"):]
     text = terminal_leaderboard(run, width=400)
     assert "plain_t.brightness" in text and "plain_t.spread" in text
