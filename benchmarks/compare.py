@@ -114,7 +114,8 @@ def compare_runs(path_a: str, path_b: str, *, seed: int = 0, allow_unpaired: boo
                      "n_paired": paired.get("n", 0),
                      "diff": 0.0 if same else paired.get("mean_difference", rb.value - ra.value),
                      "ci_low": paired.get("ci_low", math.nan), "ci_high": paired.get("ci_high", math.nan),
-                     "wilcoxon_p": paired.get("wilcoxon_p", math.nan), "same": same})
+                     "wilcoxon_p": paired.get("wilcoxon_p", math.nan), "same": same,
+                     "ci_method": paired.get("ci_method", ""), "nan_reason": paired.get("nan_reason", "")})
     return rows
 
 

@@ -123,6 +123,7 @@ def test_compare_resamples_patients_where_they_repeat(tmp_path, samples):
         shifted = [dataclasses.replace(s, region=s.region * 0) for s in data]
         b = _run(root / "b", shifted, [{"name": "oracle", "label": "ed"}])
         row = {(r["metric"], r["key"]): r for r in compare_runs(str(a), str(b))}[("out_of_mask_change", "mae")]
+        assert row["ci_method"] == "percentile" and row["nan_reason"] == ""
         return row["ci_low"], row["ci_high"], row["diff"]
 
     lo_u, hi_u, diff_u = interval(False)
