@@ -148,7 +148,7 @@ class Cmig(Metric):
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
-        from ix2x.stats import bootstrap_ci
+        from ix2x.stats import bootstrap_ci, mean_interval
 
         rows = []
         n = len(values)
@@ -177,6 +177,12 @@ class Cmig(Metric):
                 if key == "cmig" and self.config.combine == "none":
                     continue
                 value = fn(list(range(len(sub))))
+                if key == "R":  # an accuracy is a proportion: the exact binomial interval (ix2x.stats)
+                    hits = [float(v[f"group_{suffix}"] == v["group_label"]) for v in sub]
+                    iv = mean_interval(hits, seed=seed, clusters=cl, proportion=True)
+                    rows.append(Aggregate(self.name, key + tag, len(sub), n - len(sub), value, iv.low, iv.high,
+                                          True, iv.method, iv.reason))
+                    continue
                 low, high = bootstrap_ci(fn, len(sub), seed=seed, clusters=cl)
                 rows.append(Aggregate(self.name, key + tag, len(sub), n - len(sub), value, low, high, True))
         return rows
