@@ -25,6 +25,7 @@ from ix2x.configs import build
 from ix2x.errors import UserError
 from ix2x.provenance import device_info, git_state, package_versions
 from ix2x.records import RunMeta
+from ix2x.stats import ci_method, describe_intervals
 from ix2x.suite import ComponentSpec, Suite
 from ix2x.types import Sample
 
@@ -309,10 +310,12 @@ def finalize(run_dir: Path) -> RunOutcome:
     editors, metrics = resolve(suite)
     meta = rundir.read_meta(run_dir)
     recs = records.read_sample_records(run_dir / records.SAMPLES_FILE, version=meta.schema_version)
-    rows, counts = scoring.summarise(meta, [e.key for e in editors], [(c.key, c.cls(c.config)) for c in metrics],
-                                     recs, suite.seed)
+    with ci_method(suite.ci):
+        rows, counts = scoring.summarise(meta, [e.key for e in editors], [(c.key, c.cls(c.config)) for c in metrics],
+                                         recs, suite.seed)
     records.write_summary(run_dir / records.SUMMARY_FILE, rows)
-    meta = dataclasses.replace(meta, status="complete", finished=rundir.now(), **counts)
+    meta = dataclasses.replace(meta, status="complete", finished=rundir.now(), **counts,
+                               extra={**meta.extra, "intervals": describe_intervals(suite.ci)})
     rundir.write_meta(run_dir, meta)
     first_error: dict[str, str] = {}
     for r in recs:

@@ -5,14 +5,18 @@ returns (datasets put it in ``Sample.labels["image_info"]``):
 
 - JPEG/PNG are oriented as displayed: an EXIF orientation tag is applied
   (``PIL.ImageOps.exif_transpose``) and recorded as ``exif_orientation``.
-- RGB and palette images become gray with ITU-R 601 luma (PIL's ``convert("L")``).
+- RGB and palette images become gray with ITU-R 601 luma (PIL's ``convert("L")``). torchxrayvision's
+  readers average the channels instead: on radiographs saved as RGB with equal channels the two
+  agree to float rounding (max 3e-8 of [0, 1], 6e-5 xrv units, on the two RGB files of the shared
+  test radiographs); on files whose channels differ they differ by the luma weights.
 - 8-bit files are divided by 255. A 16-bit container is divided by ``2**bits - 1``, where ``bits``
   follows the ``bit_depth`` policy: ``16`` (the file's own depth), ``12`` or ``8`` (the data is known
   to use only that many bits: larger values are an error naming the file), or ``"auto"``: the PNG's
   ``sBIT`` chunk when it has one, else 12 when every value is <= 4095 (12-bit detector data stored
   in 16 bits would otherwise load as a near-black image), else 16. What auto chose is recorded.
 - DICOM goes through :mod:`ix2x.data.dicom` (Modality LUT, VOI LUT or window, MONOCHROME1); its
-  header declares its depth, so ``bit_depth`` does not apply.
+  header declares its depth, except where that depth is a bare ``BitsStored 16`` (no LUT, no
+  window): scanners store 12-bit data so, and the ``bit_depth`` policy above applies as for PNGs.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def read_image(path: str | Path, *, bit_depth: BitDepth = 16) -> tuple[torch.Ten
         if path.suffix.lower() == ".dcm":
             from ix2x.data.dicom import read_dicom
 
-            array, info = read_dicom(path)
+            array, info = read_dicom(path, bit_depth)
         else:
             array, info = _read_pil(path, bit_depth)
     except DataError:

@@ -368,14 +368,16 @@ def call_problems(component: Any, device: str) -> list[str]:
     return [str(p) for p in (found or [])]
 
 
-def component_problems(editors, metrics, device: str, *, strict: bool = True) -> list[str]:
+def component_problems(editors, metrics, device: str, *, strict: bool = True,
+                       contained: list[str] | None = None) -> list[str]:
     """Each editor's and metric's ``problems(device)`` hook, one line per problem prefixed by who
     reports it; a file two components need is one line naming both.
 
     A component that raises while being built or checked is a problem, except an editor without
     ``strict`` (``run``): the runner records that editor as failed with its error and runs the
     others, so one broken editor plugin does not stop a run of many. Metrics are not contained
-    that way (every editor's records need them), so they are always checked here."""
+    that way (every editor's records need them), so they are always checked here. The editors left
+    out are appended to ``contained``, so ``validate`` can say what ``run`` will do with them."""
     found: dict[str, list[str]] = {}
     for kind, comps in (("editor", editors), ("metric", metrics)):
         for comp in comps:
@@ -384,6 +386,8 @@ def component_problems(editors, metrics, device: str, *, strict: bool = True) ->
                 lines = call_problems(instance, device)
             except (Exception, SystemExit) as e:  # a broken hook (even sys.exit) is its problem, not a traceback
                 if not strict and kind == "editor":
+                    if contained is not None:
+                        contained.append(f"editor `{comp.key}` cannot be built or checked ({type(e).__name__}: {e})")
                     continue
                 lines = [f"cannot be checked ({type(e).__name__}: {e})"]
             for line in lines:

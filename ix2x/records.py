@@ -46,7 +46,7 @@ LOCK_FILE = ".lock"
 # suite (and between a resumed run and an uninterrupted one); everything else is reproducible.
 TIMING_KEYS = frozenset({"latency_s", "metrics_s", "peak_memory_mb"})
 SUMMARY_COLUMNS = ["editor", "metric", "key", "n", "n_nan", "value", "ci_low", "ci_high",
-                   "higher_is_better"]
+                   "higher_is_better", "ci_method", "nan_reason"]
 # Where a failed record failed: building the editor, placing it on the device, editing, the
 # editor's output failing the contract (shape, range, info...), or the per-batch timeout.
 STAGES = ("build", "place", "edit", "output", "timeout")
@@ -523,6 +523,8 @@ class SummaryRow:
     ci_low: float = math.nan
     ci_high: float = math.nan
     higher_is_better: bool = False
+    ci_method: str = ""  # how the interval was computed (ix2x.stats); "" when there is none
+    nan_reason: str = ""  # why there is no interval or value
 
     @classmethod
     def from_csv(cls, row: Mapping[str, str]) -> "SummaryRow":
@@ -531,7 +533,8 @@ class SummaryRow:
 
         return cls(row["editor"], row["metric"], row["key"], int(row["n"]), int(row["n_nan"]),
                    num("value"), num("ci_low"), num("ci_high"),
-                   row.get("higher_is_better") in ("True", "true", "1"))
+                   row.get("higher_is_better") in ("True", "true", "1"),
+                   row.get("ci_method") or "", row.get("nan_reason") or "")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -78,6 +78,9 @@ class Suite:
     # Pixel metrics compare images downscaled so the longer side is at most this (null: native
     # size); classifiers always see their own input size. See ix2x.classifiers.scoring.
     eval_size: int | None = 512
+    # Bootstrap interval of means (ix2x.stats): "percentile", or "bca" (bias-corrected and
+    # accelerated, better on skewed small samples). Proportions get Clopper-Pearson either way.
+    ci: Literal["percentile", "bca"] = "percentile"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

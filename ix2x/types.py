@@ -189,6 +189,9 @@ class Metric(abc.ABC):
     # metric measures as a whole.
     headline: ClassVar[tuple[HeadlineKey, ...]] = ()
     glossary: ClassVar[str] = ""
+    # Keys whose per-sample values are 0/1 outcomes (an agreement, a flip): their mean is a
+    # proportion and gets an exact binomial interval, which a bootstrap of all-equal outcomes lacks.
+    proportions: ClassVar[frozenset[str]] = frozenset()
     # True for metrics that edit again (they also derive from :class:`EditsAgain`, the capability
     # the runner binds the editor through). Such metrics cannot be rescored from cache.
     uses_editor: ClassVar[bool] = False
@@ -216,11 +219,12 @@ class Metric(abc.ABC):
 
     def aggregate(self, values: Sequence[Mapping[str, Any]], *, seed: int = 0,
                   clusters: Sequence[str] | None = None) -> list["Aggregate"]:
-        """Mean of each key in ``higher_is_better`` with n and a bootstrap 95 % CI.
+        """Mean of each key in ``higher_is_better`` with n and a 95 % interval (see ix2x.stats).
         Metrics with set-level statistics (AUROC, correlations) override this."""
         from ix2x.stats import mean_aggregates
 
-        return mean_aggregates(self.name, values, self.higher_is_better, seed=seed, clusters=clusters)
+        return mean_aggregates(self.name, values, self.higher_is_better, seed=seed, clusters=clusters,
+                               proportions=self.proportions)
 
     @property
     def name(self) -> str:
@@ -251,6 +255,8 @@ class Aggregate:
     ci_low: float
     ci_high: float
     higher_is_better: bool
+    ci_method: str = ""  # "percentile", "bca", "clopper_pearson"; "" when there is no interval
+    nan_reason: str = ""  # why there is no interval (or no value)
 
     def as_row(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

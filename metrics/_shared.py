@@ -38,10 +38,14 @@ def edit_ops(sample: Sample) -> list[dict[str, Any]]:
         ops = json.loads(ops)
     if ops:
         return [dict(o) for o in ops]
-    from ix2x.data.instructions import parse
+    from ix2x.data.instructions import UnreadLevels, parse
 
+    try:
+        parsed = parse(sample.instruction)
+    except UnreadLevels as e:  # keep the findings; UNREAD_LEVEL ranks nowhere, so level values are NaN
+        parsed = e.ops
     return [{"op": o.op, "finding": o.finding, "side": o.side, "from_level": o.from_level,
-             "to_level": o.to_level} for o in parse(sample.instruction)]
+             "to_level": o.to_level} for o in parsed]
 
 
 def level_rank(level: str | None) -> int | None:

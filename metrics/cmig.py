@@ -11,6 +11,11 @@ Components, each computed over the set of edits x':
   predicted on the input x (a patient's race does not change).
 - ``A``: Pearson r between age predicted on x' and the true age where known, else age predicted on x.
 
+These components depart from BiomedJourney's, so values are not comparable with its tables whatever
+the combination: BiomedJourney's race term is a race-classifier AUROC, ours (``R``) is a three-class
+accuracy; its pathology term scores the CheXpert labels of the target report, ours (``P``) pools the
+instructed findings (real data) or the generator's findings (phantoms).
+
 How BiomedJourney combines them could not be verified here: only the paper's abstract was reachable,
 and secondary sources give CMIG = sqrt(P * sqrt(R * A)) on a 0-100 scale while their own tables do
 not reproduce their composites. So the three components are always reported separately, the
@@ -77,8 +82,11 @@ class Cmig(Metric):
     higher_is_better = {}  # every statistic is set-level: see aggregate
     requires = frozenset({"classifier", "labels"})
     glossary = ("CMIG (BiomedJourney, reused by InstructX2X): pathology AUROC P, attribute accuracy R and "
-                "age correlation A of the edits, all set level. The published combination could not be "
-                "verified, so the components are shown too; CMIG is undefined when A <= 0.")
+                "age correlation A of the edits, all set level. Not BiomedJourney's components: its race term "
+                "is an AUROC (R here is a 3-class accuracy) and its P scores the target report's CheXpert "
+                "labels (P here pools the instructed findings), so values do not compare with its tables. The "
+                "published combination could not be verified either, so the components are shown too; CMIG "
+                "is undefined when A <= 0.")
     headline = (
         HeadlineKey("P", "CMIG P (AUROC)", True, "",
                     "Pathology AUROC of the classifier on x' against the labels the edit should produce. "
@@ -140,7 +148,7 @@ class Cmig(Metric):
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
-        from ix2x.stats import bootstrap_ci
+        from ix2x.stats import bootstrap_ci, mean_interval
 
         rows = []
         n = len(values)
@@ -169,6 +177,12 @@ class Cmig(Metric):
                 if key == "cmig" and self.config.combine == "none":
                     continue
                 value = fn(list(range(len(sub))))
+                if key == "R":  # an accuracy is a proportion: the exact binomial interval (ix2x.stats)
+                    hits = [float(v[f"group_{suffix}"] == v["group_label"]) for v in sub]
+                    iv = mean_interval(hits, seed=seed, clusters=cl, proportion=True)
+                    rows.append(Aggregate(self.name, key + tag, len(sub), n - len(sub), value, iv.low, iv.high,
+                                          True, iv.method, iv.reason))
+                    continue
                 low, high = bootstrap_ci(fn, len(sub), seed=seed, clusters=cl)
                 rows.append(Aggregate(self.name, key + tag, len(sub), n - len(sub), value, low, high, True))
         return rows

@@ -64,6 +64,8 @@ class DemographicPreservation(Metric):
         stratify: bool = True
 
     higher_is_better = dict(PER_SAMPLE)
+    # 0/1 per sample: their means are agreement proportions, with exact binomial intervals.
+    proportions = frozenset({"sex_agree", "group_agree"})
     requires = frozenset({"classifier"})
     glossary = ("Demographic preservation: attribute classifiers (sex, age, race or phantom habitus) on "
                 "the input x and the edit x'; an edit should not change who the patient is.")
@@ -116,9 +118,10 @@ class DemographicPreservation(Metric):
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
-        from ix2x.stats import bootstrap_ci, mean_aggregates
+        from ix2x.stats import bootstrap_ci, mean_aggregates, mean_interval
 
-        rows = mean_aggregates(self.name, values, PER_SAMPLE, seed=seed, clusters=clusters)
+        rows = mean_aggregates(self.name, values, PER_SAMPLE, seed=seed, clusters=clusters,
+                               proportions=self.proportions)
         n = len(values)
 
         def set_stat(key: str, fn, keep: list[int], hib: bool = True) -> None:
@@ -138,15 +141,18 @@ class DemographicPreservation(Metric):
         for key, truth, pred in (("sex_accuracy_edit", "true_sex", "sex_edit"),
                                  ("group_accuracy_edit", "true_group", "group_edit")):
             known = [i for i, v in enumerate(values) if _known(v.get(truth)) and pred in v]
-            if known:
-                set_stat(key, lambda sub, idx, t=truth, p=pred: float(np.mean([sub[j][t] == sub[j][p] for j in idx])),
-                         known)
+            if known:  # a proportion of correct predictions: an exact binomial interval
+                hits = [float(values[i][truth] == values[i][pred]) for i in known]
+                cl = None if clusters is None else [clusters[i] for i in known]
+                iv = mean_interval(hits, seed=seed, clusters=cl, proportion=True)
+                rows.append(Aggregate(self.name, key, iv.n, n - iv.n, iv.mean, iv.low, iv.high, True,
+                                      iv.method, iv.reason))
         if self.config.stratify:
             rows += self._strata(values, seed, clusters)
         return rows
 
     def _strata(self, values, seed, clusters) -> list[Aggregate]:
-        from ix2x.stats import mean_ci
+        from ix2x.stats import mean_interval
 
         rows = []
         for attr, truth, pred in (("sex", "true_sex", "sex_input"), ("group", "true_group", "group_input")):
@@ -160,8 +166,9 @@ class DemographicPreservation(Metric):
                 for key, hib in PER_SAMPLE.items():
                     col = [_as_float(values[i].get(key)) for i in idx]
                     cl = None if clusters is None else [clusters[i] for i in idx]
-                    mean, low, high, n_ok, n_nan = mean_ci(col, seed=seed, clusters=cl)
-                    rows.append(Aggregate(self.name, f"{key}|{kind}={g}", n_ok, n_nan, mean, low, high, hib))
+                    iv = mean_interval(col, seed=seed, clusters=cl, proportion=key in self.proportions)
+                    rows.append(Aggregate(self.name, f"{key}|{kind}={g}", iv.n, iv.n_nan, iv.mean, iv.low,
+                                          iv.high, hib, iv.method, iv.reason))
         return rows
 
 

@@ -50,6 +50,8 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
                  "limit": getattr(args, "limit", None)}
     if getattr(args, "data", None):
         overrides.update(source="dir", path=args.data)
+    if getattr(args, "link_root", None):
+        overrides["link_roots"] = tuple(dict.fromkeys((*suite.data.link_roots, *args.link_root)))
     suite = with_overrides(suite, **overrides)
     if getattr(args, "editors", None):
         suite = dataclasses.replace(suite, editors=_select(suite.editors, args.editors))

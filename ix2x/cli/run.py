@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: phantom; `ix2x ls suites` lists them)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="MIMIC-EDIT-INSTRUCTION directory; switches the data source to it")
+    p.add_argument("--link-root", action="append", default=None, metavar="DIR",
+                   help="a folder the dataset's symlinks may point into (repeatable; `ix2x dataset build` "
+                        "symlinks into the MIMIC-CXR folder); adds to the suite's data.link_roots")
     p.add_argument("--split", default=None, help="dataset split to evaluate (default: the suite's, usually test)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--editors", default=None, help="comma-separated editor labels of the suite to keep, "

@@ -24,6 +24,7 @@ What the image reader did to a file's pixels (EXIF rotation, bit depth chosen, D
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("aligned", "mask", "subject_id")
 # unknown by the validator (a warning: the reader still passes them on as labels).
 KNOWN_LABEL_COLUMNS: tuple[str, ...] = ("sex", "age", "race", "habitus", "findings_past",
                                         "findings_current", "ops", "study_id", "ref_id",
-                                        "past_study_id", "current_study_id") + ("source_report", "target_report")
+                                        "past_study_id", "current_study_id", "past_view",
+                                        "current_view") + ("source_report", "target_report")
 # Free text, kept as text (a report reading "1" is not the number 1; spaces stripped, empty is None).
 # Report-conditioned editors take them with ``prompt: dataset`` (EditRequest.source_report / target_report).
 REPORT_COLUMNS: tuple[str, ...] = ("source_report", "target_report")
@@ -99,6 +101,7 @@ class FolderImages:
     def __init__(self, root: Path, link_roots: Sequence[Path] = ()) -> None:
         self.root = Path(root)
         self.link_roots = tuple(link_roots)
+        self._names: dict[Path, dict[str, str]] = {}  # folder -> lower-case name -> name, on a miss
 
     def locate(self, role: str, image_id: str, column: str) -> Path:
         rel = relative_part(image_id, column=column)
@@ -112,7 +115,23 @@ class FolderImages:
                 return check_inside(candidate, self.root, column=column, link_roots=self.link_roots)
         if as_is.is_symlink() or any(c.is_symlink() for c in tried):  # a dangling link
             raise ImageNotFound(f"{_shown(tried)} is a symlink to a file that does not exist")
+        other = self._other_case(as_is) if has_image_extension(str(rel)) else None
+        if other is not None:
+            raise ImageNotFound(f"{as_is} not found, but {other.name} exists beside it: file names are "
+                                f"case-sensitive here; write the id as {str(rel.with_name(other.name))!r} "
+                                "or rename the file")
         raise ImageNotFound(f"{_shown(tried)} not found")
+
+    def _other_case(self, path: Path) -> Path | None:
+        """``path`` spelled in another case, if such a file exists (one folder listing per folder)."""
+        folder = path.parent
+        if folder not in self._names:
+            try:
+                self._names[folder] = {n.lower(): n for n in os.listdir(folder)}
+            except OSError:
+                self._names[folder] = {}
+        name = self._names[folder].get(path.name.lower())
+        return folder / name if name is not None and name != path.name else None
 
     def subject_of(self, image_id: str) -> str | None:
         return None
@@ -174,9 +193,26 @@ def _read_csv(root: Path):
     try:
         # utf-8-sig: spreadsheet exports start with a byte-order mark; pandas handles CRLF itself.
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(_encoding_message(path, e)) from e
     except Exception as e:
         raise DataError(f"cannot read {path}: {type(e).__name__}: {e}") from e
     return frame.rename(columns=lambda c: str(c).strip())
+
+
+def _encoding_message(path: Path, error: UnicodeDecodeError) -> str:
+    """Which line is not UTF-8, what its bytes read as in Windows-1252 (spreadsheets on Windows
+    save CSV so), and how to fix it."""
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            shown = raw.decode("cp1252", errors="replace").strip()
+            byte = raw[bad.start:bad.start + 1].hex()
+            return (f"{path} is not UTF-8: line {number} has byte 0x{byte} at column {bad.start + 1} "
+                    f"({shown[:120]!r} if read as Windows-1252). Save it as UTF-8 (Excel: \"CSV UTF-8\"; "
+                    f"or `iconv -f cp1252 -t utf-8`).")
+    return f"{path} is not UTF-8 ({error}). Save it as UTF-8."
 
 
 # ------------------------------------------------------------------------------------ dataset
@@ -346,9 +382,11 @@ def _unique_ids(frame) -> list[str]:
 ERROR_KINDS: tuple[str, ...] = (
     "missing_csv", "unreadable_csv", "missing_columns", "empty_id", "outside_root", "missing_image",
     "unreadable_image", "image_too_small", "empty_instruction", "unparsable_instruction",
-    "missing_mask", "unreadable_mask", "bad_aligned",
+    "missing_mask", "unreadable_mask", "bad_aligned", "duplicate_row",
 )
-WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics")
+WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics", "lateral_view")
+# MIMIC-CXR's ViewPosition values of lateral views; the pseudo-masks and atlas are frontal.
+LATERAL_VIEWS = frozenset({"LATERAL", "LL", "RL", "LLD", "RLD", "XTABLE LATERAL"})
 NOTE_KINDS: tuple[str, ...] = ("bit_depth", "exif_orientation", "converted_to_gray", "dicom")
 
 
@@ -451,9 +489,11 @@ class _Reader:
         self.demographics = demographics
         self.cache: dict[Any, tuple[str, str] | None] = {}
         self.patients_seen: set[str] = set()
+        self.rows_seen: dict[tuple[str, str, str], int] = {}
 
     def row(self, row, line, parse, InstructionError) -> None:
         where = f"line {line}"
+        self._check_duplicate(row, line)
         for role, column in ROLES:
             if column not in row:
                 continue
@@ -461,6 +501,11 @@ class _Reader:
             if not image_id:
                 self.report.add("empty_id", f"{where}: empty `{column}`")
                 continue
+            view = self._view(row, role, image_id)
+            if view in LATERAL_VIEWS:
+                self.report.add("lateral_view", f"{where}: `{column}` {image_id} is a {view} view; the "
+                                "pseudo-masks and atlas are frontal (PA/AP), so its edit is guided by the wrong "
+                                "anatomy: leave lateral views out")
             key = (role, image_id)
             if key not in self.cache:  # the same study may be the input of several pairs
                 self.cache[key] = self._check_image(role, image_id, column)
@@ -485,6 +530,24 @@ class _Reader:
                 self.report.add("bad_aligned", str(e))
         if self.demographics is not None and "past_dicom_id" in row:
             self._check_patient(row, where)
+
+    def _check_duplicate(self, row, line) -> None:
+        """The same pair with the same instruction twice: read as two samples (``~1``), it would
+        count as two independent results."""
+        key = (str(row.get("past_dicom_id", "")).strip(), str(row.get("current_dicom_id", "")).strip(),
+               " ".join(str(row.get("instruction", "")).lower().split()))
+        first = self.rows_seen.setdefault(key, line)
+        if first != line:
+            self.report.add("duplicate_row", f"line {line}: the same images and instruction as line {first}; "
+                            "it would count twice as independent samples: remove one")
+
+    def _view(self, row, role, image_id) -> str:
+        """The image's ViewPosition: a ``past_view``/``current_view`` column, else the MIMIC-CXR
+        metadata the tree layouts index ("" when nothing says)."""
+        view = row.get(f"{role}_view")
+        if not view:
+            view = (getattr(self.images, "index", None) or {}).get(image_id, {}).get("ViewPosition")
+        return str(view or "").strip().upper()
 
     def _check_image(self, role, image_id, column) -> tuple[str, str] | None:
         try:

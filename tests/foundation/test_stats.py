@@ -52,5 +52,7 @@ def test_paired_difference():
     a = np.arange(20, dtype=float) + 1.0
     b = np.arange(20, dtype=float)
     d = paired_difference(a, b)
-    assert d["n"] == 20 and d["mean_difference"] == 1.0 and d["ci_low"] == d["ci_high"] == 1.0
+    # Every difference is 1: no resample moves the mean, so there is no interval, and it says why.
+    assert d["n"] == 20 and d["mean_difference"] == 1.0 and math.isnan(d["ci_low"]) and math.isnan(d["ci_high"])
+    assert "all 20 values are equal" in d["nan_reason"]
     assert d["wilcoxon_p"] < 1e-4
