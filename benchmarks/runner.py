@@ -48,23 +48,56 @@ class Component:
 
 @dataclass
 class RunOutcome:
+    """What a run did (``run_suite``, ``resume_run``, :func:`execute`, :func:`rescore`).
+
+    ``run_dir``: the run directory (``samples.jsonl``, ``summary.csv``, ``run.json``).
+    ``n_records``: records written, one per (editor, sample). ``n_failed``: editor label -> samples
+    it failed on (0 for an editor that never failed). ``n_per_editor``: editor label -> records.
+    ``n_metric_errors``: metric values that could not be computed (``error`` under ``metrics``).
+    ``first_error``: editor label -> the cause of its first failure. ``report``: the HTML report when
+    one was written; ``report_error``: why it could not be (the records and summary stand without it).
+    ``ok``: every editor, every metric value and the report succeeded.
+    """
+
     run_dir: Path
     n_records: int
     n_failed: dict[str, int] = field(default_factory=dict)
     n_metric_errors: int = 0
     n_per_editor: dict[str, int] = field(default_factory=dict)
     first_error: dict[str, str] = field(default_factory=dict)  # editor -> its first failure's cause
+    report: Path | None = None
+    report_error: str | None = None
 
     def n_records_of(self, editor: str) -> int:
         return self.n_per_editor.get(editor, 0)
 
     @property
     def ok(self) -> bool:
-        return not any(self.n_failed.values()) and self.n_metric_errors == 0
+        return not any(self.n_failed.values()) and self.n_metric_errors == 0 and self.report_error is None
 
     @property
     def failed_editors(self) -> list[str]:
         return [k for k, n in self.n_failed.items() if n]
+
+    def problems(self) -> list[str]:
+        """What went wrong, one line each (empty when ``ok``): what ``ix2x run`` prints as FAILED."""
+        out = []
+        if self.report_error:
+            out.append(f"the report could not be written ({self.report_error}); records and summary are "
+                       f"complete, retry with `ix2x report {self.run_dir}`")
+        for editor, n in self.n_failed.items():
+            if n and n == self.n_records_of(editor):
+                out.append(f"editor `{editor}` failed on EVERY sample ({n}): "
+                           f"{self.first_error.get(editor, 'see `error` in samples.jsonl')}")
+            elif n:
+                out.append(f"editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl")
+        if self.failed_editors:
+            out.append(f"{len(self.failed_editors)} of {len(self.n_failed)} editor(s) failed on some or all "
+                       f"samples: {', '.join(self.failed_editors)}")
+        if self.n_metric_errors:
+            out.append(f"{self.n_metric_errors} metric value(s) could not be computed; see `error` under "
+                       "`metrics` in samples.jsonl")
+        return out
 
 
 class DiskFull(UserError):
