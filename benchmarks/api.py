@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ix2x.benchmarks import DEFAULT_SUITE, suite_path
-from ix2x.configs import ConfigError
-from ix2x.errors import UserError
+from ix2x.errors import ConfigError, UserError
 from ix2x.suite import ComponentSpec, Suite, load_suite, with_overrides
 
 if TYPE_CHECKING:  # the runner imports torch: this module is imported before the checks that need none

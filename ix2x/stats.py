@@ -7,13 +7,32 @@ are not independent, and resampling them one by one would give CIs that are too 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One row of ``summary.csv``: a statistic of one metric key over the samples of one editor."""
+
+    metric: str
+    key: str
+    n: int
+    n_nan: int
+    value: float
+    ci_low: float
+    ci_high: float
+    higher_is_better: bool
+
+    def as_row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 _ROWS_PER_DRAW = 64
@@ -82,10 +101,8 @@ def mean_ci(values: Sequence[float], *, seed: int = 0,
 
 def mean_aggregates(metric: str, values: Sequence[Mapping[str, Any]],
                     higher_is_better: Mapping[str, bool], *, seed: int = 0,
-                    clusters: Sequence[str] | None = None) -> list:
+                    clusters: Sequence[str] | None = None) -> list[Aggregate]:
     """One ``Aggregate`` per key of ``higher_is_better``: mean, n and bootstrap 95 % CI."""
-    from ix2x.types import Aggregate
-
     rows = []
     for key, hib in higher_is_better.items():
         column = [_as_float(v.get(key)) for v in values]
