@@ -149,10 +149,10 @@ def resume_run(run_dir: str | Path, *, allow_changed_data: bool = False, progres
     The records already on disk are kept; the result is the same as an uninterrupted run (timings
     aside). Data changed since the run started refuses the resume, unless ``allow_changed_data``
     (then the changed samples are done again)."""
-    from ix2x.benchmarks import runner
+    from ix2x.benchmarks import rundir
 
     def checked() -> Path:
-        preflight(runner.load_run_suite(Path(run_dir)))  # a clear error if it is not a run directory
+        preflight(rundir.load_run_suite(Path(run_dir)))  # a clear error if it is not a run directory
         return Path(run_dir)
 
     return _run(checked, new=False, progress=progress, report=report, allow_changed_data=allow_changed_data)

@@ -28,12 +28,6 @@ from ix2x.records import RunMeta
 from ix2x.suite import ComponentSpec, Suite
 from ix2x.types import Sample
 
-# Kept under their old names for callers of this module.
-load_run_suite = rundir.load_run_suite
-merge = rundir.merge
-_cached_result = scoring.cached_result
-REPORT_INPUTS = dict(records.Layout.report_inputs)
-
 
 @dataclass
 class Component:
@@ -170,7 +164,7 @@ def prepare_data(run_dir: Path, *, progress: bool = True) -> None:
     """Make the run's data available (phantoms are generated and cached on first use)."""
     from ix2x.data.sources import data_root
 
-    data_root(load_run_suite(run_dir).data, progress=progress)
+    data_root(rundir.load_run_suite(run_dir).data, progress=progress)
 
 
 def _sample_id(dataset: Sequence[Sample], i: int) -> str:
@@ -193,7 +187,7 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
     after each batch is on disk with the number of records written so far (tests use it to kill).
     With several ``shard`` processes, each edits its share and rank 0 merges and aggregates.
     """
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     editors, metrics = resolve(suite)
     with rundir.locked(run_dir, enabled=shard.rank == 0), _disk_full_is_one_line(run_dir):
         tree = None
@@ -208,7 +202,7 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
         _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch)
         barrier(shard)
         if shard.rank == 0:
-            merge(run_dir, [e.key for e in editors], ids)
+            rundir.merge(run_dir, [e.key for e in editors], ids)
             outcome = finalize(run_dir)
     barrier(shard)
     if shard.rank != 0:
@@ -337,7 +331,7 @@ def _bind(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
 
 def finalize(run_dir: Path) -> RunOutcome:
     """Aggregate ``samples.jsonl`` into ``summary.csv`` and mark the run complete."""
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     editors, metrics = resolve(suite)
     meta = rundir.read_meta(run_dir)
     recs = records.read_sample_records(run_dir / records.SAMPLES_FILE, version=meta.schema_version)
@@ -365,7 +359,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     if parent.run.status != "complete":
         raise UserError(f"{run_dir} is not complete (status {parent.run.status!r}); finish it with "
                         f"`ix2x run --resume {run_dir}` before rescoring it.")
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     keys = {s.key for s in metric_specs}
     new_suite = dataclasses.replace(suite, metrics=tuple(
         [m for m in suite.metrics if m.key not in keys] + list(metric_specs)))

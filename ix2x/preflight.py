@@ -193,21 +193,6 @@ def lpips_problems(net: str) -> list[str]:
             "(or set `random_backbone: true` in the suite's lpips args for a smoke run, values not comparable)"]
 
 
-def call_problems(component: Any, device: str) -> list[str]:
-    """``component.problems(device=...)``; plugins written before the hook took ``device`` are called
-    without it (``problems(self)``), so they keep working."""
-    import inspect
-
-    hook = component.problems
-    try:
-        params = inspect.signature(hook).parameters
-    except (TypeError, ValueError):
-        params = {}
-    takes_device = "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    found = hook(device=device) if takes_device else hook()
-    return [str(p) for p in (found or [])]
-
-
 def component_problems(editors, metrics, device: str, *, strict: bool = True) -> list[str]:
     """Each editor's and metric's ``problems(device)`` hook, one line per problem prefixed by who
     reports it; a file two components need is one line naming both.
@@ -221,7 +206,7 @@ def component_problems(editors, metrics, device: str, *, strict: bool = True) ->
         for comp in comps:
             try:
                 instance = comp.cls(comp.config)
-                lines = call_problems(instance, device)
+                lines = [str(p) for p in (instance.problems(device) or [])]
             except (Exception, SystemExit) as e:  # a broken hook (even sys.exit) is its problem, not a traceback
                 if not strict and kind == "editor":
                     continue

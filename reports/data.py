@@ -345,11 +345,6 @@ def facets(instruction: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     return "+".join(kinds), tuple(sorted({o.finding for o in ops})), tuple(sides)
 
 
-def op_and_findings(instruction: str) -> tuple[str, list[str]]:
-    op, findings, _ = facets(instruction)
-    return op, list(findings)
-
-
 def mean_ci(values: list[float], *, seed: int = 0) -> tuple[float, float, float, int, int]:
     """:func:`ix2x.stats.mean_ci` without clusters, the same numbers from the same resamples
     (a test compares them), with each block of 64 resamples averaged in one numpy call instead
