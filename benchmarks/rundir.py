@@ -167,7 +167,7 @@ def merge(run_dir: Path, editor_keys: Sequence[str], ids: Sequence[str]) -> None
     for path in files[1:]:
         path.unlink()
     # how many records each rank wrote: shows the work was split
-    meta.extra["merged_from"] = {name: len(recs) for name, recs in per_file.items()}
+    meta.merged_from = {name: len(recs) for name, recs in per_file.items()}
     write_meta(run_dir, meta)
 
 
@@ -305,7 +305,7 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
                     "`--allow-changed-data` to set their records aside and redo them.")
             keys = {r.key for r in done if r.sample_id in changed}
             reject_records(run_dir, keys, "data changed (--allow-changed-data)", version=meta.schema_version)
-            meta.extra.setdefault("data_changes", []).append({"at": now(), "samples": sorted(changed)})
+            meta.data_changes = [*(meta.data_changes or []), {"at": now(), "samples": sorted(changed)}]
     meta.data_fingerprint = current
     return meta
 

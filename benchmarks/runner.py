@@ -154,9 +154,8 @@ def _write_start_meta(run_dir: Path, suite: Suite, editors: list[Component], met
     meta = RunMeta(schema_version=records.SCHEMA_VERSION, suite=suite.as_dict(),
                    editors=_components_meta(editors), metrics=_components_meta(metrics, describe=True),
                    seed=suite.seed, status="running", created=rundir.now(),
-                   parent=str(parent) if parent else None,
-                   extra={"packages": package_versions(), "git": git_state(), "device": device_info(suite.device),
-                          "argv": list(argv)})
+                   parent=str(parent) if parent else None, packages=package_versions(), git=git_state(),
+                   device=device_info(suite.device), argv=list(argv))
     rundir.write_meta(run_dir, meta)
 
 
@@ -311,7 +310,7 @@ def _record_weights(run_dir: Path, state: Any) -> None:
     files = state.weight_files()
     if files:
         meta = rundir.read_meta(run_dir)
-        meta.extra["weights"] = {**meta.extra.get("weights", {}), **files}
+        meta.weights = {**(meta.weights or {}), **files}
         rundir.write_meta(run_dir, meta)
 
 
@@ -421,8 +420,8 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
             w.write_batch(out)
         meta = rundir.read_meta(new_dir)
         meta.data_fingerprint = checked.data_fingerprint
-        meta.extra["rescored_metrics"] = sorted(keys)
-        meta.extra["weights"] = {**parent.run.extra.get("weights", {}), **state.weight_files()}
+        meta.rescored_metrics = sorted(keys)
+        meta.weights = {**(parent.run.weights or {}), **state.weight_files()}
         rundir.write_meta(new_dir, meta)
         return finalize(new_dir)
     except BaseException:

@@ -432,7 +432,8 @@ class RecordWriter:
 
 @dataclass
 class RunMeta:
-    """``run.json``. Fields this version does not know are kept in ``extra`` and written back."""
+    """``run.json``. Fields this version does not know (written by a newer ix2x, or added by hand) are
+    kept in ``extra`` and written back."""
 
     schema_version: int
     suite: dict[str, Any]
@@ -448,6 +449,15 @@ class RunMeta:
     n_failed: dict[str, int] | None = None
     n_metric_errors: int | None = None
     n_per_editor: dict[str, int] | None = None
+    # Provenance: where and how the run was made.
+    packages: dict[str, str] | None = None  # distribution -> version
+    git: dict[str, Any] | None = None  # commit, dirty flag
+    device: dict[str, Any] | None = None  # kind, name, memory, torch threads
+    argv: list[str] | None = None  # the command line after `ix2x`
+    weights: dict[str, str] | None = None  # weight file -> SHA-256, every model the metrics loaded
+    rescored_metrics: list[str] | None = None  # a rescored run: the metric labels computed again
+    merged_from: dict[str, int] | None = None  # records each process wrote, when several did
+    data_changes: list[dict[str, Any]] | None = None  # samples redone after --allow-changed-data
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -466,6 +476,8 @@ class RunMeta:
 
     def as_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        # Provenance a run does not have (no weights loaded, never merged) is left out, not written as null.
+        d = {k: v for k, v in d.items() if v is not None or k not in _OPTIONAL_PROVENANCE}
         return {**self.extra, **d}
 
     @property
@@ -478,6 +490,10 @@ class RunMeta:
         for label, m in self.metrics.items():
             by_name.setdefault((m or {}).get("name", label), []).append(label)
         return {n: labels[0] for n, labels in by_name.items() if len(labels) == 1}
+
+
+_OPTIONAL_PROVENANCE = {"packages", "git", "device", "argv", "weights", "rescored_metrics", "merged_from",
+                        "data_changes"}
 
 
 def read_json_file(path: Path) -> Any:
