@@ -14,7 +14,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ix2x.errors import UserError
 from ix2x.types import Sample
@@ -109,21 +109,24 @@ def select(dataset: Sequence[Sample], meta_shard: Mapping[str, Any] | None) -> S
     return dataset if shard is None else ShardView(dataset, shard)
 
 
-def start_or_resume(suite: Any, out_root: Path, shard: ArrayShard, *, argv: Sequence[str] = ()) -> tuple[Path, bool]:
+def start_or_resume(suite: Any, out_root: Path, shard: ArrayShard, *,
+                    start: Callable[[], Path]) -> tuple[Path, bool]:
     """The shard's run directory and whether it already existed (then it is resumed). A directory
-    holding another suite or settings is refused, never mixed with."""
-    from ix2x.benchmarks import rundir, runner
+    holding another suite or settings is refused, never mixed with. ``start`` makes a new run
+    directory for ``suite`` under ``out_root`` (the runner's ``start_run``; passed in, as the runner
+    imports this module)."""
+    from ix2x.benchmarks import rundir
     from ix2x.records import check_name
 
     target = Path(out_root) / check_name("The suite `name`", suite.name) / shard.dir_name
     if (target / "run.json").is_file():
         meta = rundir.read_meta(target)
-        if from_meta(meta.extra.get("shard")) != shard or runner.load_run_suite(target) != suite:
+        if from_meta(meta.extra.get("shard")) != shard or rundir.load_run_suite(target) != suite:
             raise UserError(f"{target} holds another run (other suite, settings or edits folders) than this shard "
                             f"{shard.index}/{shard.count}; pass another `--out`, or `ix2x run --resume {target}` "
                             "to finish that run as it was started.")
         return target, True
-    new = runner.start_run(suite, Path(out_root), argv=argv)
+    new = start()
     meta = rundir.read_meta(new)
     meta.extra["shard"] = shard.as_dict()
     rundir.write_meta(new, meta)

@@ -106,7 +106,7 @@ def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool =
     metas = _open_shards(shard_dirs, allow_partial)
     _agreement(metas)
     first_dir, first = next(iter(metas.items()))
-    suite = runner.load_run_suite(first_dir)
+    suite = rundir.load_run_suite(first_dir)
     editors = [e.key for e in suite.editors]
     if dataset is None:
         from ix2x.data.sources import open_dataset

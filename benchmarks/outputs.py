@@ -69,7 +69,7 @@ def record_inventory(run_dir: Path) -> dict[str, Any]:
     samples of this run (an array shard's share) with no edit, and the files that belong to no
     sample of the data, counted and listed. Returns that entry (empty: the run has no such editor)."""
     from ix2x.benchmarks import array_shard, rundir
-    from ix2x.benchmarks.runner import load_run_suite
+    from ix2x.benchmarks.rundir import load_run_suite
 
     suite = load_run_suite(run_dir)
     if not any(e.name == EDITOR for e in suite.editors):

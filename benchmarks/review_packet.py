@@ -165,7 +165,7 @@ class _Inputs:
             raise UserError(f"Sample {rec.sample_id!r} of {self.run.path} is not in the run's data any more; "
                             "export needs the data the run was made from.")
         sample = self._dataset[self._index[rec.sample_id]]
-        if rec.data_hash and rec.data_hash not in (rundir.sample_hash(sample), rundir.sample_hash(sample, reports=False)):
+        if rec.data_hash and rec.data_hash != rundir.sample_hash(sample):
             raise UserError(f"The data of sample {rec.sample_id!r} changed since {self.run.path} was made; its "
                             "edits belong to other inputs. Restore the data the run was made from.")
         return sample

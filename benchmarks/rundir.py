@@ -228,13 +228,9 @@ def save_report_inputs(run_dir: Path, layout: Layout, dataset: Sequence[Sample],
 
 # --------------------------------------------------------------------------------------- data
 
-def sample_hash(s: Sample, *, reports: bool = True) -> str:
-    """sha256 of everything of a sample an editor or metric reads. ``reports=False`` leaves the report
-    labels out: the hash records written before datasets carried reports have (their editors never saw
-    any, so the same images with reports added are still their data)."""
-    from ix2x.data.mimic import REPORT_COLUMNS
-
-    labels = {k: v for k, v in dict(s.labels or {}).items() if reports or k not in REPORT_COLUMNS}
+def sample_hash(s: Sample) -> str:
+    """sha256 of everything of a sample an editor or metric reads."""
+    labels = dict(s.labels or {})
     h = hashlib.sha256()
     for t in (s.image, s.target, s.region):
         if t is None:
@@ -286,7 +282,7 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
         and stored.get("ids") == current["ids"]
     if done and not same_files:
         index = {sid: i for i, sid in enumerate(ids)}
-        hashes: dict[str, tuple[str, str]] = {}  # with and without the report labels
+        hashes: dict[str, str] = {}
         changed: dict[str, str] = {}
         for rec in done:
             sid = rec.sample_id
@@ -297,8 +293,8 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
                 continue
             if sid not in hashes:
                 sample = dataset[index[sid]]
-                hashes[sid] = (sample_hash(sample), sample_hash(sample, reports=False))
-            if rec.data_hash not in hashes[sid]:
+                hashes[sid] = sample_hash(sample)
+            if rec.data_hash != hashes[sid]:
                 changed[sid] = "its data changed"
         if changed:
             first = next(iter(changed))

@@ -29,12 +29,6 @@ from ix2x.stats import ci_method, describe_intervals
 from ix2x.suite import ComponentSpec, Suite
 from ix2x.types import Sample
 
-# Kept under their old names for callers of this module.
-load_run_suite = rundir.load_run_suite
-merge = rundir.merge
-_cached_result = scoring.cached_result
-REPORT_INPUTS = dict(records.Layout.report_inputs)
-
 
 @dataclass
 class Component:
@@ -49,23 +43,58 @@ class Component:
 
 @dataclass
 class RunOutcome:
+    """What a run did (``run_suite``, ``resume_run``, :func:`execute`, :func:`rescore`).
+
+    ``run_dir``: the run directory (``samples.jsonl``, ``summary.csv``, ``run.json``).
+    ``n_records``: records written, one per (editor, sample). ``n_failed``: editor label -> samples
+    it failed on (0 for an editor that never failed). ``n_per_editor``: editor label -> records.
+    ``n_metric_errors``: metric values that could not be computed (``error`` under ``metrics``).
+    ``first_error``: editor label -> the cause of its first failure. ``report``: the HTML report when
+    one was written; ``report_error``: why it could not be (the records and summary stand without it).
+``inventory``: for edits scored from folders, what each folder lacked and held beyond the samples.
+    ``ok``: every editor, every metric value and the report succeeded.
+    """
+
     run_dir: Path
     n_records: int
     n_failed: dict[str, int] = field(default_factory=dict)
     n_metric_errors: int = 0
     n_per_editor: dict[str, int] = field(default_factory=dict)
     first_error: dict[str, str] = field(default_factory=dict)  # editor -> its first failure's cause
+    report: Path | None = None
+    report_error: str | None = None
+    inventory: dict[str, Any] = field(default_factory=dict)  # `outputs` editors: missing samples, extra files
 
     def n_records_of(self, editor: str) -> int:
         return self.n_per_editor.get(editor, 0)
 
     @property
     def ok(self) -> bool:
-        return not any(self.n_failed.values()) and self.n_metric_errors == 0
+        return not any(self.n_failed.values()) and self.n_metric_errors == 0 and self.report_error is None
 
     @property
     def failed_editors(self) -> list[str]:
         return [k for k, n in self.n_failed.items() if n]
+
+    def problems(self) -> list[str]:
+        """What went wrong, one line each (empty when ``ok``): what ``ix2x run`` prints as FAILED."""
+        out = []
+        if self.report_error:
+            out.append(f"the report could not be written ({self.report_error}); records and summary are "
+                       f"complete, retry with `ix2x report {self.run_dir}`")
+        for editor, n in self.n_failed.items():
+            if n and n == self.n_records_of(editor):
+                out.append(f"editor `{editor}` failed on EVERY sample ({n}): "
+                           f"{self.first_error.get(editor, 'see `error` in samples.jsonl')}")
+            elif n:
+                out.append(f"editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl")
+        if self.failed_editors:
+            out.append(f"{len(self.failed_editors)} of {len(self.n_failed)} editor(s) failed on some or all "
+                       f"samples: {', '.join(self.failed_editors)}")
+        if self.n_metric_errors:
+            out.append(f"{self.n_metric_errors} metric value(s) could not be computed; see `error` under "
+                       "`metrics` in samples.jsonl")
+        return out
 
 
 class DiskFull(UserError):
@@ -137,7 +166,7 @@ def prepare_data(run_dir: Path, *, progress: bool = True) -> None:
     """Make the run's data available (phantoms are generated and cached on first use)."""
     from ix2x.data.sources import data_root
 
-    data_root(load_run_suite(run_dir).data, progress=progress)
+    data_root(rundir.load_run_suite(run_dir).data, progress=progress)
 
 
 def _sample_id(dataset: Sequence[Sample], i: int) -> str:
@@ -160,7 +189,7 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
     after each batch is on disk with the number of records written so far (tests use it to kill).
     With several ``shard`` processes, each edits its share and rank 0 merges and aggregates.
     """
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     editors, metrics = resolve(suite)
     with rundir.locked(run_dir, enabled=shard.rank == 0), _disk_full_is_one_line(run_dir):
         tree = None
@@ -177,7 +206,7 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
         _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch)
         barrier(shard)
         if shard.rank == 0:
-            merge(run_dir, [e.key for e in editors], ids)
+            rundir.merge(run_dir, [e.key for e in editors], ids)
             outcome = finalize(run_dir)
     barrier(shard)
     if shard.rank != 0:
@@ -306,7 +335,7 @@ def _bind(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
 
 def finalize(run_dir: Path) -> RunOutcome:
     """Aggregate ``samples.jsonl`` into ``summary.csv`` and mark the run complete."""
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     editors, metrics = resolve(suite)
     meta = rundir.read_meta(run_dir)
     recs = records.read_sample_records(run_dir / records.SAMPLES_FILE, version=meta.schema_version)
@@ -336,7 +365,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     if parent.run.status != "complete":
         raise UserError(f"{run_dir} is not complete (status {parent.run.status!r}); finish it with "
                         f"`ix2x run --resume {run_dir}` before rescoring it.")
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     keys = {s.key for s in metric_specs}
     new_suite = dataclasses.replace(suite, metrics=tuple(
         [m for m in suite.metrics if m.key not in keys] + list(metric_specs)))

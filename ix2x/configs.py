@@ -13,9 +13,7 @@ from typing import Any, Mapping
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A setting that does not fit its config."""
+from ix2x.errors import ConfigError, UserError
 
 
 def parse_assignments(pairs: list[str] | None, *, flag: str) -> dict[str, Any]:
@@ -55,8 +53,6 @@ def build(cls: type, values: Mapping[str, Any] | None, *, where: str) -> Any:
         # A plugin's __post_init__ rejecting a value gets the same one-line error as a built-in's.
         raise ConfigError(f"{where}: {e}") from e
     except Exception as e:
-        from ix2x.errors import UserError
-
         if isinstance(e, UserError):
             raise ConfigError(f"{where}: {e}") from e
         raise

@@ -14,7 +14,7 @@ returns (datasets put it in ``Sample.labels["image_info"]``):
   to use only that many bits: larger values are an error naming the file), or ``"auto"``: the PNG's
   ``sBIT`` chunk when it has one, else 12 when every value is <= 4095 (12-bit detector data stored
   in 16 bits would otherwise load as a near-black image), else 16. What auto chose is recorded.
-- DICOM goes through :mod:`ix2x.data.dicom` (Modality LUT, VOI LUT or window, MONOCHROME1); its
+- DICOM goes through :mod:`ix2x.dicom` (Modality LUT, VOI LUT or window, MONOCHROME1); its
   header declares its depth, except where that depth is a bare ``BitsStored 16`` (no LUT, no
   window): scanners store 12-bit data so, and the ``bit_depth`` policy above applies as for PNGs.
 """
@@ -53,7 +53,7 @@ def read_image(path: str | Path, *, bit_depth: BitDepth = 16) -> tuple[torch.Ten
         raise ValueError(f"`bit_depth` must be one of {', '.join(map(repr, BIT_DEPTHS))}, got {bit_depth!r}.")
     try:
         if path.suffix.lower() == ".dcm":
-            from ix2x.data.dicom import read_dicom
+            from ix2x.dicom import read_dicom
 
             array, info = read_dicom(path, bit_depth)
         else:

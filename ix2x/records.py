@@ -31,7 +31,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 from ix2x.errors import UserError
 
@@ -117,9 +117,6 @@ class Layout:
         if kind not in self.report_inputs:
             raise ValueError(f"`kind` must be one of {', '.join(self.report_inputs)}, got {kind!r}.")
         return Path(self.images_dir) / f"_{kind}" / self.image_name(sample_id)
-
-    def report_input_dir(self, kind: str) -> Path:
-        return self.report_input(kind, "x").parent
 
     @staticmethod
     def sidecar(image_rel: str | Path, kind: str) -> Path:
@@ -598,9 +595,6 @@ class RunDir:
 
     def records(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.sample_records()]
-
-    def iter_records(self) -> Iterator[dict[str, Any]]:
-        yield from self.records()
 
     def summary_rows(self) -> list[SummaryRow]:
         path = self.path / SUMMARY_FILE

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
@@ -59,6 +60,25 @@ def describe_intervals(method: str | None = None) -> str:
             "patients resampled whole where they repeat; proportions (0/1 keys) by the exact Clopper-Pearson "
             "interval, on an effective sample size where patients repeat; no interval where every value is "
             "equal or there is one value.")
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One row of ``summary.csv``: a statistic of one metric key over the samples of one editor."""
+
+    metric: str
+    key: str
+    n: int
+    n_nan: int
+    value: float
+    ci_low: float
+    ci_high: float
+    higher_is_better: bool
+    ci_method: str = ""  # "percentile", "bca", "clopper_pearson"; "" when there is no interval
+    nan_reason: str = ""  # why there is no interval (or no value)
+
+    def as_row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 _ROWS_PER_DRAW = 64
@@ -264,11 +284,9 @@ def mean_ci(values: Sequence[float], *, seed: int = 0, clusters: Sequence[str] |
 def mean_aggregates(metric: str, values: Sequence[Mapping[str, Any]],
                     higher_is_better: Mapping[str, bool], *, seed: int = 0,
                     clusters: Sequence[str] | None = None,
-                    proportions: Collection[str] = ()) -> list:
+                    proportions: Collection[str] = ()) -> list[Aggregate]:
     """One ``Aggregate`` per key of ``higher_is_better``: mean, n and 95 % interval (Clopper-Pearson
     for the keys in ``proportions`` whose values are all 0 or 1, the bootstrap otherwise)."""
-    from ix2x.types import Aggregate
-
     rows = []
     for key, hib in higher_is_better.items():
         column = [_as_float(v.get(key)) for v in values]

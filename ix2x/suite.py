@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import yaml
 
-from ix2x.configs import ConfigError, build
-from ix2x.errors import UserError
+from ix2x.configs import build
+from ix2x.errors import ConfigError, UserError
 
 
 @dataclass(frozen=True)

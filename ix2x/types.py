@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 
+from ix2x.stats import Aggregate, mean_aggregates
+
 
 def check_image(name: str, image: Any, *, allow_batch: bool = False) -> torch.Tensor:
     """Raise a clear error unless ``image`` is a float32 ``(1, H, W)`` tensor in ``[0, 1]``."""
@@ -218,11 +220,9 @@ class Metric(abc.ABC):
         """Per-sample values, one dict per (sample, result) pair, JSON-serialisable."""
 
     def aggregate(self, values: Sequence[Mapping[str, Any]], *, seed: int = 0,
-                  clusters: Sequence[str] | None = None) -> list["Aggregate"]:
+                  clusters: Sequence[str] | None = None) -> list[Aggregate]:
         """Mean of each key in ``higher_is_better`` with n and a 95 % interval (see ix2x.stats).
         Metrics with set-level statistics (AUROC, correlations) override this."""
-        from ix2x.stats import mean_aggregates
-
         return mean_aggregates(self.name, values, self.higher_is_better, seed=seed, clusters=clusters,
                                proportions=self.proportions)
 
@@ -241,25 +241,6 @@ class Metric(abc.ABC):
             "headline": [dataclasses.asdict(h) for h in cls.headline],
             "glossary": cls.glossary,
         }
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """One row of ``summary.csv``: a statistic of one metric key over the samples of one editor."""
-
-    metric: str
-    key: str
-    n: int
-    n_nan: int
-    value: float
-    ci_low: float
-    ci_high: float
-    higher_is_better: bool
-    ci_method: str = ""  # "percentile", "bca", "clopper_pearson"; "" when there is no interval
-    nan_reason: str = ""  # why there is no interval (or no value)
-
-    def as_row(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class EditorOutputError(ValueError):

@@ -99,8 +99,8 @@ def intended_presence(sample: Sample, ops: Sequence[Mapping[str, Any]],
 # ------------------------------------------------------------------------------- scoring state
 def scoring(metric: Any):
     """The run's :class:`~ix2x.classifiers.scoring.Scoring` the runner gave ``metric``
-    (``metric.scoring``), else a private one made on first use (a metric scored outside a run, or
-    by a runner that predates it), at the metric's device and native resolution."""
+    (``metric.scoring``), else a private one made on first use (a metric scored outside a run), at
+    the metric's device and native resolution."""
     from ix2x.classifiers.scoring import Scoring
 
     state = getattr(metric, "scoring", None)

@@ -30,7 +30,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.stats import Aggregate
+from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import add_reason, auroc, direction, edit_ops, intended_presence, predict_both, scoring
 

@@ -33,7 +33,8 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.stats import Aggregate
+from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import auroc, edit_ops, intended_presence, predict_images, scoring
 from ix2x.metrics.demographic_preservation import pearson

@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.stats import Aggregate
+from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import predict_both, scoring
 

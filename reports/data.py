@@ -355,9 +355,6 @@ def facets(instruction: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     return "+".join(kinds), tuple(sorted({o.finding for o in ops})), tuple(sides)
 
 
-def op_and_findings(instruction: str) -> tuple[str, list[str]]:
-    op, findings, _ = facets(instruction)
-    return op, list(findings)
 
 
 def breakdown(editor: EditorView, col: Column, by: str, *, seed: int = 0) -> dict[str, tuple[float, float, float, int]]:

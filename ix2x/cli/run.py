@@ -58,144 +58,58 @@ def add_launch_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
+    from ix2x.cli.common import suite_from_args
 
-    from ix2x.cli.common import preflight_run, require_run_dir, suite_from_args
-
-    # Names, settings, folders and weight files first: a mistake costs a second, not a torch import
-    # plus a model load (and leaves no run directory).
-    if args.resume:
-        require_run_dir(args.resume, "--resume")
-    else:
-        suite = suite_from_args(args)
-        if args.batch_timeout is not None:
-            if not args.batch_timeout > 0:
-                from ix2x.errors import UserError
-
-                raise UserError(f"`--batch-timeout` must be > 0 seconds, got {args.batch_timeout}. Leave it out "
-                                "for no limit.")
-            suite = dataclasses.replace(suite, batch_timeout_s=args.batch_timeout)
-        from ix2x.benchmarks.outputs import pin_fingerprints
-
-        suite = pin_fingerprints(suite)  # a suite with `outputs` editors: a resume notices changed files
-        preflight_run(suite)
-    return launch(args, None if args.resume else suite)
+    return launch(args, None if args.resume else suite_from_args(args))
 
 
-def launch(args: argparse.Namespace, suite: "object | None") -> int:
-    """Start (``suite``) or resume (``args.resume``) a run, in this process, under torchrun or as an
-    array shard (``args.shard``), then write its report; the exit status."""
-    from pathlib import Path
+def launch(args: argparse.Namespace, suite) -> int:
+    """Run ``suite`` (or resume ``args.resume``) through the library and print what happened; shared
+    with ``ix2x score``. Names, settings, folders and weight files are checked first (in the library
+    call): a mistake costs a second, not a torch import plus a model load, and leaves no run directory."""
+    from ix2x.benchmarks import api
+    from ix2x.cli.common import require_run_dir
 
-    import contextlib
-
-    from ix2x.cli.common import preflight_run
-    from ix2x.benchmarks import array_shard, rundir, runner, shard as sharding
-    from ix2x.benchmarks.outputs import describe_inventory, record_inventory
-
-    array = array_shard.parse(args.shard) if getattr(args, "shard", None) and not args.resume else None
-
-    if args.quiet:
-        _silence_library_progress_bars()
-    shard = sharding.current()  # set by torchrun / accelerate launch; one process otherwise
-    if array is not None and shard.distributed:
-        from ix2x.errors import UserError
-
-        raise UserError("`--shard` starts one independent job per shard; do not combine it with torchrun "
-                        "(WORLD_SIZE > 1). Use one or the other (docs/cluster.md).")
-    sharding.init(shard)
-    run_dir = None
-    resuming = bool(args.resume)
     try:
-        if shard.rank == 0:
-            if args.resume:
-                run_dir = Path(args.resume)
-                suite = runner.load_run_suite(run_dir)  # a clear error if it is not a run directory
-                timeout = getattr(args, "batch_timeout", None)
-                if timeout is not None and timeout != suite.batch_timeout_s:
-                    print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
-                          file=sys.stderr)
-                preflight_run(suite)
-            elif array is not None:
-                run_dir, resuming = array_shard.start_or_resume(suite, Path(args.out), array, argv=sys.argv[1:])
-                if resuming and not args.quiet:
-                    print(f"shard {array.index}/{array.count}: resuming {run_dir}", file=sys.stderr)
-            else:
-                run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
-        # A new run that fails before its first record leaves no run directory behind.
-        guard = rundir.discard_if_unstarted(run_dir) if run_dir is not None and not resuming \
-            else contextlib.nullcontext()
-        lock = rundir.locked(run_dir) if run_dir is not None else contextlib.nullcontext()
-        with guard, lock:
-            if shard.rank == 0:
-                runner.prepare_data(run_dir, progress=not args.quiet)  # generate phantoms once, on rank 0
-                if not args.quiet:
-                    print(f"run directory: {run_dir}", file=sys.stderr)
-            run_dir = Path(sharding.broadcast_text(shard, str(run_dir) if run_dir else None))
-            outcome = runner.execute(run_dir, progress=not args.quiet, shard=shard,
-                                     allow_changed_data=getattr(args, "allow_changed_data", False))
-            inventory = record_inventory(run_dir) if shard.rank == 0 else {}
-    except KeyboardInterrupt:
-        if run_dir is not None and run_dir.is_dir():
-            print(f"interrupted: the batches on disk are kept; continue with `ix2x run --resume {run_dir}`",
-                  file=sys.stderr)
+        if args.resume:
+            require_run_dir(args.resume, "--resume")
+            if getattr(args, "batch_timeout", None) is not None:
+                print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
+                      file=sys.stderr)
+            outcome = api.resume_run(args.resume, allow_changed_data=getattr(args, "allow_changed_data", False),
+                                     progress=not args.quiet)
         else:
-            print("interrupted before the first batch: nothing was kept", file=sys.stderr)
+            outcome = api.run_suite(suite, args.out, progress=not args.quiet, shard=args.shard)
+    except api.Interrupted as e:
+        print(f"interrupted: the batches on disk are kept; continue with `ix2x run --resume {e.run_dir}`"
+              if e.run_dir else "interrupted before the first batch: nothing was kept", file=sys.stderr)
         return 130
-    finally:
-        sharding.finish(shard)
-    if shard.rank != 0:
-        return 0 if outcome.ok else 1
-    for line in describe_inventory(inventory):
+    from ix2x.benchmarks.shard import current
+
+    if current().rank == 0:
+        _print_summary(outcome)
+    return 0 if outcome.ok else 1
+
+
+def _print_summary(outcome) -> None:
+    from ix2x.benchmarks.outputs import describe_inventory
+    from ix2x.records import RunDir
+    from ix2x.reports import terminal_leaderboard
+
+    for line in describe_inventory(outcome.inventory):
         print(line, file=sys.stderr)
-    meta_shard = rundir.read_meta(outcome.run_dir).extra.get("shard")
-    if meta_shard:
-        print(f"shard {meta_shard['index']}/{meta_shard['count']} done; when every shard is: "
-              f"`ix2x merge {outcome.run_dir.parent}/shard-*-of-{meta_shard['count']} --out DIR`", file=sys.stderr)
-    from ix2x.reports import write_report
+    shard = RunDir.open(outcome.run_dir).run.extra.get("shard")
+    if shard:
+        print(f"shard {shard['index']}/{shard['count']} done; when every shard is: "
+              f"`ix2x merge {outcome.run_dir.parent}/shard-*-of-{shard['count']} --out DIR`", file=sys.stderr)
 
     try:
-        write_report([outcome.run_dir], outcome.run_dir / "report.html")
-    except Exception as e:  # the records and summary stand without a report
-        print(f"FAILED: the report could not be written ({type(e).__name__}: {e}); records and summary are "
-              f"complete, retry with `ix2x report {outcome.run_dir}`", file=sys.stderr)
-        report_failed = True
-    else:
-        report_failed = False
-    try:
-        from ix2x.reports import terminal_leaderboard
-
         print(terminal_leaderboard(outcome.run_dir) + "\n")
-    except Exception as e:  # the table is a convenience; the files above hold every number
+    except Exception as e:  # the table is a convenience; the files below hold every number
         print(f"note: the leaderboard could not be printed ({type(e).__name__}: {e})", file=sys.stderr)
     print(f"records: {outcome.run_dir / 'samples.jsonl'} ({outcome.n_records})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
-    report = outcome.run_dir / "report.html"
-    if report.exists():
-        print(f"report:  {report}")
-    for editor, n in outcome.n_failed.items():
-        if n == outcome.n_records_of(editor):
-            print(f"FAILED: editor `{editor}` failed on EVERY sample ({n}): "
-                  f"{outcome.first_error.get(editor, 'see `error` in samples.jsonl')}", file=sys.stderr)
-        elif n:
-            print(f"FAILED: editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl",
-                  file=sys.stderr)
-    if outcome.failed_editors:
-        print(f"FAILED: {len(outcome.failed_editors)} of {len(outcome.n_failed)} editor(s) failed on some or "
-              f"all samples: {', '.join(outcome.failed_editors)}", file=sys.stderr)
-    if outcome.n_metric_errors:
-        print(f"FAILED: {outcome.n_metric_errors} metric value(s) could not be computed; "
-              "see `error` under `metrics` in samples.jsonl", file=sys.stderr)
-    return 0 if outcome.ok and not report_failed else 1
-
-
-def _silence_library_progress_bars() -> None:
-    """--quiet means quiet: diffusers and transformers draw their own bars when loading weights."""
-    import os
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
+    if outcome.report:
+        print(f"report:  {outcome.report}")
+    for line in outcome.problems():
+        print(f"FAILED: {line}", file=sys.stderr)

@@ -55,13 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ix2x.cli.common import preflight_run, require_run_dir, suite_from_args
+    from ix2x.cli.common import suite_from_args
     from ix2x.cli.run import launch
 
     if args.resume:
-        require_run_dir(args.resume, "--resume")
         return launch(args, None)
-    from ix2x.benchmarks.outputs import outputs_suite, parse_edits, pin_fingerprints
+    from ix2x.benchmarks.outputs import outputs_suite, parse_edits
 
     edits = parse_edits(args.edits)  # a malformed --edits is refused before the suite loads
     suite = outputs_suite(suite_from_args(args), edits)
@@ -69,6 +68,4 @@ def run(args: argparse.Namespace) -> int:
         depth = args.bit_depth if args.bit_depth == "auto" else int(args.bit_depth)
         suite = dataclasses.replace(suite, editors=tuple(
             dataclasses.replace(e, args={**e.args, "bit_depth": depth}) for e in suite.editors))
-    suite = pin_fingerprints(suite)
-    preflight_run(suite)
-    return launch(args, suite)
+    return launch(args, suite)  # the library pins the folders' fingerprints and checks the suite

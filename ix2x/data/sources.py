@@ -8,17 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from ix2x.data.cache import cache_root
 from ix2x.errors import DataError
 from ix2x.suite import DataSpec, PhantomSpec
 from ix2x.types import Sample
-
-
-def cache_root() -> Path:
-    """``$IX2X_CACHE``, else ``$XDG_CACHE_HOME/ix2x``, else ``~/.cache/ix2x``."""
-    if os.environ.get("IX2X_CACHE"):
-        return Path(os.environ["IX2X_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ix2x"
 
 
 def phantom_dir(spec: PhantomSpec, *, progress: bool = False) -> Path:

@@ -213,17 +213,17 @@ class DiffusionEditor(Editor):
     def problems(self, device: str = "cpu") -> list[str]:
         """Every missing or unusable file of the model folder (or hub cache entry), and on CUDA the free
         memory against the weights' size in the run's dtype; reads no weight."""
-        from ix2x import preflight
+        from ix2x.diffusion.checks import memory_problems, model_problems
 
         name = getattr(type(self), "registry_name", "instructx2x")
-        found = preflight.model_problems(self.config.model, editor=name)
+        found = model_problems(self.config.model, editor=name)
         if found or not str(device).startswith("cuda"):
             return found
         from ix2x.diffusion.loading import resolve_model
 
         dtype = "float16" if self.config.dtype == "auto" else self.config.dtype
-        return preflight.memory_problems(resolve_model(self.config.model), device, dtype, what=f"editor `{name}`",
-                                         resolution=self.config.resolution or 512)
+        return memory_problems(resolve_model(self.config.model), device, dtype, what=f"editor `{name}`",
+                               resolution=self.config.resolution or 512)
 
     def model(self) -> loop.Pix2PixModel:
         if self._model is None:

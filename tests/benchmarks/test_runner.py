@@ -7,7 +7,7 @@ import pytest
 
 from ix2x.benchmarks import runner
 from ix2x import records
-from ix2x.configs import ConfigError
+from ix2x.errors import ConfigError
 from ix2x.suite import suite_from_dict
 
 

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset  # noqa: E402
 from pydicom.pixels import apply_modality_lut, apply_voi_lut  # noqa: E402
 
 from dicom_synth import write_dicom  # noqa: E402
-from ix2x.data.dicom import read_dicom  # noqa: E402
+from ix2x.dicom import read_dicom  # noqa: E402
 from ix2x.errors import DataError  # noqa: E402
 from ix2x.images import load_image  # noqa: E402
 
