@@ -75,6 +75,9 @@ class Suite:
     report_images: bool = True  # False for real patient data: reports then carry no images
     report_samples: int = 8  # inputs, targets and masks of this many samples are kept for report grids
     batch_timeout_s: float | None = None  # an editor batch running longer fails (None: no limit)
+    # "process": each editor runs in a child process the runner watches, so one that crashes or
+    # hangs costs only its own samples (benchmarks/isolation.py); "none": in the runner's process.
+    isolation: Literal["process", "none"] = "process"
     # Pixel metrics compare images downscaled so the longer side is at most this (null: native
     # size); classifiers always see their own input size. See ix2x.classifiers.scoring.
     eval_size: int | None = 512

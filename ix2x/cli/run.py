@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-changed-data", action="store_true",
                    help="with --resume: redo the samples whose data changed since the run started "
                         "(without it, changed data refuses the resume)")
+    p.add_argument("--skip-crashed", action="store_true",
+                   help="with --resume: keep the failed samples of an editor whose process crashed instead of "
+                        "retrying it (without it, a crashed editor is retried once)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -82,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
                 if args.batch_timeout is not None and args.batch_timeout != suite.batch_timeout_s:
                     print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
                           file=sys.stderr)
+                if args.editors is not None:
+                    print("note: --editors is ignored with --resume (the run's own suite is used); "
+                          "--skip-crashed keeps a crashed editor from running again", file=sys.stderr)
                 preflight_run(suite)
             else:
                 run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"run directory: {run_dir}", file=sys.stderr)
             run_dir = Path(sharding.broadcast_text(shard, str(run_dir) if run_dir else None))
             outcome = runner.execute(run_dir, progress=not args.quiet, shard=shard,
-                                     allow_changed_data=args.allow_changed_data)
+                                     allow_changed_data=args.allow_changed_data, skip_crashed=args.skip_crashed)
     except KeyboardInterrupt:
         if run_dir is not None and run_dir.is_dir():
             print(f"interrupted: the batches on disk are kept; continue with `ix2x run --resume {run_dir}`",
@@ -108,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         sharding.finish(shard)
     if shard.rank != 0:
         return 0 if outcome.ok else 1
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
     from ix2x.reports import write_report
 
     try:
