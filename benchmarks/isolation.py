@@ -253,11 +253,17 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
     labelled = list(zip([m.key for m in job.metrics], metric_objs))
     hashes: dict[int, str] = {}
 
-    def load(indices: Sequence[int]) -> tuple[list[Sample], list[str]]:
-        batch = [dataset[i] for i in indices]
-        for i, s in zip(indices, batch):
-            hashes.setdefault(i, sample_hash(s))
-        return batch, [hashes[i] for i in indices]
+    def load(indices: Sequence[int]) -> tuple[list[Sample], list[str], list[records.SampleRecord]]:
+        """The samples of ``indices`` that load, their hashes, and a failed record for each that does not."""
+        batch, failed = [], []
+        for i in indices:
+            sample, rec = load_sample(dataset, i, job.ids[i], comp.key)
+            if rec is not None:
+                failed.append(rec)
+                continue
+            hashes.setdefault(i, sample_hash(sample))
+            batch.append((i, sample))
+        return [s for _, s in batch], [hashes[i] for i, _ in batch], failed
 
     todo = job.todo
     editor, stage, error = editing.build_editor(comp.cls, comp.config, suite.device)
@@ -265,25 +271,46 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
         if editor is not None:
             _bind(metric_objs, editor, suite)
             first = todo[:suite.batch_size]
-            send("edit", first)
-            editing.warm_up(editor, load(first)[0], suite)
-            send("edited", None)
+            warm = load(first)[0]
+            if warm:
+                send("edit", first)
+                editing.warm_up(editor, warm, suite)
+                send("edited", None)
         for start in range(0, len(todo), suite.batch_size):
             indices = todo[start:start + suite.batch_size]
-            batch, batch_hashes = load(indices)
-            if editor is None:  # the editor never started: each of its samples fails with why
-                recs = scoring.failed_records(comp.key, batch, stage, error, batch_hashes)
-            else:
+            batch, batch_hashes, recs = load(indices)
+            if batch and editor is None:  # the editor never started: each of its samples fails with why
+                recs += scoring.failed_records(comp.key, batch, stage, error, batch_hashes)
+            elif batch:
                 send("edit", indices)
                 edited = editing.edit_batch(editor, batch, suite)
                 send("edited", None)
-                recs = scoring.batch_records(comp.key, batch, edited, labelled, batch_hashes, run_dir=job.run_dir,
-                                             layout=job.layout, save_images=suite.save_images)
-            writer.write_batch(recs)
+                recs += scoring.batch_records(comp.key, batch, edited, labelled, batch_hashes, run_dir=job.run_dir,
+                                              layout=job.layout, save_images=suite.save_images)
+            order = {sid: n for n, sid in enumerate(job.ids[i] for i in indices)}
+            writer.write_batch(sorted(recs, key=lambda r: order[r.sample_id]))  # dataset order
             send("written", indices)
     _bind(metric_objs, None, suite)  # no metric keeps this editor's weights alive past it
     del editor
     return state.weight_files() if state is not None else {}
+
+
+def load_sample(dataset: Sequence[Sample], index: int, sample_id: str,
+                editor_key: str) -> tuple[Sample | None, records.SampleRecord | None]:
+    """``(sample, None)``, or ``(None, failed record)`` when the sample's files cannot be loaded or
+    its instruction parsed: one bad row costs its own sample, not the run. The error names the
+    file and the CSV line."""
+    from ix2x.errors import DataError
+
+    try:
+        return dataset[index], None
+    except DataError as e:
+        text = str(e)
+        where = getattr(dataset, "where", lambda i: None)(index)
+        if where and where.split(" of ")[0] not in text:
+            text = f"{text} ({where})"
+        return None, records.SampleRecord(editor=editor_key, sample_id=sample_id, status="failed",
+                                          error=f"{type(e).__name__}: {text}", stage="load")
 
 
 def run_editor(job: EditorJob, dataset: Sequence[Sample], *, isolate: bool, on_written: Callable[[list[int]], None],
@@ -343,8 +370,11 @@ def _fail(job: EditorJob, dataset: Sequence[Sample], indices: Sequence[int], sta
 
     if not indices:
         return
-    batch = [dataset[i] for i in indices]
-    recs = scoring.failed_records(job.editor.key, batch, stage, error, [sample_hash(s) for s in batch])
+    recs = []
+    for i in indices:
+        sample, rec = load_sample(dataset, i, job.ids[i], job.editor.key)
+        recs += [rec] if sample is None else scoring.failed_records(job.editor.key, [sample], stage, error,
+                                                                    [sample_hash(sample)])
     with records.RecordWriter(job.own_file) as writer:
         writer.write_batch(recs)
 
@@ -353,17 +383,22 @@ def _fail(job: EditorJob, dataset: Sequence[Sample], indices: Sequence[int], sta
 
 def retry_crashed(run_dir: Path, meta: records.RunMeta, done: Sequence[records.SampleRecord], *,
                   skip: bool) -> list[str]:
-    """On resume, set aside the records of editors whose process crashed so that they are edited
-    again: once per editor (run.json's ``crash_retries`` counts), never with ``skip``. Returns one
+    """On resume, set aside the records of samples that could not be loaded (always) and of editors
+    whose process crashed (once per editor (run.json's ``crash_retries`` counts), never with ``skip``. Returns one
     line per crashed editor saying which was done. ``meta`` is updated; the caller writes it."""
     from ix2x.benchmarks.rundir import reject_records
 
+    unloadable = {r.key for r in done if r.status == "failed" and r.stage == "load"}
+    notes = []
+    if unloadable:  # loading is cheap and the user may have fixed the file: always tried again
+        reject_records(run_dir, unloadable, "the sample could not be loaded; tried again on resume",
+                       version=meta.schema_version)
+        notes.append(f"{len(unloadable)} record(s) of samples that could not be loaded are tried again")
     crashed: dict[str, list[records.SampleRecord]] = {}
     for r in done:
         if r.status == "failed" and r.stage == "crash":
             crashed.setdefault(r.editor, []).append(r)
     retries = meta.extra.setdefault("crash_retries", {})
-    notes = []
     for editor, recs in crashed.items():
         cause = (recs[0].error or "").split(";")[0].removeprefix("EditorCrash: ")
         if skip:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ix2x import records
-from ix2x.errors import UserError
+from ix2x.errors import DataError, UserError
 from ix2x.records import Layout, RunDir, RunMeta, SampleRecord
 from ix2x.suite import Suite, suite_from_dict
 from ix2x.types import Sample
@@ -217,8 +217,13 @@ def save_edit(run_dir: Path, layout: Layout, editor: str, sample_id: str, result
 def save_report_inputs(run_dir: Path, layout: Layout, dataset: Sequence[Sample], indices: Sequence[int]) -> None:
     """Keep the input, target and region of a few samples, so that reports (which read only the
     run directory) can draw image grids. Never done when the suite sets ``report_images: false``."""
+    from ix2x.errors import DataError
+
     for i in indices:
-        s = dataset[i]
+        try:
+            s = dataset[i]
+        except DataError:  # the sample's own record says why; the report shows the others
+            continue
         for kind, attr in layout.report_inputs.items():
             path = run_dir / layout.report_input(kind, s.sample_id)
             value = getattr(s, attr)
@@ -296,7 +301,11 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
                 changed[sid] = "no longer in the data"
                 continue
             if sid not in hashes:
-                sample = dataset[index[sid]]
+                try:
+                    sample = dataset[index[sid]]
+                except DataError as e:
+                    changed[sid] = f"it cannot be loaded any more ({e})"
+                    continue
                 hashes[sid] = (sample_hash(sample), sample_hash(sample, reports=False))
             if rec.data_hash not in hashes[sid]:
                 changed[sid] = "its data changed"

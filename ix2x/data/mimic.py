@@ -238,6 +238,10 @@ class MimicEditDataset(Sequence[Sample]):
         for i in range(len(self)):
             yield self[i]
 
+    def where(self, index: int) -> str:
+        """The CSV line of sample ``index``, for errors about it."""
+        return f"line {int(self.frame['_line'].iloc[index])} of {self.root / CSV_NAME}"
+
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
@@ -346,7 +350,7 @@ def _unique_ids(frame) -> list[str]:
 ERROR_KINDS: tuple[str, ...] = (
     "missing_csv", "unreadable_csv", "missing_columns", "empty_id", "outside_root", "missing_image",
     "unreadable_image", "image_too_small", "empty_instruction", "unparsable_instruction",
-    "missing_mask", "unreadable_mask", "bad_aligned",
+    "missing_mask", "unreadable_mask", "mask_shape", "bad_aligned",
 )
 WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics")
 NOTE_KINDS: tuple[str, ...] = ("bit_depth", "exif_orientation", "converted_to_gray", "dicom")
@@ -450,6 +454,7 @@ class _Reader:
         self.min_size, self.check_images, self.report = min_size, check_images, report
         self.demographics = demographics
         self.cache: dict[Any, tuple[str, str] | None] = {}
+        self.shapes: dict[Any, tuple[int, ...]] = {}  # (role, id) -> shape of a decoded image
         self.patients_seen: set[str] = set()
 
     def row(self, row, line, parse, InstructionError) -> None:
@@ -477,7 +482,8 @@ class _Reader:
                 except InstructionError as e:
                     self.report.add("unparsable_instruction", f"{where}: {e}")
         if str(row.get("mask", "")).strip():
-            self._check_mask(row["mask"], where)
+            past = self.shapes.get(("past", str(row.get("past_dicom_id", "")).strip()))
+            self._check_mask(row["mask"], where, past)
         if "aligned" in row:
             try:
                 _parse_bool(row["aligned"], column="aligned", line=line)
@@ -499,6 +505,7 @@ class _Reader:
             image, info = read_image(path, bit_depth=self.bit_depth)
         except DataError as e:
             return "unreadable_image", str(e)
+        self.shapes[(role, image_id)] = tuple(image.shape)
         h, w = image.shape[-2:]
         if min(h, w) < self.min_size:
             return "image_too_small", (f"{path} is {w} x {h} px; images must be at least {self.min_size} "
@@ -517,7 +524,7 @@ class _Reader:
             self.report.note(f"DICOM {info['dicom_photometric']}, modality LUT "
                              f"{info['dicom_modality_lut'] or 'none'}, VOI {info['dicom_voi'] or 'none'}")
 
-    def _check_mask(self, name, where) -> None:
+    def _check_mask(self, name, where, past_shape: tuple[int, ...] | None) -> None:
         try:
             path = check_inside(self.root / "masks" / relative_part(str(name), column="mask"),
                                 self.root, column="mask")
@@ -529,9 +536,14 @@ class _Reader:
             return
         if self.check_images:
             try:
-                _load_mask(path)
+                mask = _load_mask(path)
             except DataError as e:
                 self.report.add("unreadable_mask", f"{where}: {e}")
+                return
+            # The run refuses a mask of another size than its image (MimicEditDataset._sample): so here.
+            if past_shape is not None and tuple(mask.shape) != past_shape:
+                self.report.add("mask_shape", f"{where}: mask {path} has shape {tuple(mask.shape)} but the past "
+                                f"image has {past_shape}")
 
     def _check_patient(self, row, where) -> None:
         subject = str(row.get("subject_id", "") or "").strip() or self.images.subject_of(

@@ -130,6 +130,10 @@ class PseudoMaskRegions(Sequence[Sample]):
     def __len__(self) -> int:
         return len(self.base)
 
+    def where(self, index: int) -> str | None:
+        where = getattr(self.base, "where", None)
+        return where(index) if where is not None else None
+
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         import dataclasses
 
