@@ -257,9 +257,10 @@ def tree_fingerprint(root: Path) -> dict[str, Any]:
     """Names, sizes and modification times of every file under ``root`` (cheap; any change to the
     CSV or an image changes it)."""
     h = hashlib.sha256()
-    n = 0
+    n = links = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        links += sum(os.path.islink(os.path.join(dirpath, d)) for d in dirnames)  # not walked: not covered
         for name in sorted(filenames):
             p = Path(dirpath, name)
             try:
@@ -268,7 +269,7 @@ def tree_fingerprint(root: Path) -> dict[str, Any]:
                 continue
             h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             n += 1
-    return {"root": str(root), "files": n, "digest": "sha256:" + h.hexdigest()}
+    return {"root": str(root), "files": n, "digest": "sha256:" + h.hexdigest(), "symlinked_folders": links}
 
 
 def ids_digest(ids: Sequence[str]) -> str:
@@ -287,8 +288,10 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
     be redone. Returns the metadata with the current fingerprint."""
     stored = meta.data_fingerprint or {}
     current = {"tree": tree, "n_samples": len(ids), "ids": ids_digest(ids)}
-    same_files = tree is not None and stored.get("tree", {}) and stored["tree"].get("digest") == tree["digest"] \
-        and stored.get("ids") == current["ids"]
+    # A matching fingerprint settles it only when it covers every file the samples read
+    # (benchmarks/fingerprint.py): otherwise each done sample is hashed.
+    same_files = tree is not None and tree.get("covers_all", True) and stored.get("tree", {}) \
+        and stored["tree"].get("digest") == tree["digest"] and stored.get("ids") == current["ids"]
     if done and not same_files:
         index = {sid: i for i, sid in enumerate(ids)}
         hashes: dict[str, tuple[str, str]] = {}  # with and without the report labels

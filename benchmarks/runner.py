@@ -149,7 +149,9 @@ def _sample_id(dataset: Sequence[Sample], i: int) -> str:
 def _open_data(suite: Suite, progress: bool) -> tuple[Sequence[Sample], dict[str, Any]]:
     from ix2x.data.sources import data_root, open_dataset
 
-    return open_dataset(suite.data, progress=progress), rundir.tree_fingerprint(data_root(suite.data))
+    from ix2x.benchmarks.fingerprint import data_fingerprint
+
+    return open_dataset(suite.data, progress=progress), data_fingerprint(suite.data, data_root(suite.data))
 
 
 def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress: bool = True,
