@@ -212,8 +212,25 @@ def _check_records_and_data(run_dir: Path, dataset: Sequence[Sample], ids: Seque
     meta = rundir.check_data(run_dir, meta, dataset, ids, done, tree, allow_changed=allow_changed)
     notes = isolation.retry_crashed(run_dir, meta, rundir.all_records(run_dir, version=meta.schema_version),
                                     skip=skip_crashed)
+    if done:
+        notes += _thread_change(meta)
     rundir.write_meta(run_dir, meta)
     return notes
+
+
+def _thread_change(meta: RunMeta) -> list[str]:
+    """The torch thread count changes the bytes of an edit (by up to about 2/65535 per pixel): a
+    resume under another count than the run's start says so and records it."""
+    import torch
+
+    started = (meta.extra.get("device") or {}).get("torch_threads")
+    now = torch.get_num_threads()
+    if not started or started == now:
+        return []
+    meta.extra.setdefault("thread_changes", []).append({"at": rundir.now(), "from": started, "to": now})
+    return [f"this run started with {started} torch thread(s) and resumes with {now}: the samples edited now may "
+            "differ from an uninterrupted run's in the last bits (about 2/65535 per pixel). Resume with "
+            f"OMP_NUM_THREADS={started} for the same bytes."]
 
 
 def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metrics: list[Component],
