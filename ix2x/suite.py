@@ -101,11 +101,14 @@ def suite_from_dict(raw: dict[str, Any], *, where: str = "suite") -> Suite:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a YAML mapping, got {type(raw).__name__}.")
     suite = build(Suite, raw, where=where)
+    # Labels name folders of the run directory: unique ignoring case, or `Floor` and `floor` would
+    # share one folder on a case-insensitive file system (macOS, Windows).
     keys = [e.key for e in suite.editors]
-    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    folded = [k.casefold() for k in keys]
+    duplicates = sorted({k for k in keys if folded.count(k.casefold()) > 1})
     if duplicates:
-        raise ConfigError(f"{where}: editor labels must be unique, got {duplicates} more than once. "
-                          "Give each configuration a `label:`.")
+        raise ConfigError(f"{where}: editor labels must be unique (ignoring case: they name folders), got "
+                          f"{duplicates} more than once. Give each configuration its own `label:`.")
     if suite.batch_timeout_s is not None and not suite.batch_timeout_s > 0:
         raise ConfigError(f"{where}: `batch_timeout_s` must be > 0 seconds or null, got {suite.batch_timeout_s}.")
     if suite.batch_size < 1:
