@@ -199,9 +199,14 @@ def _disk_full_is_one_line(run_dir: Path) -> Iterator[None]:
         yield
     except OSError as e:
         if records.disk_full(e):
+            # Before its first record a new run's directory is removed (rundir.discard_if_unstarted):
+            # then there is nothing to resume.
+            started = any(records.scan_records(p)[0] or records.scan_records(p)[1]
+                          for p in rundir.record_files(run_dir))
+            then = f"`ix2x run --resume {run_dir}`" if started else \
+                "run the same command again (no record was written, so nothing is kept to resume)"
             raise DiskFull(f"No space left on the device of {run_dir} ({e.strerror}: {e.filename or ''}); "
-                           f"the batch in flight was not recorded. Free space, then "
-                           f"`ix2x run --resume {run_dir}`.") from None
+                           f"the batch in flight was not recorded. Free space, then {then}.") from None
         raise
 
 
