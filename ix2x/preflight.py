@@ -169,6 +169,8 @@ def folder_problems(folder: Path, *, fix: str, safetensors_only: bool = False) -
             and not (tok / "merges.txt").is_file():
         out.append(f"model {folder}: tokenizer missing tokenizer/merges.txt beside vocab.json: {fix}")
     if not out:
+        out += [f"model {folder}: {line}" for line in weight_problems(folder)]
+    if not out:
         n = tokenizer_size(tok)
         if n is not None and n <= 2:
             out.append(f"model {folder}: tokenizer has {n} tokens, a placeholder (every word would map to the "
@@ -182,6 +184,22 @@ def folder_problems(folder: Path, *, fix: str, safetensors_only: bool = False) -
             if got != 2 * latent:
                 out.append(f"model {folder} is not an InstructPix2Pix model: its UNet takes {got} input channels, "
                            f"expected {2 * latent} (noisy latents + image latents)")
+    return out
+
+
+def weight_problems(folder: Path) -> list[str]:
+    """Damaged or unsafe weights files among those a load would read (safetensors first, as
+    ix2x.diffusion.loading does): ix2x.weight_files."""
+    from ix2x import weight_files
+
+    out = []
+    for component, groups in COMPONENTS.items():
+        for group in groups:
+            used = next((folder / n for n in group if (folder / n).is_file()), None)
+            if used is not None and used.suffix in (".safetensors", ".bin"):
+                found = weight_files.problem(used)
+                if found:
+                    out.append(found)
     return out
 
 
