@@ -45,6 +45,7 @@ class DataSpec:
     link_roots: tuple[str, ...] = ()  # folders symlinks in past/ and current/ may point into
     bit_depth: Literal["auto", 8, 12, 16] = "auto"  # 16-bit files: auto detects 12-bit content
     mimic_iv: str | None = None  # MIMIC-IV hosp/ folder (patients, admissions .csv.gz): sex, age, race
+    max_pixels: int | None = 40_000_000  # larger images are refused (ix2x.images.MAX_PIXELS); null: no limit
 
 
 @dataclass(frozen=True)

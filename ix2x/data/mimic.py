@@ -34,7 +34,7 @@ import torch
 
 from ix2x.data.paths import ImageNotFound, OutsideRoot, check_inside, relative_part
 from ix2x.errors import DataError
-from ix2x.images import MIN_IMAGE_SIZE, load_image, read_image
+from ix2x.images import MAX_PIXELS, MIN_IMAGE_SIZE, load_image, read_image
 from ix2x.types import Sample
 
 __all__ = ["MimicEditDataset", "ValidationReport", "validate_dataset", "load_image", "find_image",
@@ -198,8 +198,9 @@ class MimicEditDataset(Sequence[Sample]):
     def __init__(self, root: str | Path, split: str | None = "test", limit: int | None = None, *,
                  images: ImageLocator | None = None, bit_depth: Any = "auto",
                  demographics: Mapping[str, Mapping[str, Any]] | None = None,
-                 link_roots: Sequence[str | Path] = ()) -> None:
+                 link_roots: Sequence[str | Path] = (), max_pixels: int | None = MAX_PIXELS) -> None:
         self.root = Path(root)
+        self.max_pixels = max_pixels
         frame = _read_csv(self.root)
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
@@ -264,7 +265,7 @@ class MimicEditDataset(Sequence[Sample]):
         mask_path = self.mask_path(row["mask"], line) if str(row.get("mask", "")).strip() else None
         for role, path in paths.items():
             try:
-                loaded[role], info = read_image(path, bit_depth=self.bit_depth)
+                loaded[role], info = read_image(path, bit_depth=self.bit_depth, max_pixels=self.max_pixels)
             except DataError as e:
                 raise DataError(f"{e} ({where})") from e
             if info:
@@ -407,7 +408,8 @@ class ValidationReport:
 def validate_dataset(root: str | Path, *, check_images: bool = True, max_examples: int = 5,
                      images: ImageLocator | None = None, bit_depth: Any = "auto",
                      min_size: int = MIN_IMAGE_SIZE, link_roots: Sequence[str | Path] = (),
-                     demographics: Mapping[str, Mapping[str, Any]] | None = None) -> ValidationReport:
+                     demographics: Mapping[str, Mapping[str, Any]] | None = None,
+                     max_pixels: int | None = MAX_PIXELS) -> ValidationReport:
     """Check a MIMIC-EDIT-INSTRUCTION folder and report every problem without stopping at the first.
 
     Checks: ``instructions.csv`` present and readable, required columns, unknown columns (a warning),
@@ -441,6 +443,7 @@ def validate_dataset(root: str | Path, *, check_images: bool = True, max_example
         report.splits = {str(k): int(v) for k, v in frame["split"].str.strip().value_counts().items()}
     reader = _Reader(root, images or FolderImages(root, tuple(Path(r).expanduser() for r in link_roots)),
                      bit_depth, min_size, check_images, report, demographics)
+    reader.max_pixels = max_pixels
     for i, row in enumerate(frame.to_dict("records")):
         reader.row(row, i + 2, parse, InstructionError)
     return report
@@ -455,6 +458,7 @@ class _Reader:
         self.demographics = demographics
         self.cache: dict[Any, tuple[str, str] | None] = {}
         self.shapes: dict[Any, tuple[int, ...]] = {}  # (role, id) -> shape of a decoded image
+        self.max_pixels: int | None = MAX_PIXELS
         self.patients_seen: set[str] = set()
 
     def row(self, row, line, parse, InstructionError) -> None:
@@ -502,7 +506,7 @@ class _Reader:
         if not self.check_images:
             return None
         try:
-            image, info = read_image(path, bit_depth=self.bit_depth)
+            image, info = read_image(path, bit_depth=self.bit_depth, max_pixels=self.max_pixels)
         except DataError as e:
             return "unreadable_image", str(e)
         self.shapes[(role, image_id)] = tuple(image.shape)

@@ -96,7 +96,7 @@ def open_dataset(spec: DataSpec, *, progress: bool = False) -> Sequence[Sample]:
 
     root = data_root(spec, progress=progress)
     dataset = MimicEditDataset(root, split=spec.split, limit=spec.limit, images=image_locator(spec, root),
-                               bit_depth=spec.bit_depth, demographics=demographics(spec))
+                               bit_depth=spec.bit_depth, demographics=demographics(spec), max_pixels=spec.max_pixels)
     if spec.region == "pseudo_mask":
         return PseudoMaskRegions(dataset, spec.mask_source)
     return dataset
@@ -110,7 +110,8 @@ def validate_data(spec: DataSpec):
     root = data_root(spec)
     images = image_locator(spec, root)
     people = demographics(spec)
-    report = validate_dataset(root, images=images, bit_depth=spec.bit_depth, demographics=people)
+    report = validate_dataset(root, images=images, bit_depth=spec.bit_depth, demographics=people,
+                              max_pixels=spec.max_pixels)
     if hasattr(images, "describe"):
         report.extra.append(images.describe())
     if people is not None:
