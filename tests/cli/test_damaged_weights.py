@@ -57,3 +57,23 @@ def test_damaged_weights_are_one_line_in_edit_and_validate(tiny, tmp_path, capsy
                "--metrics", "out_of_mask_change"])
     out = capsys.readouterr()
     assert rc != 0 and str(bad) in out.out + out.err
+
+
+def test_a_tokenizer_larger_than_the_text_encoder_is_refused(tiny, tmp_path, capsys):
+    import json
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny, folder)
+    config = folder / "text_encoder" / "config.json"
+    raw = json.loads(config.read_text())
+    raw["vocab_size"] = 100  # fewer embeddings than the tokenizer has tokens
+    config.write_text(json.dumps(raw))
+    image = tmp_path / "x.png"
+    save_image(image, torch.rand(1, 64, 64), bits=8)
+    rc = main(["edit", str(image), "Add the finding of pleural effusion.", "--model", str(folder),
+               "--out", str(tmp_path / "o.png"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "the text encoder embeds 100" in err
+    from ix2x.preflight import folder_problems
+
+    assert any("the text encoder embeds 100" in line for line in folder_problems(folder, fix="fix"))
