@@ -160,23 +160,25 @@ def run_suite(suite: str | Path | Suite | None = None, out: str | Path = "result
                 array=array is not None)
 
 
-def resume_run(run_dir: str | Path, *, allow_changed_data: bool = False, progress: bool = True,
-               report: bool = True) -> RunOutcome:
+def resume_run(run_dir: str | Path, *, allow_changed_data: bool = False, skip_crashed: bool = False,
+               progress: bool = True, report: bool = True) -> RunOutcome:
     """Finish the interrupted run in ``run_dir`` with its own suite, as :func:`run_suite` would have.
     The records already on disk are kept; the result is the same as an uninterrupted run (timings
     aside). Data changed since the run started refuses the resume, unless ``allow_changed_data``
-    (then the changed samples are done again)."""
+    (then the changed samples are done again). An editor whose process crashed is retried once,
+    never with ``skip_crashed``; ``outcome.notes`` says which."""
     from ix2x.benchmarks import rundir
 
     def checked() -> tuple[Path, bool]:
         preflight(rundir.load_run_suite(Path(run_dir)))  # a clear error if it is not a run directory
         return Path(run_dir), False
 
-    return _run(checked, progress=progress, report=report, allow_changed_data=allow_changed_data)
+    return _run(checked, progress=progress, report=report, allow_changed_data=allow_changed_data,
+                skip_crashed=skip_crashed)
 
 
 def _run(open_run_dir: Callable[[], tuple[Path, bool]], *, progress: bool, report: bool,
-         allow_changed_data: bool, array: bool = False) -> RunOutcome:
+         allow_changed_data: bool, array: bool = False, skip_crashed: bool = False) -> RunOutcome:
     """Open the run directory (``open_run_dir``: the folder, and whether it is new), run, report."""
     from ix2x.benchmarks import rundir, runner, shard as sharding
     from ix2x.benchmarks.outputs import record_inventory
@@ -202,7 +204,7 @@ def _run(open_run_dir: Callable[[], tuple[Path, bool]], *, progress: bool, repor
                     print(f"run directory: {run_dir}", file=sys.stderr)
             run_dir = Path(sharding.broadcast_text(shard, str(run_dir) if run_dir else None))
             outcome = runner.execute(run_dir, progress=progress, shard=shard,
-                                     allow_changed_data=allow_changed_data)
+                                     allow_changed_data=allow_changed_data, skip_crashed=skip_crashed)
             if shard.rank == 0:
                 outcome.inventory = record_inventory(run_dir)
     except KeyboardInterrupt:

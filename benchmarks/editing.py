@@ -93,8 +93,10 @@ def build_editor(cls: type, config: Any, device: str) -> tuple[Any, str | None, 
 
 def requests_for(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[EditRequest]:
     gt = getattr(editor_cls, "uses_ground_truth", False)
-    return [EditRequest(s.sample_id, s.image, s.instruction, sample_seed(seed, s.sample_id),
-                        target=s.target if gt and s.target_aligned else None,
+    # Copies: requests are read-only to editors, but an editor that modifies one in place (a plugin's
+    # `x.mul_(0.5)`) must not change the input the metrics then compare its edit with.
+    return [EditRequest(s.sample_id, s.image.clone(), s.instruction, sample_seed(seed, s.sample_id),
+                        target=s.target.clone() if gt and s.target_aligned else None,
                         source_report=(s.labels or {}).get("source_report"),
                         target_report=(s.labels or {}).get("target_report"))
             for s in batch]

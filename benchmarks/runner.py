@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ix2x.benchmarks import array_shard, editing, rundir, scoring
+from ix2x.benchmarks import array_shard, editing, isolation, rundir, scoring
 from ix2x.benchmarks.shard import Shard, barrier
 from ix2x import records, registry
 from ix2x.configs import build
@@ -64,6 +64,7 @@ class RunOutcome:
     report: Path | None = None
     report_error: str | None = None
     inventory: dict[str, Any] = field(default_factory=dict)  # `outputs` editors: missing samples, extra files
+    notes: list[str] = field(default_factory=list)  # what a resume did that the user should know
 
     def n_records_of(self, editor: str) -> int:
         return self.n_per_editor.get(editor, 0)
@@ -177,22 +178,26 @@ def _sample_id(dataset: Sequence[Sample], i: int) -> str:
 def _open_data(suite: Suite, progress: bool) -> tuple[Sequence[Sample], dict[str, Any]]:
     from ix2x.data.sources import data_root, open_dataset
 
-    return open_dataset(suite.data, progress=progress), rundir.tree_fingerprint(data_root(suite.data))
+    from ix2x.benchmarks.fingerprint import data_fingerprint
+
+    return open_dataset(suite.data, progress=progress), data_fingerprint(suite.data, data_root(suite.data))
 
 
 def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress: bool = True,
             on_batch: Callable[[int], None] | None = None, shard: Shard = Shard(),
-            allow_changed_data: bool = False) -> RunOutcome:
+            allow_changed_data: bool = False, skip_crashed: bool = False) -> RunOutcome:
     """Run (or continue) the suite recorded in ``run_dir``, then write ``summary.csv``.
 
     ``dataset`` overrides the suite's data (tests pass in-memory samples). ``on_batch`` is called
     after each batch is on disk with the number of records written so far (tests use it to kill).
     With several ``shard`` processes, each edits its share and rank 0 merges and aggregates.
+    An editor whose process crashed is retried once on resume, never with ``skip_crashed``.
     """
     suite = rundir.load_run_suite(run_dir)
     editors, metrics = resolve(suite)
     with rundir.locked(run_dir, enabled=shard.rank == 0), _disk_full_is_one_line(run_dir):
         tree = None
+        dataset_given = dataset is not None
         if dataset is None:
             dataset, tree = _open_data(suite, progress and shard.rank == 0)
         # an array shard (`--shard I/N`) runs its share only: ix2x.benchmarks.array_shard
@@ -200,14 +205,17 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
         ids = [_sample_id(dataset, i) for i in range(len(dataset))]
         layout = rundir.read_meta(run_dir).layout
         rundir.check_sample_ids(ids, layout)
+        notes: list[str] = []
         if shard.rank == 0:  # set damage aside and check the data before any rank reads what is done
-            _check_records_and_data(run_dir, dataset, ids, tree, allow_changed_data)
+            notes = _check_records_and_data(run_dir, dataset, ids, tree, allow_changed_data, skip_crashed)
         barrier(shard)
-        _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch)
+        _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch,
+                        dataset_given)
         barrier(shard)
         if shard.rank == 0:
             rundir.merge(run_dir, [e.key for e in editors], ids)
             outcome = finalize(run_dir)
+            outcome.notes = notes
     barrier(shard)
     if shard.rank != 0:
         meta = rundir.read_meta(run_dir)
@@ -222,24 +230,50 @@ def _disk_full_is_one_line(run_dir: Path) -> Iterator[None]:
         yield
     except OSError as e:
         if records.disk_full(e):
+            # Before its first record a new run's directory is removed (rundir.discard_if_unstarted):
+            # then there is nothing to resume.
+            started = any(records.scan_records(p)[0] or records.scan_records(p)[1]
+                          for p in rundir.record_files(run_dir))
+            then = f"`ix2x run --resume {run_dir}`" if started else \
+                "run the same command again (no record was written, so nothing is kept to resume)"
             raise DiskFull(f"No space left on the device of {run_dir} ({e.strerror}: {e.filename or ''}); "
-                           f"the batch in flight was not recorded. Free space, then "
-                           f"`ix2x run --resume {run_dir}`.") from None
+                           f"the batch in flight was not recorded. Free space, then {then}.") from None
         raise
 
 
 def _check_records_and_data(run_dir: Path, dataset: Sequence[Sample], ids: Sequence[str],
-                            tree: dict[str, Any] | None, allow_changed: bool) -> None:
+                            tree: dict[str, Any] | None, allow_changed: bool, skip_crashed: bool) -> list[str]:
     meta = rundir.read_meta(run_dir)
     done = rundir.all_records(run_dir, version=meta.schema_version, repair=True)
     meta = rundir.check_data(run_dir, meta, dataset, ids, done, tree, allow_changed=allow_changed)
+    notes = isolation.retry_crashed(run_dir, meta, rundir.all_records(run_dir, version=meta.schema_version),
+                                    skip=skip_crashed)
+    if done:
+        notes += _thread_change(meta)
     rundir.write_meta(run_dir, meta)
+    return notes
+
+
+def _thread_change(meta: RunMeta) -> list[str]:
+    """The torch thread count changes the bytes of an edit (by up to about 2/65535 per pixel): a
+    resume under another count than the run's start says so and records it."""
+    import torch
+
+    started = (meta.extra.get("device") or {}).get("torch_threads")
+    now = torch.get_num_threads()
+    if not started or started == now:
+        return []
+    meta.extra.setdefault("thread_changes", []).append({"at": rundir.now(), "from": started, "to": now})
+    return [f"this run started with {started} torch thread(s) and resumes with {now}: the samples edited now may "
+            "differ from an uninterrupted run's in the last bits (about 2/65535 per pixel). Resume with "
+            f"OMP_NUM_THREADS={started} for the same bytes."]
 
 
 def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metrics: list[Component],
                     dataset: Sequence[Sample], ids: list[str], layout: records.Layout, shard: Shard,
-                    progress: bool, on_batch: Callable[[int], None] | None) -> None:
-    """Every editor over its pending samples, batch by batch: edit, score, record."""
+                    progress: bool, on_batch: Callable[[int], None] | None, dataset_given: bool) -> None:
+    """Every editor over its pending samples, batch by batch: edit, score, record; each editor in
+    its own watched process (:mod:`benchmarks.isolation`) unless the suite says ``isolation: none``."""
     from tqdm.auto import tqdm
 
     version = rundir.read_meta(run_dir).schema_version
@@ -253,44 +287,33 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
     if suite.report_images:
         rundir.save_report_inputs(run_dir, layout, dataset,
                                   [i for i in range(min(suite.report_samples, len(ids))) if shard.owns(i)])
-    hashes: dict[int, str] = {}
+    weights: dict[str, str] = {}
+    in_process: dict[str, str] = {}
 
-    def load(indices: Sequence[int]) -> tuple[list[Sample], list[str]]:
-        batch = [dataset[i] for i in indices]
-        for i, s in zip(indices, batch):
-            hashes.setdefault(i, rundir.sample_hash(s))
-        return batch, [hashes[i] for i in indices]
+    with tqdm(total=sum(len(v) for v in pending.values()), disable=not progress, unit="edit",
+              dynamic_ncols=True, position=shard.rank) as bar:
+        def on_written(indices: list[int]) -> None:
+            nonlocal written
+            written += len(indices)
+            bar.update(len(indices))
+            if on_batch is not None:
+                on_batch(written)
 
-    with records.RecordWriter(own_file) as writer, \
-            tqdm(total=sum(len(v) for v in pending.values()), disable=not progress, unit="edit",
-                 dynamic_ncols=True, position=shard.rank) as bar:
         for comp in editors:
             todo = pending[comp.key]
             if not todo:
                 continue
             bar.set_description(comp.key if not shard.distributed else f"[rank {shard.rank}] {comp.key}")
-            editor, stage, error = editing.build_editor(comp.cls, comp.config, suite.device)
-            if editor is not None:
-                _bind(metric_objs, editor, suite)
-                editing.warm_up(editor, load(todo[:suite.batch_size])[0], suite)
-            for start in range(0, len(todo), suite.batch_size):
-                batch, batch_hashes = load(todo[start:start + suite.batch_size])
-                if editor is None:  # the editor never started: each of its samples fails with why
-                    recs = scoring.failed_records(comp.key, batch, stage, error, batch_hashes)
-                else:
-                    edited = editing.edit_batch(editor, batch, suite)
-                    recs = scoring.batch_records(comp.key, batch, edited, list(zip([m.key for m in metrics],
-                                                 metric_objs)), batch_hashes, run_dir=run_dir, layout=layout,
-                                                 save_images=suite.save_images)
-                writer.write_batch(recs)
-                written += len(recs)
-                bar.update(len(batch))
-                if on_batch is not None:
-                    on_batch(written)
-            _bind(metric_objs, None, suite)  # no metric keeps this editor's weights alive past it
-            del editor
+            job = isolation.EditorJob(run_dir, suite, comp, metrics, ids, todo, layout, own_file,
+                                      dataset if dataset_given else None)
+            got, why = isolation.run_editor(job, dataset, isolate=suite.isolation == "process",
+                                            on_written=on_written, version=version, metric_objs=metric_objs,
+                                            state=state)
+            weights.update(got)
+            if why:
+                in_process[comp.key] = why
     if shard.rank == 0:
-        _record_weights(run_dir, state)
+        _record_weights(run_dir, state, weights, in_process)
 
 
 def _placed(metric: Any, device: str) -> Any:
@@ -310,12 +333,17 @@ def _with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
     return state
 
 
-def _record_weights(run_dir: Path, state: Any) -> None:
-    """{weights file: SHA-256} of every model the metrics loaded, under run.json's "weights"."""
-    files = state.weight_files()
-    if files:
+def _record_weights(run_dir: Path, state: Any, more: dict[str, str] | None = None,
+                    in_process: dict[str, str] | None = None) -> None:
+    """{weights file: SHA-256} of every model the metrics loaded (here and in the editors'
+    processes), under run.json's "weights"; and which editors ran in process and why."""
+    files = {**state.weight_files(), **(more or {})}
+    if files or in_process:
         meta = rundir.read_meta(run_dir)
-        meta.weights = {**(meta.weights or {}), **files}
+        if files:
+            meta.weights = {**(meta.weights or {}), **files}
+        if in_process:
+            meta.extra["editors_in_process"] = {**meta.extra.get("editors_in_process", {}), **in_process}
         rundir.write_meta(run_dir, meta)
 
 

@@ -46,8 +46,15 @@ def load_image(path: str | Path, *, bit_depth: BitDepth = 16) -> torch.Tensor:
     return read_image(path, bit_depth=bit_depth)[0]
 
 
-def read_image(path: str | Path, *, bit_depth: BitDepth = 16) -> tuple[torch.Tensor, dict[str, Any]]:
-    """:func:`load_image` plus what was done to the pixels (``info``: a JSON-ready dict)."""
+# Largest image read by default (width x height): MIMIC-CXR's largest are about 15 million; a
+# 10,000 x 10,000 pair takes about 9 GB through a run. The data setting `max_pixels` changes it.
+MAX_PIXELS = 40_000_000
+
+
+def read_image(path: str | Path, *, bit_depth: BitDepth = 16,
+               max_pixels: int | None = MAX_PIXELS) -> tuple[torch.Tensor, dict[str, Any]]:
+    """:func:`load_image` plus what was done to the pixels (``info``: a JSON-ready dict). An image
+    of more than ``max_pixels`` pixels (None: no limit) is refused before it is decoded."""
     path = Path(path)
     if bit_depth not in BIT_DEPTHS:
         raise ValueError(f"`bit_depth` must be one of {', '.join(map(repr, BIT_DEPTHS))}, got {bit_depth!r}.")
@@ -56,8 +63,9 @@ def read_image(path: str | Path, *, bit_depth: BitDepth = 16) -> tuple[torch.Ten
             from ix2x.dicom import read_dicom
 
             array, info = read_dicom(path, bit_depth)
+            _check_pixels(path, array.shape[-1], array.shape[0], max_pixels)
         else:
-            array, info = _read_pil(path, bit_depth)
+            array, info = _read_pil(path, bit_depth, max_pixels)
     except DataError:
         raise
     except Exception as e:  # PIL raises many types for broken files
@@ -67,11 +75,18 @@ def read_image(path: str | Path, *, bit_depth: BitDepth = 16) -> tuple[torch.Ten
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).unsqueeze(0), info
 
 
-def _read_pil(path: Path, bit_depth: BitDepth) -> tuple[np.ndarray, dict[str, Any]]:
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise DataError(f"image {path} must have at most `max_pixels`={max_pixels:,} pixels, got {width} x {height} "
+                        f"({width * height:,}). Raise `max_pixels` in the suite's data settings if it is genuine.")
+
+
+def _read_pil(path: Path, bit_depth: BitDepth, max_pixels: int | None = MAX_PIXELS) -> tuple[np.ndarray, dict[str, Any]]:
     from PIL import Image, ImageOps
 
     info: dict[str, Any] = {}
     with Image.open(path) as im:
+        _check_pixels(path, *im.size, max_pixels)  # from the header, before decoding
         im.load()  # decodes everything: a truncated file raises here, naming no pixel as valid
         orientation = im.getexif().get(0x0112, 1)  # 0x0112: the EXIF Orientation tag
         if orientation not in (None, 1):

@@ -48,8 +48,9 @@ TIMING_KEYS = frozenset({"latency_s", "metrics_s", "peak_memory_mb"})
 SUMMARY_COLUMNS = ["editor", "metric", "key", "n", "n_nan", "value", "ci_low", "ci_high",
                    "higher_is_better", "ci_method", "nan_reason"]
 # Where a failed record failed: building the editor, placing it on the device, editing, the
-# editor's output failing the contract (shape, range, info...), or the per-batch timeout.
-STAGES = ("build", "place", "edit", "output", "timeout")
+# editor's output failing the contract (shape, range, info...), the per-batch timeout, the editor's
+# process dying (benchmarks/isolation.py), or the sample's own files failing to load.
+STAGES = ("build", "place", "edit", "output", "timeout", "crash", "load")
 # Suite names and editor/metric labels become folder names and JSON keys.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
 

@@ -75,7 +75,11 @@ class EditRequest:
     ``source_report`` / ``target_report``: the dataset's report text of the input and of the study the
     edit should produce, when the dataset has them (columns of ``instructions.csv``; phantoms always do),
     else None. They are the prompts of report-conditioned editors (RoentGen, DiffEdit, RadEdit) with
-    ``prompt: dataset``; an instruction editor ignores them."""
+    ``prompt: dataset``; an instruction editor ignores them.
+
+    Requests are read-only: return new tensors (``r.image.clone()`` before any in-place operation).
+    The runner hands each editor copies of the sample's tensors, so an editor that writes into them
+    changes only its copy, never the input its edit is scored against."""
 
     sample_id: str
     image: torch.Tensor

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-changed-data", action="store_true",
                    help="with --resume: redo the samples whose data changed since the run started "
                         "(without it, changed data refuses the resume)")
+    p.add_argument("--skip-crashed", action="store_true",
+                   help="with --resume: keep the failed samples of an editor whose process crashed instead of "
+                        "retrying it (without it, a crashed editor is retried once)")
     add_launch_arguments(p)
 
 
@@ -76,8 +79,11 @@ def launch(args: argparse.Namespace, suite) -> int:
             if getattr(args, "batch_timeout", None) is not None:
                 print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
                       file=sys.stderr)
+            if getattr(args, "editors", None) is not None:
+                print("note: --editors is ignored with --resume (the run's own suite is used); "
+                      "--skip-crashed keeps a crashed editor from running again", file=sys.stderr)
             outcome = api.resume_run(args.resume, allow_changed_data=getattr(args, "allow_changed_data", False),
-                                     progress=not args.quiet)
+                                     skip_crashed=getattr(args, "skip_crashed", False), progress=not args.quiet)
         else:
             outcome = api.run_suite(suite, args.out, progress=not args.quiet, shard=args.shard)
     except api.Interrupted as e:
@@ -96,6 +102,8 @@ def _print_summary(outcome) -> None:
     from ix2x.records import RunDir
     from ix2x.reports import terminal_leaderboard
 
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
     for line in describe_inventory(outcome.inventory):
         print(line, file=sys.stderr)
     shard = RunDir.open(outcome.run_dir).run.extra.get("shard")

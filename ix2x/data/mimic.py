@@ -35,7 +35,7 @@ import torch
 
 from ix2x.data.paths import ImageNotFound, OutsideRoot, check_inside, relative_part
 from ix2x.errors import DataError
-from ix2x.images import MIN_IMAGE_SIZE, load_image, read_image
+from ix2x.images import MAX_PIXELS, MIN_IMAGE_SIZE, load_image, read_image
 from ix2x.types import Sample
 
 __all__ = ["MimicEditDataset", "ValidationReport", "validate_dataset", "load_image", "find_image",
@@ -234,8 +234,9 @@ class MimicEditDataset(Sequence[Sample]):
     def __init__(self, root: str | Path, split: str | None = "test", limit: int | None = None, *,
                  images: ImageLocator | None = None, bit_depth: Any = "auto",
                  demographics: Mapping[str, Mapping[str, Any]] | None = None,
-                 link_roots: Sequence[str | Path] = ()) -> None:
+                 link_roots: Sequence[str | Path] = (), max_pixels: int | None = MAX_PIXELS) -> None:
         self.root = Path(root)
+        self.max_pixels = max_pixels
         frame = _read_csv(self.root)
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
@@ -274,6 +275,10 @@ class MimicEditDataset(Sequence[Sample]):
         for i in range(len(self)):
             yield self[i]
 
+    def where(self, index: int) -> str:
+        """The CSV line of sample ``index``, for errors about it."""
+        return f"line {int(self.frame['_line'].iloc[index])} of {self.root / CSV_NAME}"
+
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
@@ -296,7 +301,7 @@ class MimicEditDataset(Sequence[Sample]):
         mask_path = self.mask_path(row["mask"], line) if str(row.get("mask", "")).strip() else None
         for role, path in paths.items():
             try:
-                loaded[role], info = read_image(path, bit_depth=self.bit_depth)
+                loaded[role], info = read_image(path, bit_depth=self.bit_depth, max_pixels=self.max_pixels)
             except DataError as e:
                 raise DataError(f"{e} ({where})") from e
             if info:
@@ -382,7 +387,7 @@ def _unique_ids(frame) -> list[str]:
 ERROR_KINDS: tuple[str, ...] = (
     "missing_csv", "unreadable_csv", "missing_columns", "empty_id", "outside_root", "missing_image",
     "unreadable_image", "image_too_small", "empty_instruction", "unparsable_instruction",
-    "missing_mask", "unreadable_mask", "bad_aligned", "duplicate_row",
+    "missing_mask", "unreadable_mask", "mask_shape", "bad_aligned", "duplicate_row",
 )
 WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics", "lateral_view")
 # MIMIC-CXR's ViewPosition values of lateral views; the pseudo-masks and atlas are frontal.
@@ -441,7 +446,8 @@ class ValidationReport:
 def validate_dataset(root: str | Path, *, check_images: bool = True, max_examples: int = 5,
                      images: ImageLocator | None = None, bit_depth: Any = "auto",
                      min_size: int = MIN_IMAGE_SIZE, link_roots: Sequence[str | Path] = (),
-                     demographics: Mapping[str, Mapping[str, Any]] | None = None) -> ValidationReport:
+                     demographics: Mapping[str, Mapping[str, Any]] | None = None,
+                     max_pixels: int | None = MAX_PIXELS) -> ValidationReport:
     """Check a MIMIC-EDIT-INSTRUCTION folder and report every problem without stopping at the first.
 
     Checks: ``instructions.csv`` present and readable, required columns, unknown columns (a warning),
@@ -475,6 +481,7 @@ def validate_dataset(root: str | Path, *, check_images: bool = True, max_example
         report.splits = {str(k): int(v) for k, v in frame["split"].str.strip().value_counts().items()}
     reader = _Reader(root, images or FolderImages(root, tuple(Path(r).expanduser() for r in link_roots)),
                      bit_depth, min_size, check_images, report, demographics)
+    reader.max_pixels = max_pixels
     for i, row in enumerate(frame.to_dict("records")):
         reader.row(row, i + 2, parse, InstructionError)
     return report
@@ -488,6 +495,8 @@ class _Reader:
         self.min_size, self.check_images, self.report = min_size, check_images, report
         self.demographics = demographics
         self.cache: dict[Any, tuple[str, str] | None] = {}
+        self.shapes: dict[Any, tuple[int, ...]] = {}  # (role, id) -> shape of a decoded image
+        self.max_pixels: int | None = MAX_PIXELS
         self.patients_seen: set[str] = set()
         self.rows_seen: dict[tuple[str, str, str], int] = {}
 
@@ -522,7 +531,8 @@ class _Reader:
                 except InstructionError as e:
                     self.report.add("unparsable_instruction", f"{where}: {e}")
         if str(row.get("mask", "")).strip():
-            self._check_mask(row["mask"], where)
+            past = self.shapes.get(("past", str(row.get("past_dicom_id", "")).strip()))
+            self._check_mask(row["mask"], where, past)
         if "aligned" in row:
             try:
                 _parse_bool(row["aligned"], column="aligned", line=line)
@@ -559,9 +569,10 @@ class _Reader:
         if not self.check_images:
             return None
         try:
-            image, info = read_image(path, bit_depth=self.bit_depth)
+            image, info = read_image(path, bit_depth=self.bit_depth, max_pixels=self.max_pixels)
         except DataError as e:
             return "unreadable_image", str(e)
+        self.shapes[(role, image_id)] = tuple(image.shape)
         h, w = image.shape[-2:]
         if min(h, w) < self.min_size:
             return "image_too_small", (f"{path} is {w} x {h} px; images must be at least {self.min_size} "
@@ -580,7 +591,7 @@ class _Reader:
             self.report.note(f"DICOM {info['dicom_photometric']}, modality LUT "
                              f"{info['dicom_modality_lut'] or 'none'}, VOI {info['dicom_voi'] or 'none'}")
 
-    def _check_mask(self, name, where) -> None:
+    def _check_mask(self, name, where, past_shape: tuple[int, ...] | None) -> None:
         try:
             path = check_inside(self.root / "masks" / relative_part(str(name), column="mask"),
                                 self.root, column="mask")
@@ -592,9 +603,14 @@ class _Reader:
             return
         if self.check_images:
             try:
-                _load_mask(path)
+                mask = _load_mask(path)
             except DataError as e:
                 self.report.add("unreadable_mask", f"{where}: {e}")
+                return
+            # The run refuses a mask of another size than its image (MimicEditDataset._sample): so here.
+            if past_shape is not None and tuple(mask.shape) != past_shape:
+                self.report.add("mask_shape", f"{where}: mask {path} has shape {tuple(mask.shape)} but the past "
+                                f"image has {past_shape}")
 
     def _check_patient(self, row, where) -> None:
         subject = str(row.get("subject_id", "") or "").strip() or self.images.subject_of(

@@ -89,7 +89,7 @@ def open_dataset(spec: DataSpec, *, progress: bool = False) -> Sequence[Sample]:
 
     root = data_root(spec, progress=progress)
     dataset = MimicEditDataset(root, split=spec.split, limit=spec.limit, images=image_locator(spec, root),
-                               bit_depth=spec.bit_depth, demographics=demographics(spec))
+                               bit_depth=spec.bit_depth, demographics=demographics(spec), max_pixels=spec.max_pixels)
     if spec.region == "pseudo_mask":
         return PseudoMaskRegions(dataset, spec.mask_source)
     return dataset
@@ -103,7 +103,8 @@ def validate_data(spec: DataSpec):
     root = data_root(spec)
     images = image_locator(spec, root)
     people = demographics(spec)
-    report = validate_dataset(root, images=images, bit_depth=spec.bit_depth, demographics=people)
+    report = validate_dataset(root, images=images, bit_depth=spec.bit_depth, demographics=people,
+                              max_pixels=spec.max_pixels)
     if hasattr(images, "describe"):
         report.extra.append(images.describe())
     if people is not None:
@@ -122,6 +123,10 @@ class PseudoMaskRegions(Sequence[Sample]):
 
     def __len__(self) -> int:
         return len(self.base)
+
+    def where(self, index: int) -> str | None:
+        where = getattr(self.base, "where", None)
+        return where(index) if where is not None else None
 
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         import dataclasses
