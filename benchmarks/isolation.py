@@ -256,6 +256,10 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
         from ix2x.data.sources import open_dataset
 
         dataset = open_dataset(suite.data, progress=False)
+        # an array shard edits its share only, in the child as in the parent (runner.execute)
+        from ix2x.benchmarks import array_shard, rundir
+
+        dataset = array_shard.select(dataset, rundir.read_meta(job.run_dir).extra.get("shard"))
     if metric_objs is None:
         metric_objs = [_placed(c.cls(c.config), suite.device) for c in job.metrics]
         state = _with_scoring(metric_objs, suite)
