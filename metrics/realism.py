@@ -16,9 +16,11 @@ without running the network again.
   the trace of the square root from the eigenvalues of S_x' S_y), with a percentile bootstrap CI over
   samples (pairs resampled together; patients as clusters when they repeat).
 - ``kid_mean`` / ``kid_std``: KID as torchmetrics' ``KernelInceptionDistance`` computes it (cubic
-  polynomial kernel, unbiased MMD^2 on ``kid_subsets`` random subsets of ``kid_subset_size`` drawn
-  without replacement from each set; mean and population std over subsets). The subset size is
-  capped at n // 2 so that subsets differ (with size n every subset is the whole set and the std is 0).
+  polynomial kernel, unbiased MMD^2 on ``kid_subsets`` random subsets of ``kid_subset_size``;
+  mean and population std over subsets), except that each subset's targets and edits come from
+  disjoint samples: the sets are paired (an edit is near its own target) and torchmetrics'
+  independent draws would put a pair on both sides and bias KID negative. The subset size is
+  capped at n // 2 for that.
 
 KID and the bootstrap hold at most ``max_features`` samples' features in memory (a seeded uniform
 subset beyond that); the FID value itself always uses every sample.
@@ -119,22 +121,36 @@ def _poly_mmd(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float | None
 
 
 def kid(edits: np.ndarray, targets: np.ndarray, *, subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0, degree: int = 3, gamma: float | None = None, coef: float = 1.0) -> tuple[float, float]:
+        seed: int = 0, degree: int = 3, gamma: float | None = None, coef: float = 1.0,
+        disjoint: bool = False) -> tuple[float, float]:
     """KID mean and population std over ``subsets`` subsets (float64). Subsets are drawn as
     torchmetrics draws them (``randperm`` of the targets, then of the edits, per subset) from a
     generator seeded with ``seed``, so after ``torch.manual_seed(seed)`` torchmetrics' KID on the same
-    features gives the same numbers."""
+    features gives the same numbers.
+
+    ``disjoint=True`` (paired sets: row i of ``edits`` is the edit of row i of ``targets``): each
+    subset takes the targets of ``subset_size`` samples and the edits of ``subset_size`` other
+    samples, from one permutation. With independent draws an edit and its own target (near
+    duplicates) can fall into the two subsets, and the cross-kernel term they add biases MMD^2
+    negative (an oracle, whose edits are the targets, scores far below 0)."""
     real, fake = torch.from_numpy(np.asarray(targets, np.float64)), torch.from_numpy(np.asarray(edits, np.float64))
     if min(len(real), len(fake)) < subset_size:
         raise ValueError(f"`subset_size` must be at most the number of samples ({min(len(real), len(fake))}), "
                          f"got {subset_size}.")
     if subset_size < 2:
         raise ValueError(f"`subset_size` must be at least 2, got {subset_size}.")
+    if disjoint and (len(real) != len(fake) or len(real) < 2 * subset_size):
+        raise ValueError(f"disjoint KID needs paired sets of at least 2 * subset_size = {2 * subset_size} samples, "
+                         f"got {len(fake)} edits and {len(real)} targets.")
     gen = torch.Generator().manual_seed(seed)
     scores = []
     for _ in range(subsets):
-        r = real[torch.randperm(len(real), generator=gen)[:subset_size]]
-        f = fake[torch.randperm(len(fake), generator=gen)[:subset_size]]
+        if disjoint:
+            perm = torch.randperm(len(real), generator=gen)
+            r, f = real[perm[:subset_size]], fake[perm[subset_size:2 * subset_size]]
+        else:
+            r = real[torch.randperm(len(real), generator=gen)[:subset_size]]
+            f = fake[torch.randperm(len(fake), generator=gen)[:subset_size]]
         scores.append(_poly_mmd(r, f, degree, gamma, coef))
     s = np.asarray(scores)
     return float(s.mean()), float(s.std())
@@ -285,7 +301,7 @@ class Realism(Metric):
         size = min(c.kid_subset_size, len(kept_i) // 2)
         if size < 2 or c.kid_subsets < 1:
             return out + [nan_row("kid_mean"), nan_row("kid_std")]
-        mean, std = kid(e, t, subsets=c.kid_subsets, subset_size=size, seed=seed)
+        mean, std = kid(e, t, subsets=c.kid_subsets, subset_size=size, seed=seed, disjoint=True)
         out.append(Aggregate(self.name, "kid_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False))
         out.append(Aggregate(self.name, "kid_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
         return out

@@ -76,7 +76,17 @@ def test_aggregate_from_stored_features_equals_torchmetrics():
     assert rows["fid"].n == 30 and rows["fid"].n_nan == 1
     assert rows["fid"].ci_low <= rows["fid"].ci_high
     assert rows["kid_mean"].value == pytest.approx(ours.kid(edits, targets, subsets=5, subset_size=15,
-                                                            seed=3)[0], rel=1e-12)
+                                                            seed=3, disjoint=True)[0], rel=1e-12)
+
+
+def test_paired_kid_draws_disjoint_samples():
+    """Edits equal to their targets (the oracle): independent subset draws put a sample on both
+    sides and bias KID far below 0; disjoint draws are unbiased, so the mean is near 0."""
+    targets = _features(200, 16, 12)
+    overlapping = ours.kid(targets, targets, subsets=200, subset_size=100, seed=0)
+    disjoint = ours.kid(targets, targets, subsets=200, subset_size=100, seed=0, disjoint=True)
+    assert overlapping[0] < -5 * overlapping[1] / np.sqrt(200)  # significantly negative
+    assert abs(disjoint[0]) < 3 * disjoint[1] / np.sqrt(200) + 1e-12
 
 
 def test_oracle_scores_zero_fid():
