@@ -30,7 +30,7 @@ def _run_port(components, masks, scheduler, image, instruction, seed):
     return ((edited + 1) / 2).mean(dim=1)[0], g[0, 0]
 
 
-@pytest.mark.parametrize("schedule", ["model", "ddim_sd14"])
+@pytest.mark.parametrize("schedule", ["model", pytest.param("ddim_sd14", marks=pytest.mark.slow)])
 def test_original_switch_equals_a_port_of_the_original(original_masks_dir, schedule):
     from diffusers import DDIMScheduler
 
