@@ -47,7 +47,7 @@ class DiffEdit(TextToImageEditor):
     def run(self, model, requests, targets, sources):
         cfg = self.config
         edits = inversion_edit(model, [r.image for r in requests], targets, sources, [r.seed for r in requests],
-                               self.sampler(strength=cfg.strength), resolution=cfg.resolution, method="diffedit",
+                               self.sampler(strength=cfg.strength), resolution=cfg.resolution,
                                invert_scale=cfg.invert_scale, negative=cfg.negative, mask_strength=cfg.mask_strength,
                                mask_maps=cfg.mask_maps, mask_ratio=cfg.mask_ratio)
         return edits, [{} for _ in requests]

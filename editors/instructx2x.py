@@ -8,9 +8,11 @@ The prior is an explicit choice, recorded per edit as ``info["prior"]``:
 - ``mask_source: <folder>``: the original release's eight MS-CXR box masks
   (``inference/masks/pseudo_mask_*.npy`` of the InstructX2X repository), which the paper used.
 
-``original: true`` adds the original inference's remaining behaviours (posterior samples, one-step-too-noisy
-background, substring finding lookup with the whole-image reset, three-branch guidance always, G filtered
-to >= tau). Both together reproduce the original as it runs.
+``original: true`` adds the original inference's remaining behaviours (posterior samples, a second one for
+the relevance pass and the background, one-step-too-noisy background, its own 31-category substring lookup
+with the whole-image reset, three-branch guidance always, G filtered to >= tau). Both together reproduce the
+original as it runs (tests/diffusion/test_original_port.py); ``scheduler: ddim_sd14`` adds its sampler
+construction (DDIM on Stable Diffusion v1.4's schedule, whatever the model folder holds).
 """
 
 from __future__ import annotations

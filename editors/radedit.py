@@ -1,7 +1,12 @@
-"""`radedit`: RadEdit (Perez-Garcia et al., ECCV 2024): DDIM inversion of the input, then generation with
-the target prompt in which only the edit mask may change (outside it the noise prediction is the
-unconditional one) and latents inside the keep mask are held to the inverted ones. As RadEdit is used
-with region masks, the edit mask is the instruction's pseudo-mask (``mask_source``, as for InstructX2X).
+"""`radedit`: RadEdit (Perez-Garcia et al., ECCV 2024), the algorithm of Microsoft's released pipeline
+(``inversion: ddpm``, the default): edit-friendly DDPM inversion with the empty prompt and stored noise maps,
+``skip_ratio``, generation with the target prompt in which the noise prediction is the guided one inside
+the edit mask and the unconditional one outside, and the keep region pasted back from the inverted latents
+after each step. The released pipeline's two keep-mask defects (one-step-noisier paste, second paste
+outside the edit mask) are fixed unless ``release_quirks: true``. ``inversion: ddim`` is the earlier
+variant: RadEdit's masks on DiffEdit's DDIM inversion (source prompt at ``invert_scale``, ``strength``).
+Both live in :mod:`ix2x.diffusion.radedit`. As RadEdit is used with region masks, the edit mask is the
+instruction's pseudo-mask (``mask_source``, as for InstructX2X).
 
 Published weights: a diffusers UNet (``microsoft/radedit``) with the SDXL VAE and the BioViL-T text
 encoder. BioViL-T's folder defines its model class in Python files (``auto_map``), so loading it runs
@@ -17,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ix2x.diffusion.baseline_editor import TextToImageConfig, TextToImageEditor
-from ix2x.diffusion.baselines import inversion_edit
+from ix2x.diffusion.radedit import radedit
 from ix2x.errors import UserError
 
 
@@ -27,8 +32,14 @@ class RadEditConfig(TextToImageConfig):
     ``<model>/text_encoder``, ``<model>/tokenizer`` or else the text encoder's folder). trust_remote_code:
     allow running the text encoder folder's own Python files (BioViL-T needs it). max_tokens: the
     tokenizer's padded length (RadEdit: 128). mask_source: the edit mask's prior ("atlas", a folder of
-    original ``pseudo_mask_*.npy``...). keep: "complement" (keep mask = 1 - edit mask, the pipeline's
-    default) or "none" (no latents held: only the noise is masked)."""
+    original ``pseudo_mask_*.npy``...). keep: "complement" (keep mask = 1 - edit mask, as RadEdit is used)
+    or "none" (no keep mask: nothing pasted back, only the noise is masked).
+    inversion: "ddpm" (the released algorithm) or "ddim" (DiffEdit's inversion). skip_ratio (ddpm): the
+    share of the schedule skipped before generation starts. release_quirks (ddpm): reproduce the
+    released pipeline's one-step-noisier paste and its paste outside the edit mask. strength /
+    invert_scale (ddim): the share of the schedule inverted and regenerated, the inversion's guidance
+    scale. negative: the generation's unconditional prompt, "empty" (RadEdit) or "source". eta: the ddim
+    variant's (ddpm runs eta 1, as released). docs/radedit.md has the sources and what was checked."""
 
     vae: str = ""
     text_encoder: str = ""
@@ -37,6 +48,9 @@ class RadEditConfig(TextToImageConfig):
     max_tokens: int = 128
     mask_source: str = "atlas"
     keep: Literal["complement", "none"] = "complement"
+    inversion: Literal["ddpm", "ddim"] = "ddpm"
+    skip_ratio: float = 0.3
+    release_quirks: bool = False
     strength: float = 0.8
     invert_scale: float = 7.5
     negative: Literal["source", "empty"] = "empty"
@@ -45,6 +59,8 @@ class RadEditConfig(TextToImageConfig):
         super().__post_init__()
         if not (0 < self.strength <= 1 and int(self.steps * self.strength) >= 1):
             raise UserError(f"`strength` must be in (0, 1] with int(steps * strength) >= 1, got {self!r}.")
+        if not (0 <= self.skip_ratio < 1 and int(self.steps * self.skip_ratio) < self.steps):
+            raise UserError(f"`skip_ratio` must be in [0, 1) and leave at least one of the `steps`, got {self!r}.")
         if self.max_tokens < 1:
             raise UserError(f"`max_tokens` must be >= 1, got {self.max_tokens}.")
 
@@ -74,10 +90,12 @@ class RadEdit(TextToImageEditor):
             masks.append(edit_mask_latent(prior, latent))
             extras.append({"pseudo_mask": info, "warnings": list(info.get("warnings", [])), "keep": cfg.keep})
         edit = torch.stack(masks)
-        keep = torch.zeros_like(edit) if cfg.keep == "none" else None
-        edits = inversion_edit(model, [r.image for r in requests], targets, sources, [r.seed for r in requests],
-                               self.sampler(strength=cfg.strength), resolution=cfg.resolution, method="radedit",
-                               edit_masks=edit, keep_masks=keep, invert_scale=cfg.invert_scale, negative=cfg.negative)
+        keep = None if cfg.keep == "none" else 1 - edit
+        edits = radedit(model, [r.image for r in requests], targets, sources, [r.seed for r in requests],
+                        self.sampler(strength=cfg.strength if cfg.inversion == "ddim" else 1.0),
+                        resolution=cfg.resolution, edit_masks=edit, keep_masks=keep, inversion=cfg.inversion,
+                        skip_ratio=cfg.skip_ratio, release_quirks=cfg.release_quirks, invert_scale=cfg.invert_scale,
+                        negative=cfg.negative)
         return edits, extras
 
 

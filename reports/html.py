@@ -221,6 +221,32 @@ def _tau_points(b: boards.Board, eff: boards.BoardColumn, oom: boards.BoardColum
     return pts if len({p[0] for p in pts}) > 2 else []
 
 
+# ---------------------------------------------------------------------------------- dose-response
+def dose_response(editors: list[EditorView], assets: Path, rel: str) -> str:
+    """Per sweep (reports/dose_response.py): its sentence, the per-setting table and the Pareto plot."""
+    from ix2x.reports.dose_response import pareto_front, sweep_table, sweeps
+
+    parts = []
+    for i, sw in enumerate(sweeps(editors)):
+        head, rows, sentence = sweep_table(sw)
+        r = sw.result
+        mae = r.drift_p90.get("out_of_mask_mae")
+        parts.append(f"<h3>Dose-response: {e(sw.editor)} over {e(sw.setting)}</h3><p>{e(sentence)}</p>"
+                     "<div class='scroll'><table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
+                     + "</tr></thead>" + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
+                                                  for row in rows) + "</table></div>")
+        if mae:
+            fig = plots.pareto([f"{d:g}" for d in r.doses], mae, r.mean_effect,
+                               pareto_front(list(zip(mae, r.mean_effect))), setting=sw.setting,
+                               x_label=f"p{90} out-of-mask MAE", y_label="mean effect on target")
+            if fig is not None:
+                files = plots.save(fig, assets, f"pareto-{i}")
+                cap = f"Effect against preservation over {sw.setting}; filled: Pareto-optimal"
+                parts.append(f'<figure><figcaption>{e(cap)}</figcaption><img class="fig" alt="{e(cap)}" '
+                             f'src="{e(rel)}/{e(files["png"].name)}"></figure>')
+    return "".join(parts)
+
+
 # ---------------------------------------------------------------------------------- breakdowns
 def breakdowns(b: boards.Board, editors: list[EditorView]) -> str:
     cols = [bc for bc in b.columns if any(ed.per_sample(bc.col) for ed in editors)][:4]
@@ -620,6 +646,7 @@ def render(runs: list[RunView], editors: list[EditorView], *, out: Path, with_im
     body += ["<h2 id='glossary-h'>Glossary</h2>", glossary(b, extra),
              f"<p id='intervals'>Intervals: {e(intervals_note(runs))}</p>",
              "<h2 id='plots-h'>Figures</h2>", figures(b, assets, rel),
+             dose_response(editors, assets, rel),
              "<h2 id='breakdowns-h'>Breakdowns</h2>", breakdowns(b, editors),
              "<h2 id='samples-h'>Samples</h2>", browser(runs, editors, out, assets, rel, show_images),
              "<h2 id='provenance-h'>Provenance</h2>", provenance(runs)]

@@ -83,6 +83,7 @@ def render(runs: list[RunView], editors: list[EditorView], *, baseline: str | No
         p = bc.col.precision
         for label, t in table.items():
             lines.append(_row([esc(label)] + [_group_text(t[g], bc.scale, p) if g in t else "-" for g in groups]))
+    lines += _dose_response(editors)
     failures = [(e, r) for e in editors for r in e.records if r["status"] != "ok"]
     lines += ["", "## Failures", ""]
     if failures:
@@ -125,3 +126,14 @@ def _significance(b: boards.Board, editors: list[EditorView], baseline: str) -> 
         out.append(_row([esc(e.label)] + cells))
     return out
 
+
+
+def _dose_response(editors: list[EditorView]) -> list[str]:
+    from ix2x.reports.dose_response import sweep_table, sweeps
+
+    out = []
+    for sw in sweeps(editors):
+        head, rows, sentence = sweep_table(sw)
+        out += ["", f"## Dose-response: {esc(sw.editor)} over {esc(sw.setting)}", "", esc(sentence), "",
+                _row([esc(h) for h in head]), _sep(len(head))] + [_row([esc(c) for c in r]) for r in rows]
+    return out

@@ -135,3 +135,26 @@ def curve(points: list[tuple[float, float, float]], x: BoardColumn, y: BoardColu
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, title="RSE threshold")
     return fig
+
+
+def pareto(labels: list[str], change: list[float], effect: list[float], front: list[bool], *,
+           setting: str, x_label: str, y_label: str) -> Figure | None:
+    """A sweep's settings as (out-of-mask change, mean effect) points, joined in dose order, the
+    Pareto-optimal ones filled and joined by a step line (lower change and higher effect are better)."""
+    pts = [(x, y, lab, f) for x, y, lab, f in zip(change, effect, labels, front) if math.isfinite(x) and math.isfinite(y)]
+    if len(pts) < 2:
+        return None
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", color="#cccccc", zorder=1)
+    best = sorted((p for p in pts if p[3]), key=lambda p: p[0])
+    if len(best) > 1:
+        ax.step([p[0] for p in best], [p[1] for p in best], where="post", color="black", lw=1, zorder=1,
+                label="Pareto front")
+    for (x, y, lab, f), c in zip(pts, _palette(len(pts))):
+        ax.plot([x], [y], "o", ms=8, color=c, mfc=c if f else "white", label=f"{setting} = {lab}", zorder=2)
+    ax.set_xlabel(x_label + " (lower is better)", fontsize=11)
+    ax.set_ylabel(y_label + " (higher is better)", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return fig

@@ -74,6 +74,7 @@ class Scoring:
         self._tokens: dict[int, tuple[Any, int]] = {}  # id(model) -> (model kept alive, token)
         self._predictions: "OrderedDict[tuple[int, bytes], Outputs]" = OrderedDict()
         self._lpips: dict[tuple[str, bool], torch.nn.Module] = {}
+        self._extractors: dict[str, Any] = {}
         self._resized: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
         from ix2x.classifiers.perceptual import FEATURE_CACHE_BYTES, TensorLRU
 
@@ -96,10 +97,18 @@ class Scoring:
             self._lpips[key] = get_lpips(net, random_backbone=random_backbone, device=self.device)
         return self._lpips[key]
 
+    def feature_extractor(self, spec: str) -> Any:
+        """The feature extractor named by ``spec`` (:mod:`ix2x.classifiers.features`), built on first use."""
+        if spec not in self._extractors:
+            from ix2x.classifiers.features import build_features
+
+            self._extractors[spec] = build_features(spec, self.device)
+        return self._extractors[spec]
+
     def weight_files(self) -> dict[str, str]:
         """{weights file: SHA-256} of every model this run loaded (for run.json)."""
         out: dict[str, str] = {}
-        for model in [*self._classifiers.values(), *self._lpips.values()]:
+        for model in [*self._classifiers.values(), *self._lpips.values(), *self._extractors.values()]:
             out.update(getattr(model, "weight_files", None) or {})
         return dict(sorted(out.items()))
 

@@ -62,8 +62,9 @@ class UnreadLevels(InstructionError):
         return (type(self), (str(self), self.ops))
 
 
-# The 31 finding categories of MIMIC-Diff-VQA that the original RSE code recognises, each mapped to
-# its canonical name: torchxrayvision's name where one exists, otherwise ``str.title()`` of the phrase.
+# The 31 finding categories of MIMIC-Diff-VQA, each mapped to its canonical name: torchxrayvision's name
+# where one exists, otherwise ``str.title()`` of the phrase. (The original RSE code's own list differs:
+# ix2x.diffusion.original.VALID_CATEGORIES.)
 DIFF_VQA_CATEGORIES: dict[str, str] = {
     "atelectasis": "Atelectasis",
     "blunting of the costophrenic angle": "Effusion",  # a blunted angle is how effusion shows on PA

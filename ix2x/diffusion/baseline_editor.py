@@ -1,6 +1,6 @@
 """The editor base of the text-to-image baselines (``roentgen``, ``diffedit``, ``radedit``): loading, placement,
 prompt conversion and the bookkeeping every editor records; the methods live in
-:mod:`ix2x.diffusion.baselines`."""
+:mod:`ix2x.diffusion.baselines` and (RadEdit) :mod:`ix2x.diffusion.radedit`."""
 
 from __future__ import annotations
 

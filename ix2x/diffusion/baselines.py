@@ -5,10 +5,8 @@
 - DiffEdit: automatic mask (:mod:`ix2x.diffusion.diffedit_mask`), DDIM inversion with the source prompt
   (:mod:`ix2x.diffusion.inversion`), generation with the target prompt against the source prompt where
   latents outside the mask are the inverted ones; diffusers' ``StableDiffusionDiffEditPipeline``.
-- RadEdit (Perez-Garcia et al. 2024): the same inversion; during generation the noise prediction outside
-  the edit mask is the unconditional one, and latents inside the keep mask are the inverted ones (the
-  public ``StableDiffusionRadEditPipeline``, a DiffEdit subclass). With keep = 1 - edit and a binary mask it
-  equals DiffEdit with that mask.
+- RadEdit lives in :mod:`ix2x.diffusion.radedit` (the released DDPM-inversion algorithm, and a variant on
+  this DDIM inversion).
 
 Per sample, one CPU generator seeded from the request's seed supplies every draw in the order diffusers
 uses them with one generator: (DiffEdit) the mask's posterior samples and their noise, then the
@@ -84,20 +82,17 @@ def sdedit(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompts: Se
 @torch.no_grad()
 def inversion_edit(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], target_prompts: Sequence[str],
                    source_prompts: Sequence[str], seeds: Sequence[int], settings: loop.SamplerSettings, *,
-                   resolution: int, edit_masks: torch.Tensor | None = None, keep_masks: torch.Tensor | None = None,
-                   method: str = "diffedit", invert_scale: float = 7.5, negative: str = "source",
-                   mask_strength: float = 0.5, mask_maps: int = 10, mask_ratio: float = 3.0) -> list[Edit]:
-    """DiffEdit (``method="diffedit"``) or RadEdit (``method="radedit"``).
+                   resolution: int, edit_masks: torch.Tensor | None = None, invert_scale: float = 7.5,
+                   negative: str = "source", mask_strength: float = 0.5, mask_maps: int = 10,
+                   mask_ratio: float = 3.0) -> list[Edit]:
+    """DiffEdit.
 
     ``edit_masks`` (N, 1, h, w) at latent resolution in {0, 1}: None makes DiffEdit's automatic mask.
-    ``keep_masks`` (RadEdit only): where latents are held to the inverted ones; None = 1 - edit mask.
     ``settings.strength`` is the inpaint strength (fraction of the schedule inverted and regenerated).
     ``negative``: the generation's unconditional branch, "source" (the source prompt, as in diffusers'
     DiffEdit example) or "empty".
     """
     _check_t2i(model)
-    if method not in ("diffedit", "radedit"):
-        raise ValueError(f"`method` must be 'diffedit' or 'radedit', got {method!r}.")
     if negative not in ("source", "empty"):
         raise ValueError(f"`negative` must be 'source' or 'empty', got {negative!r}.")
     calls0, vae0 = model.unet_calls, model.vae_calls
@@ -118,17 +113,12 @@ def inversion_edit(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], tar
     check_steps(inverted, timesteps)
     cond = _cond(model, start, target, negative=source if negative == "source" else None)
     edit_masks = edit_masks.to(model.device, model.dtype)
-    if method == "radedit":
-        keep = (1 - edit_masks) if keep_masks is None else keep_masks.to(model.device, model.dtype)
-        latents = loop.denoise(model, cond, settings, gens, start_latents=inverted[0], background=inverted,
-                               latent_mask=1 - keep, eps_mask=edit_masks)
-    else:
-        latents = loop.denoise(model, cond, settings, gens, start_latents=inverted[0], background=inverted,
-                               latent_mask=edit_masks)
+    latents = loop.denoise(model, cond, settings, gens, start_latents=inverted[0], background=inverted,
+                           latent_mask=edit_masks)
     steps = len(timesteps)
     evals = (settings.branches(False) * steps + (2 if invert_scale > 1 else 1) * steps
              + (4 * mask_maps if automatic else 0))
-    info = {"method": method, "steps": steps, "strength": settings.strength, "mask": "diffedit" if automatic else "given",
+    info = {"method": "diffedit", "steps": steps, "strength": settings.strength, "mask": "diffedit" if automatic else "given",
             "unet_evals": evals, **_counts(model, calls0, vae0, n)}
     return _finish(model, latents, sizes, info, masks=edit_masks)
 

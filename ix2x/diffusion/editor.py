@@ -23,7 +23,10 @@ class DiffusionEditorConfig:
 
     model: diffusers folder (or hub id when online). steps/scheduler/text_scale/image_scale: sampling.
     tau: RSE threshold on G = M * R (0 = plain editing, no relevance pass, no mask).
-    noise_level: the relevance map's noise level (fraction of T). relevance / pseudo_mask: which factors
+    scheduler "ddim_sd14": DDIM on Stable Diffusion v1.4's schedule whatever the model folder holds (the
+    original's construction; for the original's SD-based weights it equals "ddim", for a model trained on
+    another schedule it is wrong). noise_level: the relevance map's noise level (fraction of T).
+    relevance / pseudo_mask: which factors
     of G are used (ablations). mask_source: "atlas", a folder of original ``pseudo_mask_*.npy`` files, or
     "density:<folder>". start: "input" (input latents noised to the first timestep) or "noise".
     composite: copy pixels outside the mask from the input after decoding. latent_blend: replace latents
@@ -39,7 +42,7 @@ class DiffusionEditorConfig:
     image_scale: float = 1.5
     tau: float = 0.1
     noise_level: float = 0.8
-    scheduler: Literal["ddim", "ddpm", "euler", "euler_ancestral", "dpm_multistep", "model"] = "ddim"
+    scheduler: Literal["ddim", "ddpm", "euler", "euler_ancestral", "dpm_multistep", "model", "ddim_sd14"] = "ddim"
     resolution: int | None = None  # None: the model folder's native size (loading.native_resolution), else 512
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     mask_source: str = "atlas"
@@ -52,9 +55,10 @@ class DiffusionEditorConfig:
     compile: bool = False
     eta: float = 0.0
     # The original InstructX2X inference's remaining behaviours, for exact reproduction (see
-    # docs/differences_from_original.md): VAE posterior samples for the start, background and relevance
-    # latents; background one step too noisy; substring finding lookup with its whole-image reset;
-    # three-branch guidance whatever the scales; the returned G filtered to G >= tau.
+    # docs/differences_from_original.md): VAE posterior samples for the start latents and, a second
+    # one, for the relevance pass and the background blend; background one step too noisy; its own
+    # 31-category substring lookup with its whole-image reset; three-branch guidance whatever the
+    # scales; the returned G filtered to G >= tau. (Its scheduler: `scheduler: ddim_sd14`.)
     original: bool = False
 
     def __post_init__(self) -> None:
@@ -114,8 +118,8 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
     rel_gens = loop.generators(rse.relevance_seeds(seeds))
     rel_x0 = None
     if config.original:
-        # The original conditions on the posterior mode but starts, blends and scores relevance from
-        # posterior samples (an independent one for the relevance pass).
+        # The original conditions on the posterior mode but starts from a posterior sample and takes a
+        # second, independent one (its `original_latents`) for the relevance pass and the background blend.
         mean, std = model.encode_posterior(x)
         cond = loop.Conditioning(mean, model.encode_text(prompts), scale=model.vae_scale)
         cond.x0 = loop.posterior_sample(mean, std, gens) * model.vae_scale
@@ -129,7 +133,9 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
     if config.rse:
         rel = None
         if config.relevance:
-            rel, degenerate = rse.relevance(model, cond, rel_gens, config.noise_level, x0=rel_x0)
+            rel, degenerate = rse.relevance(model, cond, rel_gens, config.noise_level, x0=rel_x0,
+                                            scheduler_config=loop.scheduler_config(config.scheduler,
+                                                                                   model.c.scheduler_config))
             for i, bad in enumerate(degenerate):
                 if bad:
                     warnings[i].append("relevance map is constant (no spatial information): nothing edited")
@@ -139,7 +145,7 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
         g_full, g_lat = rse.guidance(rel, priors, (res, res), latent_size)
     latent_mask = (g_lat >= config.tau).float() if (g_lat is not None and config.latent_blend) else None
 
-    latents = loop.denoise(model, cond, config.sampler(), gens, latent_mask=latent_mask)
+    latents = loop.denoise(model, cond, config.sampler(), gens, latent_mask=latent_mask, background_x0=rel_x0)
     decoded = model.decode(latents)
     model_calls, vae_calls = model.unet_calls - calls0, model.vae_calls - vae0
 

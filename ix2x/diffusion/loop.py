@@ -38,6 +38,9 @@ SCHEDULERS = {
     "euler_ancestral": "EulerAncestralDiscreteScheduler",
     "dpm_multistep": "DPMSolverMultistepScheduler",
     "model": None,  # the scheduler saved in the model folder, as diffusers' pipeline uses it
+    # DDIM on Stable Diffusion v1.4's scheduler config whatever the model folder holds: how the original
+    # InstructX2X inference builds its sampler (ix2x.diffusion.original.SD14_SCHEDULER_CONFIG).
+    "ddim_sd14": "DDIMScheduler",
 }
 
 
@@ -90,12 +93,23 @@ class SamplerSettings:
         return 2 if self.text_guided else 1
 
 
+def scheduler_config(name: str, model_config: dict) -> dict:
+    """The scheduler config sampler ``name`` is built from: the model folder's, except ``ddim_sd14``."""
+    if name == "ddim_sd14":
+        from ix2x.diffusion.original import SD14_SCHEDULER_CONFIG
+
+        return dict(SD14_SCHEDULER_CONFIG)
+    return model_config
+
+
 def make_scheduler(name: str, config: dict):
-    """A fresh diffusers scheduler ``name`` on the model's noise schedule (``config``)."""
+    """A fresh diffusers scheduler ``name`` on the model's noise schedule (``config``; ``ddim_sd14``
+    ignores it and uses Stable Diffusion v1.4's, as the original InstructX2X does)."""
     import diffusers
 
     if name not in SCHEDULERS:
         raise ValueError(f"`scheduler` must be one of {', '.join(SCHEDULERS)}, got {name!r}.")
+    config = scheduler_config(name, config)
     class_name = SCHEDULERS[name] or config.get("_class_name", "DDIMScheduler")
     overrides: dict[str, Any] = {}
     if class_name == "DDIMScheduler" and config.get("_class_name") != "DDIMScheduler":
@@ -283,7 +297,8 @@ def schedule(settings: SamplerSettings, scheduler_config: dict, device) -> tuple
 @torch.no_grad()
 def denoise(model: Pix2PixModel, cond: Conditioning, settings: SamplerSettings, gens: Sequence[torch.Generator],
             *, latent_mask: torch.Tensor | None = None, start_latents: torch.Tensor | None = None,
-            background: Sequence[torch.Tensor] | None = None, eps_mask: torch.Tensor | None = None) -> torch.Tensor:
+            background: Sequence[torch.Tensor] | None = None, eps_mask: torch.Tensor | None = None,
+            background_x0: torch.Tensor | None = None) -> torch.Tensor:
     """Sample edited latents (N, 4, h, w), scaled.
 
     ``latent_mask`` (N, 1, h, w) in [0, 1]: after each step, latents where it is 0 are replaced by the
@@ -292,7 +307,8 @@ def denoise(model: Pix2PixModel, cond: Conditioning, settings: SamplerSettings, 
     of the step just taken); or ``background[i]`` after step i (inversion latents, DiffEdit/RadEdit).
     ``eps_mask`` (N, 1, h, w): where 0 the unconditional noise prediction replaces the guided one
     (RadEdit). ``start_latents`` overrides the starting latents; otherwise the start noise is the next
-    draw of each generator.
+    draw of each generator. ``background_x0``: the clean latents re-noised into the background (default
+    ``cond.x0``; the original InstructX2X blends a second posterior sample, not the one it started from).
     """
     scheduler, timesteps = schedule(settings, model.c.scheduler_config, model.device)
     noiser = _noiser(scheduler)
@@ -315,6 +331,7 @@ def denoise(model: Pix2PixModel, cond: Conditioning, settings: SamplerSettings, 
     if latent_mask is not None:
         latent_mask = latent_mask.to(x0.device, x0.dtype)
         keep = 1 - latent_mask
+        bg_x0 = x0 if background_x0 is None else background_x0.to(x0.device, x0.dtype)
     for i, t in enumerate(timesteps):
         model_input = scheduler.scale_model_input(latents, t)
         eps, eps_u = guided_eps_parts(model, model_input, t, cond, settings, branches=branches)
@@ -322,7 +339,7 @@ def denoise(model: Pix2PixModel, cond: Conditioning, settings: SamplerSettings, 
             eps = eps_mask * eps + (1 - eps_mask) * eps_u
         latents = scheduler.step(eps, t, latents, **step_kwargs, return_dict=False)[0]
         if latent_mask is not None:
-            latents = latents * latent_mask + _background(background, noiser, x0, noise, timesteps, i,
+            latents = latents * latent_mask + _background(background, noiser, bg_x0, noise, timesteps, i,
                                                           settings.background) * keep
     return latents
 

@@ -53,14 +53,16 @@ def noise_to(alphas_cumprod: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor
 
 @torch.no_grad()
 def relevance(model: Pix2PixModel, cond: Conditioning, gens: Sequence[torch.Generator],
-              noise_level: float = 0.8, *, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, list[bool]]:
+              noise_level: float = 0.8, *, x0: torch.Tensor | None = None,
+              scheduler_config: dict | None = None) -> tuple[torch.Tensor, list[bool]]:
     """Relevance maps (N, 1, h, w) at latent resolution: one UNet batch of 2N. ``x0``: the scaled latents
-    to noise (default ``cond.x0``; the original uses a second posterior sample)."""
+    to noise (default ``cond.x0``; the original uses a second posterior sample). ``scheduler_config``: the
+    noise schedule (default the model folder's; the sampler's when it brings its own, ``ddim_sd14``)."""
     from diffusers import DDPMScheduler
 
     if not 0.0 < noise_level <= 1.0:
         raise ValueError(f"`noise_level` must be in (0, 1], got {noise_level}.")
-    schedule = DDPMScheduler.from_config(model.c.scheduler_config)
+    schedule = DDPMScheduler.from_config(scheduler_config or model.c.scheduler_config)
     num_train = schedule.config.num_train_timesteps
     t_index = min(int(noise_level * num_train), num_train - 1)
     x0 = cond.x0 if x0 is None else x0

@@ -27,13 +27,40 @@ def test_original_lookup_reads_the_title_cased_file(original_masks_dir):
     assert np.array_equal(both[0].numpy(), union)
 
 
+def test_original_lookup_uses_the_originals_category_list(original_masks_dir):
+    # The original's list has 'Effusion', so "pleural effusion" loads pseudo_mask_Effusion.npy.
+    mask, info = original_pseudo_mask("Add the finding of pleural effusion.", 512, str(original_masks_dir))
+    expected = np.load(original_masks_dir / "pseudo_mask_Effusion.npy").astype(np.float32)
+    assert info["findings"] == ["Effusion"] and np.array_equal(mask[0].numpy(), expected)
+    # Only in MIMIC-Diff-VQA's list, not the original's: no category, the whole image.
+    _, info = original_pseudo_mask("Add the finding of infiltration.", 64, str(original_masks_dir))
+    assert info["findings"] == [] and info["whole_image"]
+    # Only in the original's list.
+    _, info = original_pseudo_mask("Remove the finding of pneumomediastinum.", 64, str(original_masks_dir))
+    assert info["findings"] == ["Pneumomediastinum"]
+    # Its 'tortuosity ...' entries end in a space: found only when a space follows "aorta".
+    _, info = original_pseudo_mask("Add the finding of tortuosity of the descending aorta.", 64, str(original_masks_dir))
+    assert info["findings"] == []
+    _, info = original_pseudo_mask("Add the findings of tortuosity of the descending aorta and edema.", 64,
+                                   str(original_masks_dir))
+    assert info["findings"] == ["Tortuosity Of The Descending Aorta ", "Edema"] and info["whole_image"]
+
+
 def test_original_lookup_resets_to_the_whole_image(original_masks_dir):
-    # "pleural effusion" Title-cases to a file the release does not ship: the whole prior resets,
-    # even though edema has a file.
-    mask, info = original_pseudo_mask("Add the findings of edema and pleural effusion.", 64, str(original_masks_dir))
-    assert mask.min() == 1 and info["whole_image"] and info["without_prior"] == ["Pleural Effusion"]
+    # Emphysema has no file: the whole prior resets, even though edema has one.
+    mask, info = original_pseudo_mask("Add the findings of edema and emphysema.", 64, str(original_masks_dir))
+    assert mask.min() == 1 and info["whole_image"] and info["without_prior"] == ["Emphysema"]
     mask, info = original_pseudo_mask("Make it look healthier.", 64, str(original_masks_dir))
     assert mask.min() == 1 and info["findings"] == []
+
+
+def test_original_lookup_on_the_atlas_maps_names_to_findings():
+    from ix2x.data.atlas import atlas_mask
+
+    mask, info = original_pseudo_mask("Add the finding of pleural effusion.", 64, "atlas")
+    assert not info["whole_image"] and np.array_equal(mask[0].numpy(), atlas_mask("Effusion", None, 64))
+    _, info = original_pseudo_mask("Add the finding of hypoxemia.", 64, "atlas")
+    assert info["whole_image"] and info["without_prior"] == ["Hypoxemia"]
 
 
 def test_a_missing_mask_folder_says_where_the_original_keeps_them(tmp_path):

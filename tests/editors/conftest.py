@@ -5,6 +5,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "diffusion"))
+sys.path.insert(0, str(Path(__file__).parent))  # radedit_reference
 
 
 @pytest.fixture(scope="session", autouse=True)

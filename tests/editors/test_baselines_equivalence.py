@@ -1,6 +1,7 @@
 """The text-to-image baselines equal diffusers' own pipelines on tiny random components (the outside
 reference): `roentgen` = StableDiffusionImg2ImgPipeline, `diffedit` = StableDiffusionDiffEditPipeline
-(generate_mask + invert + __call__), `radedit` with a supplied mask = the DiffEdit pipeline with that mask."""
+(generate_mask + invert + __call__), `radedit`'s ddim variant with a supplied mask = the DiffEdit pipeline with
+that mask. (`radedit`'s default, the released DDPM algorithm: tests/editors/test_radedit_released.py.)"""
 
 import pytest
 import torch
@@ -69,8 +70,8 @@ def test_diffedit_equals_diffusers_diffedit_pipeline(tiny_t2i):
 
 
 def test_radedit_with_supplied_mask_equals_diffedit_pipeline(tiny_radedit, tiny_t2i, monkeypatch):
-    """Where RadEdit and DiffEdit coincide (binary supplied mask, keep = 1 - mask, DDIM eta 0): the same
-    pixels as diffusers' DiffEdit pipeline built from RadEdit's parts with that mask."""
+    """Where RadEdit's ddim variant and DiffEdit coincide (binary supplied mask, keep = 1 - mask, DDIM eta 0):
+    the same pixels as diffusers' DiffEdit pipeline built from RadEdit's parts with that mask."""
     from diffusers import DDIMScheduler, DDIMInverseScheduler, StableDiffusionDiffEditPipeline, AutoencoderKL, UNet2DConditionModel
     from transformers import AutoTokenizer, BertModel
 
@@ -83,7 +84,7 @@ def test_radedit_with_supplied_mask_equals_diffedit_pipeline(tiny_radedit, tiny_
                                                            {"findings": ["Effusion"], "warnings": []}))
     image, seed, steps = radiograph(6), 5, 6
     radedit = _editor("radedit", model=str(tiny_radedit), steps=steps, trust_remote_code=True, max_tokens=16,
-                      negative="source")
+                      negative="source", inversion="ddim")
     ours = radedit.edit([EditRequest("s", image, INSTRUCTION, seed)])[0]
 
     root = tiny_radedit
