@@ -248,7 +248,6 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
     ``("written", indices)`` after each batch is on disk. Returns the metrics' weight files."""
     from ix2x.benchmarks import editing, scoring
     from ix2x.benchmarks.rundir import sample_hash
-    from ix2x.benchmarks.runner import _bind, _placed, _with_scoring
 
     suite, comp = job.suite, job.editor
     dataset = job.dataset
@@ -261,8 +260,8 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
 
         dataset = array_shard.select(dataset, rundir.read_meta(job.run_dir).extra.get("shard"))
     if metric_objs is None:
-        metric_objs = [_placed(c.cls(c.config), suite.device) for c in job.metrics]
-        state = _with_scoring(metric_objs, suite)
+        metric_objs = [scoring.place_metric(c.cls(c.config), suite.device) for c in job.metrics]
+        state = scoring.with_scoring(metric_objs, suite)
     labelled = list(zip([m.key for m in job.metrics], metric_objs))
     hashes: dict[int, str] = {}
 
@@ -282,7 +281,7 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
     editor, stage, error = editing.build_editor(comp.cls, comp.config, suite.device)
     with records.RecordWriter(job.own_file) as writer:
         if editor is not None:
-            _bind(metric_objs, editor, suite)
+            scoring.bind_editor(metric_objs, editor, suite)
             first = todo[:suite.batch_size]
             warm = load(first)[0]
             if warm:
@@ -303,7 +302,7 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
             order = {sid: n for n, sid in enumerate(job.ids[i] for i in indices)}
             writer.write_batch(sorted(recs, key=lambda r: order[r.sample_id]))  # dataset order
             send("written", indices)
-    _bind(metric_objs, None, suite)  # no metric keeps this editor's weights alive past it
+    scoring.bind_editor(metric_objs, None, suite)  # no metric keeps this editor's weights alive past it
     del editor
     return state.weight_files() if state is not None else {}
 

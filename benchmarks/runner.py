@@ -279,8 +279,8 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
     version = rundir.read_meta(run_dir).schema_version
     own_file = rundir.own_records_file(run_dir, shard.rank, shard.distributed)
     done = {r.key for r in rundir.all_records(run_dir, version=version)}
-    metric_objs = [_placed(c.cls(c.config), suite.device) for c in metrics]
-    state = _with_scoring(metric_objs, suite)
+    metric_objs = [scoring.place_metric(c.cls(c.config), suite.device) for c in metrics]
+    state = scoring.with_scoring(metric_objs, suite)
     pending = {e.key: [i for i, sid in enumerate(ids) if shard.owns(i) and (e.key, sid) not in done]
                for e in editors}
     written = len(done)
@@ -316,23 +316,6 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
         _record_weights(run_dir, state, weights, in_process)
 
 
-def _placed(metric: Any, device: str) -> Any:
-    # `to()` returns the metric by contract, but a plugin returning None must not lose it.
-    placed = metric.to(device)
-    return metric if placed is None else placed
-
-
-def _with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
-    """Give the metrics one per-run scoring state (models built once, prediction and feature
-    caches, the evaluation size: ix2x.classifiers.scoring) and return it."""
-    from ix2x.classifiers.scoring import Scoring
-
-    state = Scoring(suite.device, eval_size=suite.eval_size)
-    for metric in metric_objs:
-        metric.scoring = state
-    return state
-
-
 def _record_weights(run_dir: Path, state: Any, more: dict[str, str] | None = None,
                     in_process: dict[str, str] | None = None) -> None:
     """{weights file: SHA-256} of every model the metrics loaded (here and in the editors'
@@ -345,20 +328,6 @@ def _record_weights(run_dir: Path, state: Any, more: dict[str, str] | None = Non
         if in_process:
             meta.extra["editors_in_process"] = {**meta.extra.get("editors_in_process", {}), **in_process}
         rundir.write_meta(run_dir, meta)
-
-
-def _bind(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
-    """Hand ``editor`` (None: take it back) to the metrics that edit again."""
-    for metric in metric_objs:
-        if not getattr(metric, "uses_editor", False):
-            continue
-        if not callable(getattr(metric, "bind_editor", None)):
-            raise UserError(f"Metric {type(metric).__name__} sets `uses_editor` but cannot be given an editor: "
-                            "derive it from `ix2x.types.EditsAgain` (the capability that binds one).")
-        if editor is None:
-            metric.unbind_editor()
-        else:
-            metric.bind_editor(editor, suite.seed, suite.batch_size)
 
 
 def finalize(run_dir: Path) -> RunOutcome:
@@ -439,8 +408,8 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     new_dir = start_run(new_suite, root, argv=["rescore", str(run_dir)], parent=Path(run_dir).resolve())
     try:
         rundir.copy_images(parent, recs, new_dir)
-        objs = [_placed(c.cls(c.config), suite.device) for c in metrics]
-        state = _with_scoring(objs, suite)
+        objs = [scoring.place_metric(c.cls(c.config), suite.device) for c in metrics]
+        state = scoring.with_scoring(objs, suite)
         todo = [i for i, r in enumerate(recs) if r.ok]
         values: dict[int, dict[str, Any]] = {}
         for start in tqdm(range(0, len(todo), suite.batch_size), disable=not progress, unit="batch"):

@@ -17,8 +17,10 @@ import numpy as np
 from ix2x.benchmarks import rundir
 from ix2x.benchmarks.editing import Edited, format_error
 from ix2x import records
+from ix2x.errors import UserError
 from ix2x.records import Layout, RunMeta, SampleRecord, SummaryRow
 from ix2x.stats import bootstrap_ci
+from ix2x.suite import Suite
 from ix2x.types import EditResult, Sample
 
 
@@ -161,3 +163,37 @@ def latency_rows(editor: str, ok: list[SampleRecord], seed: int) -> list[Summary
     if peaks:
         rows.append(_row(editor, "latency", "peak_memory_mb", len(peaks), 0, float(max(peaks)), False))
     return rows
+
+
+# ----------------------------------------------------------------- metrics around an editor
+# Used by the runner and by the editor processes of benchmarks.isolation.
+
+def place_metric(metric: Any, device: str) -> Any:
+    # `to()` returns the metric by contract, but a plugin returning None must not lose it.
+    placed = metric.to(device)
+    return metric if placed is None else placed
+
+
+def with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
+    """Give the metrics one per-run scoring state (models built once, prediction and feature
+    caches, the evaluation size: ix2x.classifiers.scoring) and return it."""
+    from ix2x.classifiers.scoring import Scoring
+
+    state = Scoring(suite.device, eval_size=suite.eval_size)
+    for metric in metric_objs:
+        metric.scoring = state
+    return state
+
+
+def bind_editor(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
+    """Hand ``editor`` (None: take it back) to the metrics that edit again."""
+    for metric in metric_objs:
+        if not getattr(metric, "uses_editor", False):
+            continue
+        if not callable(getattr(metric, "bind_editor", None)):
+            raise UserError(f"Metric {type(metric).__name__} sets `uses_editor` but cannot be given an editor: "
+                            "derive it from `ix2x.types.EditsAgain` (the capability that binds one).")
+        if editor is None:
+            metric.unbind_editor()
+        else:
+            metric.bind_editor(editor, suite.seed, suite.batch_size)

@@ -218,3 +218,15 @@ def component_problems(editors, metrics, device: str, *, strict: bool = True,
             for line in lines:
                 found.setdefault(line, []).append(f"{kind} `{comp.key}`")
     return [f"{', '.join(who)}: {line}" for line, who in found.items()]
+
+
+def features_problems(spec: str) -> list[str]:
+    """The weight file ``spec`` reads, if missing (one line; nothing loaded)."""
+    from ix2x.classifiers.features import INCEPTION_URL, _split, inception_path
+
+    kind, arg = _split(spec)
+    if kind == "inception":
+        file = inception_path(arg)
+        return [] if file.is_file() else [f"Inception-v3 weights not found: {file} (`wget {INCEPTION_URL} "
+                                          f"-O {file}` on a machine with internet)."]
+    return classifier_problems(spec)

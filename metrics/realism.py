@@ -233,7 +233,7 @@ class Realism(Metric):
                 raise ValueError(f"`{name}` must be a non-negative integer (at least 2 for sizes), got {value!r}.")
 
     def problems(self, device: str = "cpu") -> list[str]:
-        from ix2x.classifiers.features import features_problems
+        from ix2x.preflight import features_problems
 
         return features_problems(self.config.features)
 

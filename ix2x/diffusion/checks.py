@@ -8,12 +8,12 @@ torch is imported: this module imports neither torch nor diffusers at module lev
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from ix2x.diffusion.loading import BUILTIN, builtin_model_path, is_hub_id
 from ix2x.diffusion.memory import estimate_for_folder
-from ix2x.errors import UserError
+from ix2x.errors import MissingWeightsError, UserError
 
 # ------------------------------------------------------------------------------------ diffusers models
 # Built-in editors whose `model` is a CLIP InstructPix2Pix folder, checked above before torch is imported.
@@ -24,6 +24,30 @@ PIX2PIX_EDITOR_MODULES: tuple[str, ...] = tuple(f"ix2x.editors.{m}:" for m in (
     "instructx2x", "instructpix2pix", "ix2x_no_rse", "ix2x_relevance_only", "ix2x_mask_only"))
 # One of each tuple must exist (weights: safetensors preferred, .bin accepted), as in
 # ix2x.diffusion.loading.REQUIRED_FILES; grouped here by the component they belong to.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_id(model: str) -> bool:
+    return bool(_HUB_ID.match(model)) and not Path(model).exists()
+
+
+BUILTIN = "builtin:"
+
+
+def builtin_model_path(model: str) -> Path:
+    """``builtin:NAME`` -> the model folder shipped inside the installed package (``ix2x/models/NAME``),
+    so that suites name it the same way from any working directory."""
+    name = model[len(BUILTIN):]
+    root = Path(__file__).resolve().parent.parent / "models"
+    if not name or "/" in name or name.startswith("."):
+        raise UserError(f"`model` must look like builtin:NAME with NAME a folder of {root}, got {model!r}.")
+    path = root / name
+    if not path.is_dir():
+        shipped = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise MissingWeightsError(f"No built-in model {name!r} in {root}; shipped: {', '.join(shipped) or 'none'}.")
+    return path
+
+
 COMPONENTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "model_index": (("model_index.json",),),
     "unet": (("unet/config.json",),
