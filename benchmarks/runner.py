@@ -259,7 +259,7 @@ def _thread_change(meta: RunMeta) -> list[str]:
     resume under another count than the run's start says so and records it."""
     import torch
 
-    started = (meta.extra.get("device") or {}).get("torch_threads")
+    started = (meta.device or {}).get("torch_threads")
     now = torch.get_num_threads()
     if not started or started == now:
         return []
