@@ -18,7 +18,7 @@ from ix2x.benchmarks import rundir
 from ix2x.benchmarks.editing import Edited, format_error
 from ix2x import records
 from ix2x.records import Layout, RunMeta, SampleRecord, SummaryRow
-from ix2x.stats import bootstrap_ci
+from ix2x.stats import bootstrap_ci_blocks
 from ix2x.types import EditResult, Sample
 
 
@@ -142,12 +142,13 @@ def latency_rows(editor: str, ok: list[SampleRecord], seed: int) -> list[Summary
     if lat.size == 0:
         return []
     rows = []
-    stats = (("median_s", lambda x: float(np.quantile(x, 0.5)), False),
-             ("p90_s", lambda x: float(np.quantile(x, 0.9)), False),
-             ("images_per_s", lambda x: float(1.0 / x.mean()) if x.mean() > 0 else math.nan, True))
+    # Each statistic maps a (resamples, n) array of latencies to one value per row.
+    stats = (("median_s", lambda x: np.quantile(x, 0.5, axis=-1), False),
+             ("p90_s", lambda x: np.quantile(x, 0.9, axis=-1), False),
+             ("images_per_s", _images_per_s, True))
     for key, fn, hib in stats:
-        low, high = bootstrap_ci(lambda idx: fn(lat[idx]), lat.size, seed=seed)
-        rows.append(_row(editor, "latency", key, int(lat.size), 0, fn(lat), hib, low, high))
+        low, high = bootstrap_ci_blocks(lambda block: fn(lat[block]), lat.size, seed=seed)
+        rows.append(_row(editor, "latency", key, int(lat.size), 0, float(fn(lat[None])[0]), hib, low, high))
     calls = [r.info.get("unet_calls", r.info.get("model_calls")) for r in ok]
     calls = np.array([c for c in calls if isinstance(c, (int, float))], dtype=float)
     if calls.size:
@@ -161,3 +162,8 @@ def latency_rows(editor: str, ok: list[SampleRecord], seed: int) -> list[Summary
     if peaks:
         rows.append(_row(editor, "latency", "peak_memory_mb", len(peaks), 0, float(max(peaks)), False))
     return rows
+
+
+def _images_per_s(latencies: np.ndarray) -> np.ndarray:
+    mean = latencies.mean(axis=-1)
+    return np.where(mean > 0, 1.0 / np.where(mean > 0, mean, 1.0), math.nan)

@@ -68,7 +68,21 @@ def pytest_terminal_summary(terminalreporter, config):
                 f"phantom suite metrics / instructx2x edit = {e['metrics_over_edit']:.3f} "
                 f"({e['metrics_ms_per_sample']:.1f} ms vs {e['edit_ms_per_sample']:.1f} ms per sample, "
                 f"batch {e['batch']}; target < 0.10)")
+        if b.name == "test_summary_cost_per_record":
+            e = b.extra_info
+            lines.append(
+                f"summary of {e['sizes'][1]:,} / {e['sizes'][0]:,} records = {_spread(e['cpu_ratios'])} CPU, "
+                f"{_spread(e['wall_ratios'])} wall (paired; target <= 11 for 10x records)")
     if lines:
         terminalreporter.section("ix2x performance ratios")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def _spread(ratios) -> str:
+    """Median of paired ratios with their range and n, e.g. ``9.81 [9.52, 10.20] n=3``."""
+    import statistics
+
+    if not ratios:
+        return "n/a (n=0)"
+    return f"{statistics.median(ratios):.3f} [{min(ratios):.3f}, {max(ratios):.3f}] n={len(ratios)}"

@@ -54,3 +54,18 @@ def test_paired_difference():
     d = paired_difference(a, b)
     assert d["n"] == 20 and d["mean_difference"] == 1.0 and d["ci_low"] == d["ci_high"] == 1.0
     assert d["wilcoxon_p"] < 1e-4
+
+
+def test_block_statistics_are_the_row_by_row_ones():
+    """Set-level statistics are evaluated on blocks of resamples; they must give the floats the
+    row-by-row statistics gave, so summaries do not change."""
+    from ix2x.stats import _resampled_blocks, block_means, bootstrap_ci_blocks, resample_counts
+
+    x = np.random.default_rng(2).normal(size=101) * 1e3
+    for clusters in (None, [str(i // 4) for i in range(101)]):
+        for block in _resampled_blocks(101, seed=1, clusters=clusters, n_resamples=130):
+            assert np.array_equal(block_means(x, block), np.array([x[idx].mean() for idx in block]))
+            counts = resample_counts(block, 101)
+            assert np.array_equal(counts, np.stack([np.bincount(idx, minlength=101) for idx in block]))
+        assert (bootstrap_ci_blocks(lambda b: block_means(x, b), 101, seed=4, clusters=clusters)
+                == bootstrap_ci(lambda idx: float(x[idx].mean()), 101, seed=4, clusters=clusters))
