@@ -26,6 +26,7 @@ from ix2x.errors import UserError
 from ix2x.provenance import device_info, git_state, package_versions
 from ix2x.records import RunMeta
 from ix2x.suite import ComponentSpec, Suite
+from ix2x.threads import default_threads, torch_threads
 from ix2x.types import Sample
 
 # Kept under their old names for callers of this module.
@@ -115,6 +116,8 @@ def start_run(suite: Suite, out_root: Path, *, argv: Sequence[str] = (), parent:
     editors, metrics = resolve(suite)
     if parent is None:
         check_data(suite.data)
+    if suite.threads is None:  # chosen here, once, and recorded: a resume edits with the same count
+        suite = dataclasses.replace(suite, threads=default_threads())
     run_dir = rundir.new_run_dir(out_root, suite.name)
     # A failed start (a full disk...) is one line and leaves nothing behind.
     with _disk_full_is_one_line(run_dir), rundir.discard_if_unstarted(run_dir):
@@ -172,7 +175,8 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
         if shard.rank == 0:  # set damage aside and check the data before any rank reads what is done
             _check_records_and_data(run_dir, dataset, ids, tree, allow_changed_data)
         barrier(shard)
-        _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch)
+        with torch_threads(suite.threads):
+            _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch)
         barrier(shard)
         if shard.rank == 0:
             merge(run_dir, [e.key for e in editors], ids)

@@ -47,7 +47,10 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
     suite = load_suite(suite_path(args.suite or DEFAULT_SUITE))
     overrides = {"seed": getattr(args, "seed", None), "batch_size": getattr(args, "batch_size", None),
                  "device": getattr(args, "device", None), "split": getattr(args, "split", None),
-                 "limit": getattr(args, "limit", None)}
+                 "limit": getattr(args, "limit", None), "threads": getattr(args, "threads", None)}
+    if overrides["threads"] is not None and overrides["threads"] < 1:
+        raise UserError(f"`--threads` must be >= 1, got {overrides['threads']}. Leave it out to use the CPUs "
+                        "this process may run on.")
     if getattr(args, "data", None):
         overrides.update(source="dir", path=args.data)
     suite = with_overrides(suite, **overrides)

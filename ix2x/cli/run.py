@@ -33,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="global seed (per-sample seeds derive from it)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads while editing and scoring (default: the suite's, else the CPUs this "
+                        "process may use; recorded in run.json, kept on --resume; edits can differ in their "
+                        "last bits between counts)")
     p.add_argument("--out", default="results", help="root of run directories (default: results)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run; other options are ignored (the run's own suite is used)")
@@ -81,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
                 suite = runner.load_run_suite(run_dir)  # a clear error if it is not a run directory
                 if args.batch_timeout is not None and args.batch_timeout != suite.batch_timeout_s:
                     print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
+                          file=sys.stderr)
+                if args.threads is not None and args.threads != suite.threads:
+                    recorded = "torch's default" if suite.threads is None else suite.threads
+                    print(f"note: --threads {args.threads} is ignored with --resume: the run continues with "
+                          f"the {recorded} thread(s) it started with, so its edits stay comparable",
                           file=sys.stderr)
                 preflight_run(suite)
             else:
