@@ -1,0 +1,74 @@
+"""The warm-up edits the editor's first batch untimed and those edits are the batch's records: no
+batch is edited twice (a run of one batch keeps one timed edit)."""
+
+import json
+
+import pytest
+import torch
+
+from ix2x import records, registry
+from ix2x.cli.main import main
+from ix2x.types import Editor, EditResult
+
+REAL_LOAD = registry.load
+
+
+class Counting(Editor):
+    """Adds seeded noise (so edits depend on the request's seed) and counts the requests it edits."""
+
+    requests_seen: list[str] = []
+
+    def edit(self, requests):
+        Counting.requests_seen += [r.sample_id for r in requests]
+        out = []
+        for r in requests:
+            g = torch.Generator().manual_seed(r.seed)
+            out.append(EditResult(image=(r.image + 0.05 * torch.rand(r.image.shape, generator=g)).clamp(0, 1)))
+        return out
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    Counting.requests_seen = []
+    monkeypatch.setattr(registry, "load", lambda kind, name: Counting if kind == "editor" and name == "counting"
+                        else REAL_LOAD(kind, name))
+    return Counting
+
+
+def _run(tmp_path, samples, limit):
+    from samples_for_tests import write_mimic_dir
+
+    data = write_mimic_dir(tmp_path / "data", samples)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(json.dumps({"name": "warm", "editors": [{"name": "counting"}],
+                                 "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
+                                 "batch_size": 2, "data": {"source": "dir", "path": str(data), "split": "test"}}))
+    out = tmp_path / f"out{limit}"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--quiet", "--limit", str(limit)]) == 0
+    (run_dir,) = (out / "warm").iterdir()
+    return {r["sample_id"]: r for r in records.RunDir.open(run_dir).records()}
+
+
+def test_the_first_batch_is_edited_once(tmp_path, samples, counting):
+    recs = _run(tmp_path, samples, 6)
+    ids = sorted(recs)
+    assert sorted(counting.requests_seen) == ids  # 3 batches of 2: each sample edited once
+    first = set(counting.requests_seen[:2])
+    assert all(r["status"] == "ok" for r in recs.values())
+    assert {i for i, r in recs.items() if r["latency_s"] is None} == first  # the warm-up is not timed
+    assert all(r["latency_s"] > 0 for i, r in recs.items() if i not in first)
+
+
+def test_same_edits_as_when_every_batch_is_timed(tmp_path, samples, counting):
+    """The warm-up's edits of the first batch are the ones a timed edit gives (same seeds, same
+    batch): a one-batch run (warm-up, then the timed edit) scores them the same."""
+    reused = _run(tmp_path / "a", samples, 6)
+    counting.requests_seen = []
+    for start in (0, 2, 4):
+        (tmp_path / f"b{start}").mkdir()
+        single = _run(tmp_path / f"b{start}", samples[start:start + 2], 2)
+        assert len(counting.requests_seen) == 4  # one batch: warm-up plus one timed edit
+        assert all(r["latency_s"] > 0 for r in single.values())
+        counting.requests_seen = []
+        for sid, r in single.items():
+            assert r["metrics"] == reused[sid]["metrics"]
