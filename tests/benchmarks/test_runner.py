@@ -131,7 +131,8 @@ def test_short_batches_are_filled_with_copies_whose_results_are_dropped(tmp_path
     editor = _recording_editor()
     outcome, recs = _run_recording(tmp_path, samples, monkeypatch, editor)
     ids = [s.sample_id for s in samples]  # 6 samples, batch 4
-    assert editor.calls == [ids[:4], ids[:4], ids[4:] + [ids[5]] * 2]  # warm-up, then two full batches
+    # The warm-up's edits are the first batch's; then the second, filled to a full batch.
+    assert editor.calls == [ids[:4], ids[4:] + [ids[5]] * 2]
     assert outcome.ok and [r["sample_id"] for r in recs] == ids
 
 
