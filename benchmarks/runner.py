@@ -280,7 +280,7 @@ def _with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
     caches, the evaluation size: ix2x.classifiers.scoring) and return it."""
     from ix2x.classifiers.scoring import Scoring
 
-    state = Scoring(suite.device, eval_size=suite.eval_size)
+    state = Scoring(suite.device, eval_size=suite.eval_size, batch_size=suite.batch_size)
     for metric in metric_objs:
         metric.scoring = state
     return state
