@@ -72,3 +72,21 @@ def test_same_edits_as_when_every_batch_is_timed(tmp_path, samples, counting):
         counting.requests_seen = []
         for sid, r in single.items():
             assert r["metrics"] == reused[sid]["metrics"]
+
+
+def test_each_sample_is_hashed_once_per_run(tmp_path, samples, monkeypatch):
+    """Regression: ``hashes.setdefault(i, sample_hash(s))`` hashed every sample again for every editor."""
+    from ix2x.benchmarks import rundir, runner
+    from ix2x.suite import suite_from_dict
+
+    hashed = []
+    sample_hash = rundir.sample_hash
+    monkeypatch.setattr(rundir, "sample_hash", lambda s: hashed.append(s.sample_id) or sample_hash(s))
+    suite = suite_from_dict({"name": "hash", "editors": [{"name": "identity"}, {"name": "oracle"}],
+                             "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
+                             "batch_size": 4})
+    run_dir = runner.start_run(suite, tmp_path)
+    hashed.clear()
+    outcome = runner.execute(run_dir, samples, progress=False)
+    assert outcome.ok and outcome.n_records == 2 * len(samples)
+    assert sorted(hashed) == sorted(s.sample_id for s in samples)
