@@ -1,11 +1,28 @@
-"""Benchmark suites (``suites/*.yaml``), the suite runner and ``perf/`` pytest-benchmark files."""
+"""Benchmark suites (``suites/*.yaml``), the suite runner and its Python API:
+
+- :func:`run_suite` / :func:`resume_run` (``ix2x run``) return a :class:`RunOutcome`;
+- :func:`load_run` reads a run directory's records and summary as pandas DataFrames.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SUITES_DIR = Path(__file__).parent / "suites"
 DEFAULT_SUITE = "phantom"
+# The API, imported on first use: `import ix2x.benchmarks` (suite names for the CLI) loads no torch.
+_API = {"run_suite": "api", "resume_run": "api", "build_suite": "api", "Interrupted": "api",
+        "RunOutcome": "runner", "load_run": "tables", "LoadedRun": "tables"}
+__all__ = ["SUITES_DIR", "DEFAULT_SUITE", "suite_names", "suite_path", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def suite_names() -> list[str]:

@@ -1,7 +1,8 @@
 """Compare two runs sample by sample, and gate on regressions (``ix2x compare``).
 
 Differences are B - A, paired on the samples both runs scored for the same editor, with a paired
-bootstrap CI and a Wilcoxon signed-rank p-value.
+bootstrap CI (patients resampled whole where they repeat, as summaries do) and a Wilcoxon
+signed-rank p-value.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from ix2x.errors import UserError
 from ix2x.records import RunDir
-from ix2x.stats import paired_difference
+from ix2x.stats import ci_method, paired_difference, repeated_clusters
 
 GATE = re.compile(r"^(?P<metric>[a-z0-9_]+)(\.(?P<key>[a-z0-9_]+))?(@(?P<editor>[^:]+))?"
                   r":(?P<sign>[+-])(?P<amount>\d+(\.\d+)?)(?P<pct>%?)$")
@@ -95,6 +96,7 @@ def compare_runs(path_a: str, path_b: str, *, seed: int = 0, allow_unpaired: boo
                         "pass `--allow-unpaired` to compare their summaries unpaired.")
     summary_b = {(r.editor, r.metric, r.key): r for r in b.summary_rows()}
     values_a, values_b = _per_sample(a), _per_sample(b)
+    patients = {(r.editor, r.sample_id): r.patient_id for r in recs_a if r.ok}
     rows = []
     for ra in a.summary_rows():
         ident = (ra.editor, ra.metric, ra.key)
@@ -103,14 +105,17 @@ def compare_runs(path_a: str, path_b: str, *, seed: int = 0, allow_unpaired: boo
             continue
         ids = sorted({k[3] for k in values_a if k[:3] == ident} & {k[3] for k in values_b if k[:3] == ident})
         pa, pb = [values_a[(*ident, s)] for s in ids], [values_b[(*ident, s)] for s in ids]
-        paired = paired_difference(pb, pa, seed=seed) if ids else {}
+        clusters = repeated_clusters([patients.get((ra.editor, s)) for s in ids])
+        with ci_method(a.run.suite.get("ci") or "percentile"):  # the interval run A's suite chose
+            paired = paired_difference(pb, pa, seed=seed, clusters=clusters) if ids else {}
         same = _same(ra.value, rb.value) and all(_same(x, y) for x, y in zip(pa, pb))
         rows.append({"editor": ra.editor, "metric": ra.metric, "key": ra.key,
                      "a": ra.value, "b": rb.value, "higher_is_better": ra.higher_is_better,
                      "n_paired": paired.get("n", 0),
                      "diff": 0.0 if same else paired.get("mean_difference", rb.value - ra.value),
                      "ci_low": paired.get("ci_low", math.nan), "ci_high": paired.get("ci_high", math.nan),
-                     "wilcoxon_p": paired.get("wilcoxon_p", math.nan), "same": same})
+                     "wilcoxon_p": paired.get("wilcoxon_p", math.nan), "same": same,
+                     "ci_method": paired.get("ci_method", ""), "nan_reason": paired.get("nan_reason", "")})
     return rows
 
 

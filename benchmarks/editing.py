@@ -41,7 +41,7 @@ class Edited:
     result: EditResult | None
     error: str | None = None
     stage: str | None = None
-    latency_s: float | None = math.nan  # None: not timed (the warm-up made it)
+    latency_s: float | None = math.nan  # None: not timed (the warm-up made it, or an editor with `timed = False`)
     peak_memory_mb: float | None = None
 
 
@@ -94,8 +94,10 @@ def build_editor(cls: type, config: Any, device: str) -> tuple[Any, str | None, 
 
 def requests_for(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[EditRequest]:
     gt = getattr(editor_cls, "uses_ground_truth", False)
-    return [EditRequest(s.sample_id, s.image, s.instruction, sample_seed(seed, s.sample_id),
-                        target=s.target if gt and s.target_aligned else None,
+    # Copies: requests are read-only to editors, but an editor that modifies one in place (a plugin's
+    # `x.mul_(0.5)`) must not change the input the metrics then compare its edit with.
+    return [EditRequest(s.sample_id, s.image.clone(), s.instruction, sample_seed(seed, s.sample_id),
+                        target=s.target.clone() if gt and s.target_aligned else None,
                         source_report=(s.labels or {}).get("source_report"),
                         target_report=(s.labels or {}).get("target_report"))
             for s in batch]
@@ -109,7 +111,10 @@ def warm_up(editor: Any, batch: Sequence[Sample], suite: Suite, *, keep: bool = 
     sample edited, those are the first batch's edits (the same bytes a second call would give),
     returned untimed (``latency_s`` None) so the batch is not edited twice; else None, and the
     first batch is edited again, timed (a run of one batch keeps one timing that way; a failure is
-    recorded by the timed edit, sample by sample)."""
+    recorded by the timed edit, sample by sample). An editor with ``timed = False`` gets no
+    warm-up (nothing is timed): None."""
+    if not getattr(editor, "timed", True):
+        return None
     edited = edit_batch(editor, batch, suite)  # faults and timeouts come back as failed edits
     if not keep or any(e.result is None for e in edited):
         return None
@@ -140,6 +145,8 @@ def edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite, *, retry: boo
             _sync(suite.device)
         per = (time.perf_counter() - t0) / len(padded)  # the editor did len(padded) edits' work
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+        if not getattr(editor, "timed", True):  # edits made elsewhere (`outputs`): reading files is no latency
+            per, peak = None, None
         if not isinstance(results, (list, tuple)) or len(results) != len(padded):
             n = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
             raise RuntimeError(f"editor returned {n} results for {len(padded)} requests")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ix2x import records
-from ix2x.errors import UserError
+from ix2x.errors import DataError, UserError
 from ix2x.records import Layout, RunDir, RunMeta, SampleRecord
 from ix2x.suite import Suite, suite_from_dict
 from ix2x.types import Sample
@@ -167,7 +167,7 @@ def merge(run_dir: Path, editor_keys: Sequence[str], ids: Sequence[str]) -> None
     for path in files[1:]:
         path.unlink()
     # how many records each rank wrote: shows the work was split
-    meta.extra["merged_from"] = {name: len(recs) for name, recs in per_file.items()}
+    meta.merged_from = {name: len(recs) for name, recs in per_file.items()}
     write_meta(run_dir, meta)
 
 
@@ -217,8 +217,13 @@ def save_edit(run_dir: Path, layout: Layout, editor: str, sample_id: str, result
 def save_report_inputs(run_dir: Path, layout: Layout, dataset: Sequence[Sample], indices: Sequence[int]) -> None:
     """Keep the input, target and region of a few samples, so that reports (which read only the
     run directory) can draw image grids. Never done when the suite sets ``report_images: false``."""
+    from ix2x.errors import DataError
+
     for i in indices:
-        s = dataset[i]
+        try:
+            s = dataset[i]
+        except DataError:  # the sample's own record says why; the report shows the others
+            continue
         for kind, attr in layout.report_inputs.items():
             path = run_dir / layout.report_input(kind, s.sample_id)
             value = getattr(s, attr)
@@ -228,13 +233,9 @@ def save_report_inputs(run_dir: Path, layout: Layout, dataset: Sequence[Sample],
 
 # --------------------------------------------------------------------------------------- data
 
-def sample_hash(s: Sample, *, reports: bool = True) -> str:
-    """sha256 of everything of a sample an editor or metric reads. ``reports=False`` leaves the report
-    labels out: the hash records written before datasets carried reports have (their editors never saw
-    any, so the same images with reports added are still their data)."""
-    from ix2x.data.mimic import REPORT_COLUMNS
-
-    labels = {k: v for k, v in dict(s.labels or {}).items() if reports or k not in REPORT_COLUMNS}
+def sample_hash(s: Sample) -> str:
+    """sha256 of everything of a sample an editor or metric reads."""
+    labels = dict(s.labels or {})
     h = hashlib.sha256()
     for t in (s.image, s.target, s.region):
         if t is None:
@@ -252,9 +253,10 @@ def tree_fingerprint(root: Path) -> dict[str, Any]:
     """Names, sizes and modification times of every file under ``root`` (cheap; any change to the
     CSV or an image changes it)."""
     h = hashlib.sha256()
-    n = 0
+    n = links = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        links += sum(os.path.islink(os.path.join(dirpath, d)) for d in dirnames)  # not walked: not covered
         for name in sorted(filenames):
             p = Path(dirpath, name)
             try:
@@ -263,7 +265,7 @@ def tree_fingerprint(root: Path) -> dict[str, Any]:
                 continue
             h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             n += 1
-    return {"root": str(root), "files": n, "digest": "sha256:" + h.hexdigest()}
+    return {"root": str(root), "files": n, "digest": "sha256:" + h.hexdigest(), "symlinked_folders": links}
 
 
 def ids_digest(ids: Sequence[str]) -> str:
@@ -282,11 +284,13 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
     be redone. Returns the metadata with the current fingerprint."""
     stored = meta.data_fingerprint or {}
     current = {"tree": tree, "n_samples": len(ids), "ids": ids_digest(ids)}
-    same_files = tree is not None and stored.get("tree", {}) and stored["tree"].get("digest") == tree["digest"] \
-        and stored.get("ids") == current["ids"]
+    # A matching fingerprint settles it only when it covers every file the samples read
+    # (benchmarks/fingerprint.py): otherwise each done sample is hashed.
+    same_files = tree is not None and tree.get("covers_all", True) and stored.get("tree", {}) \
+        and stored["tree"].get("digest") == tree["digest"] and stored.get("ids") == current["ids"]
     if done and not same_files:
         index = {sid: i for i, sid in enumerate(ids)}
-        hashes: dict[str, tuple[str, str]] = {}  # with and without the report labels
+        hashes: dict[str, str] = {}
         changed: dict[str, str] = {}
         for rec in done:
             sid = rec.sample_id
@@ -296,9 +300,13 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
                 changed[sid] = "no longer in the data"
                 continue
             if sid not in hashes:
-                sample = dataset[index[sid]]
-                hashes[sid] = (sample_hash(sample), sample_hash(sample, reports=False))
-            if rec.data_hash not in hashes[sid]:
+                try:
+                    sample = dataset[index[sid]]
+                except DataError as e:
+                    changed[sid] = f"it cannot be loaded any more ({e})"
+                    continue
+                hashes[sid] = sample_hash(sample)
+            if rec.data_hash != hashes[sid]:
                 changed[sid] = "its data changed"
         if changed:
             first = next(iter(changed))
@@ -309,7 +317,7 @@ def check_data(run_dir: Path, meta: RunMeta, dataset: Sequence[Sample], ids: Seq
                     "`--allow-changed-data` to set their records aside and redo them.")
             keys = {r.key for r in done if r.sample_id in changed}
             reject_records(run_dir, keys, "data changed (--allow-changed-data)", version=meta.schema_version)
-            meta.extra.setdefault("data_changes", []).append({"at": now(), "samples": sorted(changed)})
+            meta.data_changes = [*(meta.data_changes or []), {"at": now(), "samples": sorted(changed)}]
     meta.data_fingerprint = current
     return meta
 

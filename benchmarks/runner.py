@@ -18,22 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ix2x.benchmarks import editing, rundir, scoring
+from ix2x.benchmarks import array_shard, editing, isolation, rundir, scoring
 from ix2x.benchmarks.shard import Shard, barrier
 from ix2x import records, registry
 from ix2x.configs import build
 from ix2x.errors import UserError
 from ix2x.provenance import device_info, git_state, package_versions
 from ix2x.records import RunMeta
+from ix2x.stats import ci_method, describe_intervals
 from ix2x.suite import ComponentSpec, Suite
 from ix2x.threads import default_threads, torch_threads
 from ix2x.types import Sample
-
-# Kept under their old names for callers of this module.
-load_run_suite = rundir.load_run_suite
-merge = rundir.merge
-_cached_result = scoring.cached_result
-REPORT_INPUTS = dict(records.Layout.report_inputs)
 
 
 @dataclass
@@ -49,23 +44,59 @@ class Component:
 
 @dataclass
 class RunOutcome:
+    """What a run did (``run_suite``, ``resume_run``, :func:`execute`, :func:`rescore`).
+
+    ``run_dir``: the run directory (``samples.jsonl``, ``summary.csv``, ``run.json``).
+    ``n_records``: records written, one per (editor, sample). ``n_failed``: editor label -> samples
+    it failed on (0 for an editor that never failed). ``n_per_editor``: editor label -> records.
+    ``n_metric_errors``: metric values that could not be computed (``error`` under ``metrics``).
+    ``first_error``: editor label -> the cause of its first failure. ``report``: the HTML report when
+    one was written; ``report_error``: why it could not be (the records and summary stand without it).
+``inventory``: for edits scored from folders, what each folder lacked and held beyond the samples.
+    ``ok``: every editor, every metric value and the report succeeded.
+    """
+
     run_dir: Path
     n_records: int
     n_failed: dict[str, int] = field(default_factory=dict)
     n_metric_errors: int = 0
     n_per_editor: dict[str, int] = field(default_factory=dict)
     first_error: dict[str, str] = field(default_factory=dict)  # editor -> its first failure's cause
+    report: Path | None = None
+    report_error: str | None = None
+    inventory: dict[str, Any] = field(default_factory=dict)  # `outputs` editors: missing samples, extra files
+    notes: list[str] = field(default_factory=list)  # what a resume did that the user should know
 
     def n_records_of(self, editor: str) -> int:
         return self.n_per_editor.get(editor, 0)
 
     @property
     def ok(self) -> bool:
-        return not any(self.n_failed.values()) and self.n_metric_errors == 0
+        return not any(self.n_failed.values()) and self.n_metric_errors == 0 and self.report_error is None
 
     @property
     def failed_editors(self) -> list[str]:
         return [k for k, n in self.n_failed.items() if n]
+
+    def problems(self) -> list[str]:
+        """What went wrong, one line each (empty when ``ok``): what ``ix2x run`` prints as FAILED."""
+        out = []
+        if self.report_error:
+            out.append(f"the report could not be written ({self.report_error}); records and summary are "
+                       f"complete, retry with `ix2x report {self.run_dir}`")
+        for editor, n in self.n_failed.items():
+            if n and n == self.n_records_of(editor):
+                out.append(f"editor `{editor}` failed on EVERY sample ({n}): "
+                           f"{self.first_error.get(editor, 'see `error` in samples.jsonl')}")
+            elif n:
+                out.append(f"editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl")
+        if self.failed_editors:
+            out.append(f"{len(self.failed_editors)} of {len(self.n_failed)} editor(s) failed on some or all "
+                       f"samples: {', '.join(self.failed_editors)}")
+        if self.n_metric_errors:
+            out.append(f"{self.n_metric_errors} metric value(s) could not be computed; see `error` under "
+                       "`metrics` in samples.jsonl")
+        return out
 
 
 class DiskFull(UserError):
@@ -121,7 +152,8 @@ def start_run(suite: Suite, out_root: Path, *, argv: Sequence[str] = (), parent:
     run_dir = rundir.new_run_dir(out_root, suite.name)
     # A failed start (a full disk...) is one line and leaves nothing behind.
     with _disk_full_is_one_line(run_dir), rundir.discard_if_unstarted(run_dir):
-        _write_start_meta(run_dir, suite, editors, metrics, argv, parent)
+        with torch_threads(suite.threads):  # run.json's device info records the run's count
+            _write_start_meta(run_dir, suite, editors, metrics, argv, parent)
     return run_dir
 
 
@@ -130,9 +162,8 @@ def _write_start_meta(run_dir: Path, suite: Suite, editors: list[Component], met
     meta = RunMeta(schema_version=records.SCHEMA_VERSION, suite=suite.as_dict(),
                    editors=_components_meta(editors), metrics=_components_meta(metrics, describe=True),
                    seed=suite.seed, status="running", created=rundir.now(),
-                   parent=str(parent) if parent else None,
-                   extra={"packages": package_versions(), "git": git_state(), "device": device_info(suite.device),
-                          "argv": list(argv)})
+                   parent=str(parent) if parent else None, packages=package_versions(), git=git_state(),
+                   device=device_info(suite.device), argv=list(argv))
     rundir.write_meta(run_dir, meta)
 
 
@@ -140,7 +171,7 @@ def prepare_data(run_dir: Path, *, progress: bool = True) -> None:
     """Make the run's data available (phantoms are generated and cached on first use)."""
     from ix2x.data.sources import data_root
 
-    data_root(load_run_suite(run_dir).data, progress=progress)
+    data_root(rundir.load_run_suite(run_dir).data, progress=progress)
 
 
 def _sample_id(dataset: Sequence[Sample], i: int) -> str:
@@ -151,36 +182,45 @@ def _sample_id(dataset: Sequence[Sample], i: int) -> str:
 def _open_data(suite: Suite, progress: bool) -> tuple[Sequence[Sample], dict[str, Any]]:
     from ix2x.data.sources import data_root, open_dataset
 
-    return open_dataset(suite.data, progress=progress), rundir.tree_fingerprint(data_root(suite.data))
+    from ix2x.benchmarks.fingerprint import data_fingerprint
+
+    return open_dataset(suite.data, progress=progress), data_fingerprint(suite.data, data_root(suite.data))
 
 
 def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress: bool = True,
             on_batch: Callable[[int], None] | None = None, shard: Shard = Shard(),
-            allow_changed_data: bool = False) -> RunOutcome:
+            allow_changed_data: bool = False, skip_crashed: bool = False) -> RunOutcome:
     """Run (or continue) the suite recorded in ``run_dir``, then write ``summary.csv``.
 
     ``dataset`` overrides the suite's data (tests pass in-memory samples). ``on_batch`` is called
     after each batch is on disk with the number of records written so far (tests use it to kill).
     With several ``shard`` processes, each edits its share and rank 0 merges and aggregates.
+    An editor whose process crashed is retried once on resume, never with ``skip_crashed``.
     """
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     editors, metrics = resolve(suite)
     with rundir.locked(run_dir, enabled=shard.rank == 0), _disk_full_is_one_line(run_dir):
         tree = None
+        dataset_given = dataset is not None
         if dataset is None:
             dataset, tree = _open_data(suite, progress and shard.rank == 0)
+        # an array shard (`--shard I/N`) runs its share only: ix2x.benchmarks.array_shard
+        dataset = array_shard.select(dataset, rundir.read_meta(run_dir).extra.get("shard"))
         ids = [_sample_id(dataset, i) for i in range(len(dataset))]
         layout = rundir.read_meta(run_dir).layout
         rundir.check_sample_ids(ids, layout)
+        notes: list[str] = []
         if shard.rank == 0:  # set damage aside and check the data before any rank reads what is done
-            _check_records_and_data(run_dir, dataset, ids, tree, allow_changed_data)
+            notes = _check_records_and_data(run_dir, dataset, ids, tree, allow_changed_data, skip_crashed)
         barrier(shard)
-        with torch_threads(suite.threads):
-            _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch)
+        with torch_threads(suite.threads):  # editor children take this count too (isolation)
+            _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch,
+                            dataset_given)
         barrier(shard)
         if shard.rank == 0:
-            merge(run_dir, [e.key for e in editors], ids)
+            rundir.merge(run_dir, [e.key for e in editors], ids)
             outcome = finalize(run_dir)
+            outcome.notes = notes
     barrier(shard)
     if shard.rank != 0:
         meta = rundir.read_meta(run_dir)
@@ -195,24 +235,54 @@ def _disk_full_is_one_line(run_dir: Path) -> Iterator[None]:
         yield
     except OSError as e:
         if records.disk_full(e):
+            # Before its first record a new run's directory is removed (rundir.discard_if_unstarted):
+            # then there is nothing to resume.
+            started = any(records.scan_records(p)[0] or records.scan_records(p)[1]
+                          for p in rundir.record_files(run_dir))
+            then = f"`ix2x run --resume {run_dir}`" if started else \
+                "run the same command again (no record was written, so nothing is kept to resume)"
             raise DiskFull(f"No space left on the device of {run_dir} ({e.strerror}: {e.filename or ''}); "
-                           f"the batch in flight was not recorded. Free space, then "
-                           f"`ix2x run --resume {run_dir}`.") from None
+                           f"the batch in flight was not recorded. Free space, then {then}.") from None
         raise
 
 
 def _check_records_and_data(run_dir: Path, dataset: Sequence[Sample], ids: Sequence[str],
-                            tree: dict[str, Any] | None, allow_changed: bool) -> None:
+                            tree: dict[str, Any] | None, allow_changed: bool, skip_crashed: bool) -> list[str]:
     meta = rundir.read_meta(run_dir)
     done = rundir.all_records(run_dir, version=meta.schema_version, repair=True)
     meta = rundir.check_data(run_dir, meta, dataset, ids, done, tree, allow_changed=allow_changed)
+    notes = isolation.retry_crashed(run_dir, meta, rundir.all_records(run_dir, version=meta.schema_version),
+                                    skip=skip_crashed)
+    if done:
+        notes += _thread_change(meta)
     rundir.write_meta(run_dir, meta)
+    return notes
+
+
+def _thread_change(meta: RunMeta) -> list[str]:
+    """The torch thread count changes the bytes of an edit (by up to about 2/65535 per pixel). A run
+    records its count (the suite's ``threads``, ix2x.threads) and resumes with it, so there is
+    nothing to say; a run recorded before that setting edits with the process's count, and a resume
+    under another count than the run's start says so and records it."""
+    import torch
+
+    if (meta.suite or {}).get("threads") is not None:
+        return []
+    started = (meta.device or {}).get("torch_threads")
+    now = torch.get_num_threads()
+    if not started or started == now:
+        return []
+    meta.extra.setdefault("thread_changes", []).append({"at": rundir.now(), "from": started, "to": now})
+    return [f"this run started with {started} torch thread(s) and resumes with {now}: the samples edited now may "
+            "differ from an uninterrupted run's in the last bits (about 2/65535 per pixel). Resume with "
+            f"OMP_NUM_THREADS={started} for the same bytes."]
 
 
 def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metrics: list[Component],
                     dataset: Sequence[Sample], ids: list[str], layout: records.Layout, shard: Shard,
-                    progress: bool, on_batch: Callable[[int], None] | None) -> None:
-    """Every editor over its pending samples, batch by batch: edit, score, record."""
+                    progress: bool, on_batch: Callable[[int], None] | None, dataset_given: bool) -> None:
+    """Every editor over its pending samples, batch by batch: edit, score, record; each editor in
+    its own watched process (:mod:`benchmarks.isolation`) unless the suite says ``isolation: none``."""
     from tqdm.auto import tqdm
 
     version = rundir.read_meta(run_dir).schema_version
@@ -226,47 +296,35 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
     if suite.report_images:
         rundir.save_report_inputs(run_dir, layout, dataset,
                                   [i for i in range(min(suite.report_samples, len(ids))) if shard.owns(i)])
-    hashes: dict[int, str] = {}
+    weights: dict[str, str] = {}
+    in_process: dict[str, str] = {}
 
-    def load(indices: Sequence[int]) -> tuple[list[Sample], list[str]]:
-        batch = [dataset[i] for i in indices]
-        for i, s in zip(indices, batch):
-            if i not in hashes:  # setdefault would hash again every time (52 ms per 3,000 px sample)
-                hashes[i] = rundir.sample_hash(s)
-        return batch, [hashes[i] for i in indices]
+    hashes: dict[int, str] = {}  # each sample hashed once per run, whatever the number of editors
 
-    with records.RecordWriter(own_file) as writer, \
-            tqdm(total=sum(len(v) for v in pending.values()), disable=not progress, unit="edit",
-                 dynamic_ncols=True, position=shard.rank) as bar:
+    with tqdm(total=sum(len(v) for v in pending.values()), disable=not progress, unit="edit",
+              dynamic_ncols=True, position=shard.rank) as bar:
+        def on_written(indices: list[int]) -> None:
+            nonlocal written
+            written += len(indices)
+            bar.update(len(indices))
+            if on_batch is not None:
+                on_batch(written)
+
         for comp in editors:
             todo = pending[comp.key]
             if not todo:
                 continue
             bar.set_description(comp.key if not shard.distributed else f"[rank {shard.rank}] {comp.key}")
-            editor, stage, error = editing.build_editor(comp.cls, comp.config, suite.device)
-            first = None  # the first batch's edits when the warm-up made them (it is not edited twice)
-            if editor is not None:
-                _bind(metric_objs, editor, suite)
-                first = editing.warm_up(editor, load(todo[:suite.batch_size])[0], suite,
-                                        keep=len(todo) > suite.batch_size)
-            for start in range(0, len(todo), suite.batch_size):
-                batch, batch_hashes = load(todo[start:start + suite.batch_size])
-                if editor is None:  # the editor never started: each of its samples fails with why
-                    recs = scoring.failed_records(comp.key, batch, stage, error, batch_hashes)
-                else:
-                    edited = first if start == 0 and first is not None else editing.edit_batch(editor, batch, suite)
-                    recs = scoring.batch_records(comp.key, batch, edited, list(zip([m.key for m in metrics],
-                                                 metric_objs)), batch_hashes, run_dir=run_dir, layout=layout,
-                                                 save_images=suite.save_images)
-                writer.write_batch(recs)
-                written += len(recs)
-                bar.update(len(batch))
-                if on_batch is not None:
-                    on_batch(written)
-            _bind(metric_objs, None, suite)  # no metric keeps this editor's weights alive past it
-            del editor
+            job = isolation.EditorJob(run_dir, suite, comp, metrics, ids, todo, layout, own_file,
+                                      dataset if dataset_given else None, hashes)
+            got, why = isolation.run_editor(job, dataset, isolate=suite.isolation == "process",
+                                            on_written=on_written, version=version, metric_objs=metric_objs,
+                                            state=state)
+            weights.update(got)
+            if why:
+                in_process[comp.key] = why
     if shard.rank == 0:
-        _record_weights(run_dir, state)
+        _record_weights(run_dir, state, weights, in_process)
 
 
 def _placed(metric: Any, device: str) -> Any:
@@ -286,12 +344,17 @@ def _with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
     return state
 
 
-def _record_weights(run_dir: Path, state: Any) -> None:
-    """{weights file: SHA-256} of every model the metrics loaded, under run.json's "weights"."""
-    files = state.weight_files()
-    if files:
+def _record_weights(run_dir: Path, state: Any, more: dict[str, str] | None = None,
+                    in_process: dict[str, str] | None = None) -> None:
+    """{weights file: SHA-256} of every model the metrics loaded (here and in the editors'
+    processes), under run.json's "weights"; and which editors ran in process and why."""
+    files = {**state.weight_files(), **(more or {})}
+    if files or in_process:
         meta = rundir.read_meta(run_dir)
-        meta.extra["weights"] = {**meta.extra.get("weights", {}), **files}
+        if files:
+            meta.weights = {**(meta.weights or {}), **files}
+        if in_process:
+            meta.extra["editors_in_process"] = {**meta.extra.get("editors_in_process", {}), **in_process}
         rundir.write_meta(run_dir, meta)
 
 
@@ -311,14 +374,16 @@ def _bind(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
 
 def finalize(run_dir: Path) -> RunOutcome:
     """Aggregate ``samples.jsonl`` into ``summary.csv`` and mark the run complete."""
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     editors, metrics = resolve(suite)
     meta = rundir.read_meta(run_dir)
     recs = records.read_sample_records(run_dir / records.SAMPLES_FILE, version=meta.schema_version)
-    rows, counts = scoring.summarise(meta, [e.key for e in editors], [(c.key, c.cls(c.config)) for c in metrics],
-                                     recs, suite.seed)
+    with ci_method(suite.ci):
+        rows, counts = scoring.summarise(meta, [e.key for e in editors], [(c.key, c.cls(c.config)) for c in metrics],
+                                         recs, suite.seed)
     records.write_summary(run_dir / records.SUMMARY_FILE, rows)
-    meta = dataclasses.replace(meta, status="complete", finished=rundir.now(), **counts)
+    meta = dataclasses.replace(meta, status="complete", finished=rundir.now(), **counts,
+                               extra={**meta.extra, "intervals": describe_intervals(suite.ci)})
     rundir.write_meta(run_dir, meta)
     first_error: dict[str, str] = {}
     for r in recs:
@@ -339,7 +404,7 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     if parent.run.status != "complete":
         raise UserError(f"{run_dir} is not complete (status {parent.run.status!r}); finish it with "
                         f"`ix2x run --resume {run_dir}` before rescoring it.")
-    suite = load_run_suite(run_dir)
+    suite = rundir.load_run_suite(run_dir)
     keys = {s.key for s in metric_specs}
     new_suite = dataclasses.replace(suite, metrics=tuple(
         [m for m in suite.metrics if m.key not in keys] + list(metric_specs)))
@@ -401,8 +466,8 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
             w.write_batch(out)
         meta = rundir.read_meta(new_dir)
         meta.data_fingerprint = checked.data_fingerprint
-        meta.extra["rescored_metrics"] = sorted(keys)
-        meta.extra["weights"] = {**parent.run.extra.get("weights", {}), **state.weight_files()}
+        meta.rescored_metrics = sorted(keys)
+        meta.weights = {**(parent.run.weights or {}), **state.weight_files()}
         rundir.write_meta(new_dir, meta)
         return finalize(new_dir)
     except BaseException:

@@ -31,10 +31,15 @@ def current() -> Shard:
 
 def init(shard: Shard) -> None:
     """Join the process group (gloo: metadata only, works on CPU and GPU machines alike)."""
+    import torch
     import torch.distributed as dist
 
     if shard.distributed and not dist.is_initialized():
         dist.init_process_group(backend="gloo", rank=shard.rank, world_size=shard.world_size)
+    local = os.environ.get("LOCAL_RANK")
+    if shard.distributed and local is not None and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        # `--device cuda` means the current device: each rank of a node its own GPU, not all on cuda:0
+        torch.cuda.set_device(int(local) % torch.cuda.device_count())
 
 
 def barrier(shard: Shard) -> None:

@@ -13,9 +13,7 @@ from typing import Any, Mapping
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A setting that does not fit its config."""
+from ix2x.errors import ConfigError, UserError
 
 
 def parse_assignments(pairs: list[str] | None, *, flag: str) -> dict[str, Any]:
@@ -25,8 +23,28 @@ def parse_assignments(pairs: list[str] | None, *, flag: str) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"`{flag}` must look like key=value, got {pair!r}.")
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        out[key.strip()] = parse_value(raw, flag=flag, key=key.strip())
     return out
+
+
+def parse_value(raw: str, *, flag: str, key: str) -> Any:
+    """One ``key=value`` value as YAML (``20``, ``0.2``, ``[1, 2]``, ``null``); what YAML refuses
+    (a python tag, an undefined alias, nesting deep enough to exhaust the parser) is one line."""
+    if not raw.strip():
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"`{flag}` value of `{key}` must be plain YAML (a number, string, list or mapping), "
+                          f"got {_short(raw)}: {first}. Quote a string that YAML reads otherwise.") from None
+    except RecursionError:
+        raise ConfigError(f"`{flag}` value of `{key}` must be plain YAML, got {_short(raw)}: it nests too "
+                          "deeply to read.") from None
+
+
+def _short(raw: str) -> str:
+    return repr(raw) if len(raw) <= 60 else repr(raw[:57]) + "..."
 
 
 def build(cls: type, values: Mapping[str, Any] | None, *, where: str) -> Any:
@@ -55,8 +73,6 @@ def build(cls: type, values: Mapping[str, Any] | None, *, where: str) -> Any:
         # A plugin's __post_init__ rejecting a value gets the same one-line error as a built-in's.
         raise ConfigError(f"{where}: {e}") from e
     except Exception as e:
-        from ix2x.errors import UserError
-
         if isinstance(e, UserError):
             raise ConfigError(f"{where}: {e}") from e
         raise

@@ -1,6 +1,5 @@
 """Errors that reach the user as one clear line (the CLI prints them without a traceback)."""
 
-from ix2x.configs import ConfigError
 from ix2x.registry import RegistryError
 
 
@@ -11,6 +10,10 @@ class UserError(Exception):
 class MissingWeightsError(UserError, FileNotFoundError):
     """Model weights the user must supply are absent: the message names the file, where it goes and
     the command that fetches it on a machine with internet."""
+
+
+class ConfigError(ValueError):
+    """A setting that does not fit its config (a suite file, `--editor-arg`, a component's Config)."""
 
 
 class DataError(UserError):

@@ -5,14 +5,18 @@ returns (datasets put it in ``Sample.labels["image_info"]``):
 
 - JPEG/PNG are oriented as displayed: an EXIF orientation tag is applied
   (``PIL.ImageOps.exif_transpose``) and recorded as ``exif_orientation``.
-- RGB and palette images become gray with ITU-R 601 luma (PIL's ``convert("L")``).
+- RGB and palette images become gray with ITU-R 601 luma (PIL's ``convert("L")``). torchxrayvision's
+  readers average the channels instead: on radiographs saved as RGB with equal channels the two
+  agree to float rounding (max 3e-8 of [0, 1], 6e-5 xrv units, on the two RGB files of the shared
+  test radiographs); on files whose channels differ they differ by the luma weights.
 - 8-bit files are divided by 255. A 16-bit container is divided by ``2**bits - 1``, where ``bits``
   follows the ``bit_depth`` policy: ``16`` (the file's own depth), ``12`` or ``8`` (the data is known
   to use only that many bits: larger values are an error naming the file), or ``"auto"``: the PNG's
   ``sBIT`` chunk when it has one, else 12 when every value is <= 4095 (12-bit detector data stored
   in 16 bits would otherwise load as a near-black image), else 16. What auto chose is recorded.
-- DICOM goes through :mod:`ix2x.data.dicom` (Modality LUT, VOI LUT or window, MONOCHROME1); its
-  header declares its depth, so ``bit_depth`` does not apply.
+- DICOM goes through :mod:`ix2x.dicom` (Modality LUT, VOI LUT or window, MONOCHROME1); its
+  header declares its depth, except where that depth is a bare ``BitsStored 16`` (no LUT, no
+  window): scanners store 12-bit data so, and the ``bit_depth`` policy above applies as for PNGs.
 """
 
 from __future__ import annotations
@@ -42,18 +46,26 @@ def load_image(path: str | Path, *, bit_depth: BitDepth = 16) -> torch.Tensor:
     return read_image(path, bit_depth=bit_depth)[0]
 
 
-def read_image(path: str | Path, *, bit_depth: BitDepth = 16) -> tuple[torch.Tensor, dict[str, Any]]:
-    """:func:`load_image` plus what was done to the pixels (``info``: a JSON-ready dict)."""
+# Largest image read by default (width x height): MIMIC-CXR's largest are about 15 million; a
+# 10,000 x 10,000 pair takes about 9 GB through a run. The data setting `max_pixels` changes it.
+MAX_PIXELS = 40_000_000
+
+
+def read_image(path: str | Path, *, bit_depth: BitDepth = 16,
+               max_pixels: int | None = MAX_PIXELS) -> tuple[torch.Tensor, dict[str, Any]]:
+    """:func:`load_image` plus what was done to the pixels (``info``: a JSON-ready dict). An image
+    of more than ``max_pixels`` pixels (None: no limit) is refused before it is decoded."""
     path = Path(path)
     if bit_depth not in BIT_DEPTHS:
         raise ValueError(f"`bit_depth` must be one of {', '.join(map(repr, BIT_DEPTHS))}, got {bit_depth!r}.")
     try:
         if path.suffix.lower() == ".dcm":
-            from ix2x.data.dicom import read_dicom
+            from ix2x.dicom import read_dicom
 
-            array, info = read_dicom(path)
+            array, info = read_dicom(path, bit_depth)
+            _check_pixels(path, array.shape[-1], array.shape[0], max_pixels)
         else:
-            array, info = _read_pil(path, bit_depth)
+            array, info = _read_pil(path, bit_depth, max_pixels)
     except DataError:
         raise
     except Exception as e:  # PIL raises many types for broken files
@@ -63,11 +75,18 @@ def read_image(path: str | Path, *, bit_depth: BitDepth = 16) -> tuple[torch.Ten
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).unsqueeze(0), info
 
 
-def _read_pil(path: Path, bit_depth: BitDepth) -> tuple[np.ndarray, dict[str, Any]]:
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise DataError(f"image {path} must have at most `max_pixels`={max_pixels:,} pixels, got {width} x {height} "
+                        f"({width * height:,}). Raise `max_pixels` in the suite's data settings if it is genuine.")
+
+
+def _read_pil(path: Path, bit_depth: BitDepth, max_pixels: int | None = MAX_PIXELS) -> tuple[np.ndarray, dict[str, Any]]:
     from PIL import Image, ImageOps
 
     info: dict[str, Any] = {}
     with Image.open(path) as im:
+        _check_pixels(path, *im.size, max_pixels)  # from the header, before decoding
         im.load()  # decodes everything: a truncated file raises here, naming no pixel as valid
         orientation = im.getexif().get(0x0112, 1)  # 0x0112: the EXIF Orientation tag
         if orientation not in (None, 1):

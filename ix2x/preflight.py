@@ -7,19 +7,19 @@ a component (each problem one line: the file, where it goes, the command that fe
 the built-in editors' and metrics' ``problems()`` hooks return; ``ix2x validate`` prints them all and
 ``ix2x run`` refuses to start while there are any.
 
-Nothing here imports torch at module level; :func:`device_problems` and :func:`free_cuda_bytes` import
-it when called.
+A diffusers model's files and memory are :mod:`ix2x.diffusion.checks`' to judge. Nothing here imports
+torch at module level; :func:`device_problems` imports it when called.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+from ix2x.diffusion.checks import PIX2PIX_EDITOR_MODULES, model_problems
 from ix2x.errors import UserError
 
 # --------------------------------------------------------------------------------------------- stage 1
@@ -76,166 +76,6 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
         from ix2x.errors import MissingWeightsError
 
         raise MissingWeightsError(f"{len(missing)} problem(s) stop this run:\n  " + "\n  ".join(missing))
-
-
-# ------------------------------------------------------------------------------------ diffusers models
-# Built-in editors whose `model` is a CLIP InstructPix2Pix folder, checked above before torch is imported.
-# The others have other layouts (a text-to-image folder, RadEdit's bare UNet with parts elsewhere) and are
-# checked by their own `problems()` hook once their module is imported (biomedjourney's is the
-# InstructPix2Pix check too, after import: its text encoder may be any transformers model).
-PIX2PIX_EDITOR_MODULES: tuple[str, ...] = tuple(f"ix2x.editors.{m}:" for m in (
-    "instructx2x", "instructpix2pix", "ix2x_no_rse", "ix2x_relevance_only", "ix2x_mask_only"))
-# One of each tuple must exist (weights: safetensors preferred, .bin accepted), as in
-# ix2x.diffusion.loading.REQUIRED_FILES; grouped here by the component they belong to.
-COMPONENTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "model_index": (("model_index.json",),),
-    "unet": (("unet/config.json",),
-             ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.bin")),
-    "vae": (("vae/config.json",),
-            ("vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.bin")),
-    "text_encoder": (("text_encoder/config.json",),
-                     ("text_encoder/model.safetensors", "text_encoder/pytorch_model.bin")),
-    "tokenizer": (("tokenizer/tokenizer.json", "tokenizer/vocab.json"),),
-    "scheduler": (("scheduler/scheduler_config.json",),),
-}
-HUB_FETCH = "huggingface-cli download {repo} --exclude '*.ckpt' '*.bin'"
-INSTRUCTX2X_FETCH = ("download the released InstructX2X diffusers folder (link in the InstructX2X README) "
-                     "and copy it there, or `ix2x convert CKPT --out {folder}` for an original .ckpt")
-
-
-def model_problems(model: str, *, editor: str = "instructx2x") -> list[str]:
-    """Every problem of the model ``model`` names (a folder, ``builtin:NAME`` or a hub id in the local
-    Hugging Face cache), one line each. Reads configs and tokenizer files only."""
-    from ix2x.diffusion.loading import BUILTIN, builtin_model_path, is_hub_id
-
-    flag = f"--editor-arg {editor}.model=DIR"
-    if model.startswith(BUILTIN):
-        try:
-            folder = builtin_model_path(model)
-        except UserError as e:
-            return [str(e)]
-        return folder_problems(folder, fix=f"reinstall ix2x or pass another folder with `{flag}`")
-    path = Path(model).expanduser()
-    if path.is_file():
-        return [f"model {path} is a file, not a diffusers folder: convert it with "
-                f"`ix2x convert {path} --out DIR`, then pass `{flag}`"]
-    if path.is_dir():
-        return folder_problems(path, fix=f"complete the folder ({INSTRUCTX2X_FETCH.format(folder=path)})")
-    if is_hub_id(model):
-        return hub_problems(model)
-    return [f"model folder {path} does not exist: {INSTRUCTX2X_FETCH.format(folder=path)}, "
-            f"or pass the folder you have with `{flag}`"]
-
-
-def hub_cache_dir() -> Path:
-    """Where huggingface_hub looks for cached models (``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache``)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
-
-
-def hub_snapshot(repo_id: str) -> Path | None:
-    """The cached snapshot folder of ``repo_id``, or None; never downloads (``local_files_only``)."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=hub_cache_dir()))
-    except Exception:  # any error of the hub client here means "not in the cache"
-        return None
-
-
-def hub_problems(repo_id: str) -> list[str]:
-    snapshot = hub_snapshot(repo_id)
-    fetch = (f"on a machine with internet `{HUB_FETCH.format(repo=repo_id)}`, then copy "
-             f"{hub_cache_dir()}/models--{repo_id.replace('/', '--')} to the same place here "
-             f"(or `--local-dir DIR` and pass the folder)")
-    if snapshot is None:
-        return [f"hub model {repo_id!r} is not in the local Hugging Face cache {hub_cache_dir()}: {fetch}"]
-    # The loader takes only .json, .txt and .safetensors files from the cache (never a pickle).
-    return folder_problems(snapshot, fix=fetch, safetensors_only=True)
-
-
-def folder_problems(folder: Path, *, fix: str, safetensors_only: bool = False) -> list[str]:
-    """Missing or unusable files of a diffusers InstructPix2Pix folder, one line per component."""
-    out = []
-    for component, groups in COMPONENTS.items():
-        if safetensors_only:
-            groups = tuple(tuple(n for n in g if not n.endswith(".bin")) for g in groups)
-        missing = [" or ".join(g) for g in groups if not any((folder / n).is_file() for n in g)]
-        if missing:
-            out.append(f"model {folder}: {component} missing {', '.join(missing)}: {fix}")
-    tok = folder / "tokenizer"
-    if (tok / "vocab.json").is_file() and not (tok / "tokenizer.json").is_file() \
-            and not (tok / "merges.txt").is_file():
-        out.append(f"model {folder}: tokenizer missing tokenizer/merges.txt beside vocab.json: {fix}")
-    if not out:
-        n = tokenizer_size(tok)
-        if n is not None and n <= 2:
-            out.append(f"model {folder}: tokenizer has {n} tokens, a placeholder (every word would map to the "
-                       f"end token); tokenizer/ must hold the model's tokenizer.json or vocab.json + merges.txt: {fix}")
-        configs = {c: _read_json(folder / c / "config.json") for c in ("unet", "vae")}
-        bad = [c for c, v in configs.items() if v is None]
-        if bad:
-            out.append(f"model {folder}: {', '.join(f'{c}/config.json' for c in bad)} is not valid JSON: {fix}")
-        else:
-            got, latent = configs["unet"].get("in_channels"), configs["vae"].get("latent_channels", 4)
-            if got != 2 * latent:
-                out.append(f"model {folder} is not an InstructPix2Pix model: its UNet takes {got} input channels, "
-                           f"expected {2 * latent} (noisy latents + image latents)")
-    return out
-
-
-def tokenizer_size(folder: Path) -> int | None:
-    """Number of tokens of a tokenizer folder (what ``len(CLIPTokenizer)`` answers), read without transformers."""
-    if (folder / "tokenizer.json").is_file():
-        from tokenizers import Tokenizer
-
-        try:
-            return Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
-        except Exception:
-            return 0
-    vocab = _read_json(folder / "vocab.json")
-    return len(vocab) if isinstance(vocab, dict) else None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-# ------------------------------------------------------------------------------------- memory estimate
-# The estimate itself (weights plus the largest activation step, from parameter counts and channel
-# widths read from the folder, no weights loaded) lives in ix2x.diffusion.memory.
-
-
-def free_cuda_bytes(device: str) -> int | None:
-    """Free memory of a CUDA device (``torch.cuda.mem_get_info``), None without CUDA."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    return int(torch.cuda.mem_get_info(torch.device(device))[0])
-
-
-def memory_problems(folder: Path, device: str, dtype: str, *, what: str, resolution: int = 512,
-                    batch: int = 1) -> list[str]:
-    """A CUDA device with less free memory than one edit of ``batch`` images needs (estimated by
-    :func:`ix2x.diffusion.memory.estimate_for_folder`); larger batches need more on top."""
-    if not str(device).startswith("cuda"):
-        return []
-    free = free_cuda_bytes(device)
-    if free is None:
-        return []  # device_problems reports the missing CUDA once
-    from ix2x.diffusion.memory import estimate_for_folder
-
-    need = estimate_for_folder(folder, batch, dtype, resolution).total
-    if need > free:
-        return [f"{what} needs about {need / 2**30:.2f} GiB on {device} ({dtype} weights of {folder} and the "
-                f"activations of a batch of {batch} at {resolution} px), the device has {free / 2**30:.2f} GiB "
-                "free: free the GPU, use `--editor-arg dtype=float16`, or another device with `--device`"]
-    return []
 
 
 # ---------------------------------------------------------------------------------------------- device
@@ -353,37 +193,26 @@ def lpips_problems(net: str) -> list[str]:
             "(or set `random_backbone: true` in the suite's lpips args for a smoke run, values not comparable)"]
 
 
-def call_problems(component: Any, device: str) -> list[str]:
-    """``component.problems(device=...)``; plugins written before the hook took ``device`` are called
-    without it (``problems(self)``), so they keep working."""
-    import inspect
-
-    hook = component.problems
-    try:
-        params = inspect.signature(hook).parameters
-    except (TypeError, ValueError):
-        params = {}
-    takes_device = "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    found = hook(device=device) if takes_device else hook()
-    return [str(p) for p in (found or [])]
-
-
-def component_problems(editors, metrics, device: str, *, strict: bool = True) -> list[str]:
+def component_problems(editors, metrics, device: str, *, strict: bool = True,
+                       contained: list[str] | None = None) -> list[str]:
     """Each editor's and metric's ``problems(device)`` hook, one line per problem prefixed by who
     reports it; a file two components need is one line naming both.
 
     A component that raises while being built or checked is a problem, except an editor without
     ``strict`` (``run``): the runner records that editor as failed with its error and runs the
     others, so one broken editor plugin does not stop a run of many. Metrics are not contained
-    that way (every editor's records need them), so they are always checked here."""
+    that way (every editor's records need them), so they are always checked here. The editors left
+    out are appended to ``contained``, so ``validate`` can say what ``run`` will do with them."""
     found: dict[str, list[str]] = {}
     for kind, comps in (("editor", editors), ("metric", metrics)):
         for comp in comps:
             try:
                 instance = comp.cls(comp.config)
-                lines = call_problems(instance, device)
+                lines = [str(p) for p in (instance.problems(device) or [])]
             except (Exception, SystemExit) as e:  # a broken hook (even sys.exit) is its problem, not a traceback
                 if not strict and kind == "editor":
+                    if contained is not None:
+                        contained.append(f"editor `{comp.key}` cannot be built or checked ({type(e).__name__}: {e})")
                     continue
                 lines = [f"cannot be checked ({type(e).__name__}: {e})"]
             for line in lines:

@@ -31,7 +31,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 from ix2x.errors import UserError
 
@@ -46,10 +46,11 @@ LOCK_FILE = ".lock"
 # suite (and between a resumed run and an uninterrupted one); everything else is reproducible.
 TIMING_KEYS = frozenset({"latency_s", "metrics_s", "peak_memory_mb"})
 SUMMARY_COLUMNS = ["editor", "metric", "key", "n", "n_nan", "value", "ci_low", "ci_high",
-                   "higher_is_better"]
+                   "higher_is_better", "ci_method", "nan_reason"]
 # Where a failed record failed: building the editor, placing it on the device, editing, the
-# editor's output failing the contract (shape, range, info...), or the per-batch timeout.
-STAGES = ("build", "place", "edit", "output", "timeout")
+# editor's output failing the contract (shape, range, info...), the per-batch timeout, the editor's
+# process dying (benchmarks/isolation.py), or the sample's own files failing to load.
+STAGES = ("build", "place", "edit", "output", "timeout", "crash", "load")
 # Suite names and editor/metric labels become folder names and JSON keys.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
 
@@ -117,9 +118,6 @@ class Layout:
         if kind not in self.report_inputs:
             raise ValueError(f"`kind` must be one of {', '.join(self.report_inputs)}, got {kind!r}.")
         return Path(self.images_dir) / f"_{kind}" / self.image_name(sample_id)
-
-    def report_input_dir(self, kind: str) -> Path:
-        return self.report_input(kind, "x").parent
 
     @staticmethod
     def sidecar(image_rel: str | Path, kind: str) -> Path:
@@ -435,7 +433,8 @@ class RecordWriter:
 
 @dataclass
 class RunMeta:
-    """``run.json``. Fields this version does not know are kept in ``extra`` and written back."""
+    """``run.json``. Fields this version does not know (written by a newer ix2x, or added by hand) are
+    kept in ``extra`` and written back."""
 
     schema_version: int
     suite: dict[str, Any]
@@ -451,6 +450,15 @@ class RunMeta:
     n_failed: dict[str, int] | None = None
     n_metric_errors: int | None = None
     n_per_editor: dict[str, int] | None = None
+    # Provenance: where and how the run was made.
+    packages: dict[str, str] | None = None  # distribution -> version
+    git: dict[str, Any] | None = None  # commit, dirty flag
+    device: dict[str, Any] | None = None  # kind, name, memory, torch threads
+    argv: list[str] | None = None  # the command line after `ix2x`
+    weights: dict[str, str] | None = None  # weight file -> SHA-256, every model the metrics loaded
+    rescored_metrics: list[str] | None = None  # a rescored run: the metric labels computed again
+    merged_from: dict[str, int] | None = None  # records each process wrote, when several did
+    data_changes: list[dict[str, Any]] | None = None  # samples redone after --allow-changed-data
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -469,6 +477,8 @@ class RunMeta:
 
     def as_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        # Provenance a run does not have (no weights loaded, never merged) is left out, not written as null.
+        d = {k: v for k, v in d.items() if v is not None or k not in _OPTIONAL_PROVENANCE}
         return {**self.extra, **d}
 
     @property
@@ -481,6 +491,10 @@ class RunMeta:
         for label, m in self.metrics.items():
             by_name.setdefault((m or {}).get("name", label), []).append(label)
         return {n: labels[0] for n, labels in by_name.items() if len(labels) == 1}
+
+
+_OPTIONAL_PROVENANCE = {"packages", "git", "device", "argv", "weights", "rescored_metrics", "merged_from",
+                        "data_changes"}
 
 
 def read_json_file(path: Path) -> Any:
@@ -507,6 +521,8 @@ class SummaryRow:
     ci_low: float = math.nan
     ci_high: float = math.nan
     higher_is_better: bool = False
+    ci_method: str = ""  # how the interval was computed (ix2x.stats); "" when there is none
+    nan_reason: str = ""  # why there is no interval or value
 
     @classmethod
     def from_csv(cls, row: Mapping[str, str]) -> "SummaryRow":
@@ -515,7 +531,8 @@ class SummaryRow:
 
         return cls(row["editor"], row["metric"], row["key"], int(row["n"]), int(row["n_nan"]),
                    num("value"), num("ci_low"), num("ci_high"),
-                   row.get("higher_is_better") in ("True", "true", "1"))
+                   row.get("higher_is_better") in ("True", "true", "1"),
+                   row.get("ci_method") or "", row.get("nan_reason") or "")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -579,9 +596,6 @@ class RunDir:
 
     def records(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.sample_records()]
-
-    def iter_records(self) -> Iterator[dict[str, Any]]:
-        yield from self.records()
 
     def summary_rows(self) -> list[SummaryRow]:
         path = self.path / SUMMARY_FILE

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import yaml
 
-from ix2x.configs import ConfigError, build
-from ix2x.errors import UserError
+from ix2x.configs import build
+from ix2x.errors import ConfigError, UserError
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class DataSpec:
     link_roots: tuple[str, ...] = ()  # folders symlinks in past/ and current/ may point into
     bit_depth: Literal["auto", 8, 12, 16] = "auto"  # 16-bit files: auto detects 12-bit content
     mimic_iv: str | None = None  # MIMIC-IV hosp/ folder (patients, admissions .csv.gz): sex, age, race
+    max_pixels: int | None = 40_000_000  # larger images are refused (ix2x.images.MAX_PIXELS); null: no limit
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,18 @@ class Suite:
     report_images: bool = True  # False for real patient data: reports then carry no images
     report_samples: int = 8  # inputs, targets and masks of this many samples are kept for report grids
     batch_timeout_s: float | None = None  # an editor batch running longer fails (None: no limit)
+    # "process": each editor runs in a child process the runner watches, so one that crashes or
+    # hangs costs only its own samples (benchmarks/isolation.py); "none": in the runner's process.
+    isolation: Literal["process", "none"] = "process"
     # Pixel metrics compare images downscaled so the longer side is at most this (null: native
     # size); classifiers always see their own input size. See ix2x.classifiers.scoring.
     eval_size: int | None = 512
     # torch CPU threads while editing and scoring (null: chosen for the machine when the run starts,
     # then recorded); see ix2x.threads.
     threads: int | None = None
+    # Bootstrap interval of means (ix2x.stats): "percentile", or "bca" (bias-corrected and
+    # accelerated, better on skewed small samples). Proportions get Clopper-Pearson either way.
+    ci: Literal["percentile", "bca"] = "percentile"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -101,11 +108,14 @@ def suite_from_dict(raw: dict[str, Any], *, where: str = "suite") -> Suite:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a YAML mapping, got {type(raw).__name__}.")
     suite = build(Suite, raw, where=where)
+    # Labels name folders of the run directory: unique ignoring case, or `Floor` and `floor` would
+    # share one folder on a case-insensitive file system (macOS, Windows).
     keys = [e.key for e in suite.editors]
-    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    folded = [k.casefold() for k in keys]
+    duplicates = sorted({k for k in keys if folded.count(k.casefold()) > 1})
     if duplicates:
-        raise ConfigError(f"{where}: editor labels must be unique, got {duplicates} more than once. "
-                          "Give each configuration a `label:`.")
+        raise ConfigError(f"{where}: editor labels must be unique (ignoring case: they name folders), got "
+                          f"{duplicates} more than once. Give each configuration its own `label:`.")
     if suite.batch_timeout_s is not None and not suite.batch_timeout_s > 0:
         raise ConfigError(f"{where}: `batch_timeout_s` must be > 0 seconds or null, got {suite.batch_timeout_s}.")
     if suite.batch_size < 1:

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 
+from ix2x.stats import Aggregate, mean_aggregates
+
 
 def check_image(name: str, image: Any, *, allow_batch: bool = False) -> torch.Tensor:
     """Raise a clear error unless ``image`` is a float32 ``(1, H, W)`` tensor in ``[0, 1]``."""
@@ -73,7 +75,11 @@ class EditRequest:
     ``source_report`` / ``target_report``: the dataset's report text of the input and of the study the
     edit should produce, when the dataset has them (columns of ``instructions.csv``; phantoms always do),
     else None. They are the prompts of report-conditioned editors (RoentGen, DiffEdit, RadEdit) with
-    ``prompt: dataset``; an instruction editor ignores them."""
+    ``prompt: dataset``; an instruction editor ignores them.
+
+    Requests are read-only: return new tensors (``r.image.clone()`` before any in-place operation).
+    The runner hands each editor copies of the sample's tensors, so an editor that writes into them
+    changes only its copy, never the input its edit is scored against."""
 
     sample_id: str
     image: torch.Tensor
@@ -124,6 +130,9 @@ class Editor(abc.ABC):
     # The harness fills a short batch up to the run's batch size with copies of its last request and
     # drops their results (see `fill_batch`). False for editors that pay or write files per request.
     fill_batches: ClassVar[bool] = True
+    # False for editors whose edits were made elsewhere (`outputs`): the harness then records no
+    # latency for them (the record's `latency_s` is null) instead of timing file reads.
+    timed: ClassVar[bool] = True
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = self.Config() if config is None else config
@@ -186,6 +195,9 @@ class Metric(abc.ABC):
     # metric measures as a whole.
     headline: ClassVar[tuple[HeadlineKey, ...]] = ()
     glossary: ClassVar[str] = ""
+    # Keys whose per-sample values are 0/1 outcomes (an agreement, a flip): their mean is a
+    # proportion and gets an exact binomial interval, which a bootstrap of all-equal outcomes lacks.
+    proportions: ClassVar[frozenset[str]] = frozenset()
     # True for metrics that edit again (they also derive from :class:`EditsAgain`, the capability
     # the runner binds the editor through). Such metrics cannot be rescored from cache.
     uses_editor: ClassVar[bool] = False
@@ -212,12 +224,11 @@ class Metric(abc.ABC):
         """Per-sample values, one dict per (sample, result) pair, JSON-serialisable."""
 
     def aggregate(self, values: Sequence[Mapping[str, Any]], *, seed: int = 0,
-                  clusters: Sequence[str] | None = None) -> list["Aggregate"]:
-        """Mean of each key in ``higher_is_better`` with n and a bootstrap 95 % CI.
+                  clusters: Sequence[str] | None = None) -> list[Aggregate]:
+        """Mean of each key in ``higher_is_better`` with n and a 95 % interval (see ix2x.stats).
         Metrics with set-level statistics (AUROC, correlations) override this."""
-        from ix2x.stats import mean_aggregates
-
-        return mean_aggregates(self.name, values, self.higher_is_better, seed=seed, clusters=clusters)
+        return mean_aggregates(self.name, values, self.higher_is_better, seed=seed, clusters=clusters,
+                               proportions=self.proportions)
 
     @property
     def name(self) -> str:
@@ -234,23 +245,6 @@ class Metric(abc.ABC):
             "headline": [dataclasses.asdict(h) for h in cls.headline],
             "glossary": cls.glossary,
         }
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """One row of ``summary.csv``: a statistic of one metric key over the samples of one editor."""
-
-    metric: str
-    key: str
-    n: int
-    n_nan: int
-    value: float
-    ci_low: float
-    ci_high: float
-    higher_is_better: bool
-
-    def as_row(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class EditorOutputError(ValueError):

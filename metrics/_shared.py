@@ -38,10 +38,14 @@ def edit_ops(sample: Sample) -> list[dict[str, Any]]:
         ops = json.loads(ops)
     if ops:
         return [dict(o) for o in ops]
-    from ix2x.data.instructions import parse
+    from ix2x.data.instructions import UnreadLevels, parse
 
+    try:
+        parsed = parse(sample.instruction)
+    except UnreadLevels as e:  # keep the findings; UNREAD_LEVEL ranks nowhere, so level values are NaN
+        parsed = e.ops
     return [{"op": o.op, "finding": o.finding, "side": o.side, "from_level": o.from_level,
-             "to_level": o.to_level} for o in parse(sample.instruction)]
+             "to_level": o.to_level} for o in parsed]
 
 
 def level_rank(level: str | None) -> int | None:
@@ -95,8 +99,8 @@ def intended_presence(sample: Sample, ops: Sequence[Mapping[str, Any]],
 # ------------------------------------------------------------------------------- scoring state
 def scoring(metric: Any):
     """The run's :class:`~ix2x.classifiers.scoring.Scoring` the runner gave ``metric``
-    (``metric.scoring``), else a private one made on first use (a metric scored outside a run, or
-    by a runner that predates it), at the metric's device and native resolution."""
+    (``metric.scoring``), else a private one made on first use (a metric scored outside a run), at
+    the metric's device and native resolution."""
     from ix2x.classifiers.scoring import Scoring
 
     state = getattr(metric, "scoring", None)

@@ -95,5 +95,6 @@ class Axiomatic(EditsAgain, Metric):
         # source's; the repeat asks for the target again.
         src, tgt = s.labels.get("source_report"), s.labels.get("target_report")
         reports = (tgt, src) if kind == "reverse" else (tgt, tgt)
-        return EditRequest(sid, r.image, instruction, sample_seed(self.seed, sid),
+        # A copy: the edit is scored by the other metrics too, and an editor may work in place.
+        return EditRequest(sid, r.image.clone(), instruction, sample_seed(self.seed, sid),
                            source_report=reports[0], target_report=reports[1])

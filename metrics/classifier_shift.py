@@ -30,7 +30,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.stats import Aggregate
+from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import (ResampledAuroc, add_reason, auroc, direction, edit_ops, intended_presence,
                                   predict_both, scoring)
@@ -59,6 +60,8 @@ def shift_values(p_in: Mapping[str, float], p_out: Mapping[str, float], ops: Seq
     else:
         add_reason(out, "effect: no Add/Remove op on a finding the classifier predicts")
     changes = [(op["finding"], direction(op)) for op in ops if op["op"] == "change" and op["finding"] in p_in]
+    if changes and all(d == 0 for _, d in changes):
+        add_reason(out, "level: no level change read from the instruction (levels unknown, unread or equal)")
     changes = [(f, d) for f, d in changes if d != 0]
     if changes and levels_in is not None and levels_out is not None:
         moved = [d * (levels_out[f] - levels_in[f]) for f, d in changes]
@@ -107,6 +110,9 @@ class ClassifierShift(Metric):
 
     higher_is_better = {"effect": True, "flip_rate": True, "level_effect": True, "level_direction": True,
                         "collateral": False, "effect_second": True, "agreement": True}
+    # Shares over a sample's target findings, 0/1 when it has one: where every sample's value is 0
+    # or 1 their mean is a proportion, with an exact binomial interval (ix2x.stats).
+    proportions = frozenset({"flip_rate", "level_direction", "agreement"})
     requires = frozenset({"classifier"})
     glossary = ("Pathology-classifier shift: the classifier's calibrated probabilities (0.5 = operating "
                 "point) on the input x and the edit x'; dp = p(x') - p(x) per finding.")
@@ -188,7 +194,7 @@ class ClassifierShift(Metric):
 
         keys = [k for k in self.higher_is_better if any(k in v for v in values)]
         rows = mean_aggregates(self.name, values, {k: self.higher_is_better[k] for k in keys},
-                               seed=seed, clusters=clusters)
+                               seed=seed, clusters=clusters, proportions=self.proportions)
         n = len(values)
         for key, targets_only in (("auroc_target", True), ("auroc_all", False)):
             labelled, owner, scores, labels = auroc_pairs(values, targets_only=targets_only)

@@ -11,6 +11,11 @@ Components, each computed over the set of edits x':
   predicted on the input x (a patient's race does not change).
 - ``A``: Pearson r between age predicted on x' and the true age where known, else age predicted on x.
 
+These components depart from BiomedJourney's, so values are not comparable with its tables whatever
+the combination: BiomedJourney's race term is a race-classifier AUROC, ours (``R``) is a three-class
+accuracy; its pathology term scores the CheXpert labels of the target report, ours (``P``) pools the
+instructed findings (real data) or the generator's findings (phantoms).
+
 How BiomedJourney combines them could not be verified here: only the paper's abstract was reachable,
 and secondary sources give CMIG = sqrt(P * sqrt(R * A)) on a 0-100 scale while their own tables do
 not reproduce their composites. So the three components are always reported separately, the
@@ -28,7 +33,8 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.stats import Aggregate
+from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import ResampledAuroc, auroc, edit_ops, intended_presence, predict_images, scoring
 from ix2x.metrics.demographic_preservation import pearson
@@ -93,8 +99,11 @@ class Cmig(Metric):
     higher_is_better = {}  # every statistic is set-level: see aggregate
     requires = frozenset({"classifier", "labels"})
     glossary = ("CMIG (BiomedJourney, reused by InstructX2X): pathology AUROC P, attribute accuracy R and "
-                "age correlation A of the edits, all set level. The published combination could not be "
-                "verified, so the components are shown too; CMIG is undefined when A <= 0.")
+                "age correlation A of the edits, all set level. Not BiomedJourney's components: its race term "
+                "is an AUROC (R here is a 3-class accuracy) and its P scores the target report's CheXpert "
+                "labels (P here pools the instructed findings), so values do not compare with its tables. The "
+                "published combination could not be verified either, so the components are shown too; CMIG "
+                "is undefined when A <= 0.")
     headline = (
         HeadlineKey("P", "CMIG P (AUROC)", True, "",
                     "Pathology AUROC of the classifier on x' against the labels the edit should produce. "
@@ -156,7 +165,7 @@ class Cmig(Metric):
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
-        from ix2x.stats import percentile_ci, resample_statistics
+        from ix2x.stats import blocks_interval, mean_interval, resample_statistics
 
         rows = []
         n = len(values)
@@ -170,11 +179,28 @@ class Cmig(Metric):
             table = resample_statistics(comp.resampled, len(keep), seed=seed, clusters=cl).reshape(-1, 3)
             point = comp.point()
             how = self.config.combine
-            stats = {"P": (point[0], table[:, 0]), "R": (point[1], table[:, 1]), "A": (point[2], table[:, 2])}
+
+            def column(j: int):
+                return lambda block: np.asarray(comp.resampled(block)).reshape(-1, 3)[:, j]
+
+            def combined(block):
+                return np.array([combine(*row, how) for row in np.asarray(comp.resampled(block)).reshape(-1, 3).tolist()])
+
+            stats = {"P": (point[0], table[:, 0], column(0)), "R": (point[1], table[:, 1], column(1)),
+                     "A": (point[2], table[:, 2], column(2))}
             if how != "none":
-                stats["cmig"] = (combine(*point, how), np.array([combine(*row, how) for row in table.tolist()]))
-            for key, (value, resampled) in stats.items():
-                low, high = percentile_ci(resampled)
+                stats["cmig"] = (combine(*point, how), np.array([combine(*row, how) for row in table.tolist()]),
+                                 combined)
+            for key, (value, resampled, statistic) in stats.items():
+                if key == "R":  # an accuracy is a proportion: the exact binomial interval (ix2x.stats)
+                    iv = mean_interval(comp.right.astype(np.float64), seed=seed, clusters=cl, proportion=True)
+                    rows.append(Aggregate(self.name, key + tag, len(keep), n - len(keep), value, iv.low, iv.high,
+                                          True, iv.method, iv.reason))
+                    continue
+                # The interval of the run's method (percentile or BCa) from the resamples above; BCa
+                # evaluates ``statistic`` on the jackknife samples too.
+                low, high = (blocks_interval(resampled, statistic, len(keep), clusters=cl)
+                             if len(keep) >= 2 else (math.nan, math.nan))
                 rows.append(Aggregate(self.name, key + tag, len(keep), n - len(keep), value, low, high, True))
         return rows
 

@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ix2x.types import Aggregate, EditResult, Metric, Sample
+from ix2x.stats import Aggregate
+from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import predict_both, scoring
 
@@ -64,6 +65,8 @@ class DemographicPreservation(Metric):
         stratify: bool = True
 
     higher_is_better = dict(PER_SAMPLE)
+    # 0/1 per sample: their means are agreement proportions, with exact binomial intervals.
+    proportions = frozenset({"sex_agree", "group_agree"})
     requires = frozenset({"classifier"})
     glossary = ("Demographic preservation: attribute classifiers (sex, age, race or phantom habitus) on "
                 "the input x and the edit x'; an edit should not change who the patient is.")
@@ -116,9 +119,10 @@ class DemographicPreservation(Metric):
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
-        from ix2x.stats import block_means, bootstrap_ci_blocks, mean_aggregates
+        from ix2x.stats import bootstrap_ci_blocks, mean_aggregates, mean_interval
 
-        rows = mean_aggregates(self.name, values, PER_SAMPLE, seed=seed, clusters=clusters)
+        rows = mean_aggregates(self.name, values, PER_SAMPLE, seed=seed, clusters=clusters,
+                               proportions=self.proportions)
         n = len(values)
 
         def set_stat(key: str, keep: list[int], value: float, resampled, hib: bool = True) -> None:
@@ -142,15 +146,18 @@ class DemographicPreservation(Metric):
         for key, truth, pred in (("sex_accuracy_edit", "true_sex", "sex_edit"),
                                  ("group_accuracy_edit", "true_group", "group_edit")):
             known = [i for i, v in enumerate(values) if _known(v.get(truth)) and pred in v]
-            if known:
-                right = np.array([values[i][truth] == values[i][pred] for i in known], dtype=bool)
-                set_stat(key, known, float(np.mean(right)), lambda block, right=right: block_means(right, block))
+            if known:  # a proportion of correct predictions: an exact binomial interval
+                hits = [float(values[i][truth] == values[i][pred]) for i in known]
+                cl = None if clusters is None else [clusters[i] for i in known]
+                iv = mean_interval(hits, seed=seed, clusters=cl, proportion=True)
+                rows.append(Aggregate(self.name, key, iv.n, n - iv.n, iv.mean, iv.low, iv.high, True,
+                                      iv.method, iv.reason))
         if self.config.stratify:
             rows += self._strata(values, seed, clusters)
         return rows
 
     def _strata(self, values, seed, clusters) -> list[Aggregate]:
-        from ix2x.stats import mean_ci
+        from ix2x.stats import mean_interval
 
         rows = []
         for attr, truth, pred in (("sex", "true_sex", "sex_input"), ("group", "true_group", "group_input")):
@@ -164,8 +171,9 @@ class DemographicPreservation(Metric):
                 for key, hib in PER_SAMPLE.items():
                     col = [_as_float(values[i].get(key)) for i in idx]
                     cl = None if clusters is None else [clusters[i] for i in idx]
-                    mean, low, high, n_ok, n_nan = mean_ci(col, seed=seed, clusters=cl)
-                    rows.append(Aggregate(self.name, f"{key}|{kind}={g}", n_ok, n_nan, mean, low, high, hib))
+                    iv = mean_interval(col, seed=seed, clusters=cl, proportion=key in self.proportions)
+                    rows.append(Aggregate(self.name, f"{key}|{kind}={g}", iv.n, iv.n_nan, iv.mean, iv.low,
+                                          iv.high, hib, iv.method, iv.reason))
         return rows
 
 

@@ -3,6 +3,9 @@ and, where the dataset has a pixel-aligned true counterfactual (phantoms), to th
 
 ``lpips_input`` measures how much the edit changed the image as a whole (no mask: preservation and
 effect together); ``lpips_target`` how far the edit is from the right answer (0 = perfect).
+Images under 64 px on their shorter side are upsampled (bilinear) to 64 px before the backbone
+(AlexNet's strides leave nothing of them otherwise): there the values are not the ``lpips``
+package's on the images as given (:func:`ix2x.classifiers.perceptual.lpips_distance`).
 Backbone weights: see :mod:`ix2x.classifiers.perceptual` (never downloaded; a missing file raises).
 """
 
@@ -43,7 +46,9 @@ class Lpips(Metric):
         random_backbone: bool = False  # offline smoke runs only: values not comparable
 
     higher_is_better = {"lpips_input": False, "lpips_target": False}
-    glossary = "LPIPS (Zhang et al. 2018): learned perceptual distance, 0 = identical."
+    glossary = ("LPIPS (Zhang et al. 2018): learned perceptual distance, 0 = identical. Images under 64 px "
+                "are upsampled to 64 px first, so there values differ from the lpips package's on the images "
+                "as given.")
     headline = (
         HeadlineKey("lpips_input", "LPIPS to input", False, "",
                     "LPIPS of the edit to the input, whole image: how much the edit changed overall (effect "

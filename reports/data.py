@@ -121,6 +121,10 @@ class EditorView:
             cache[(metric, key)] = out
         return cache[(metric, key)]
 
+    def patients(self) -> dict[str, str]:
+        """Patient id by sample id, for samples that record one."""
+        return {r["sample_id"]: str(r["patient_id"]) for r in self.records if r.get("patient_id")}
+
     @property
     def ok_ids(self) -> frozenset[str]:
         return frozenset(r["sample_id"] for r in self.records if r["status"] == "ok")
@@ -220,9 +224,13 @@ def all_columns(runs: list[RunView]) -> list[Column]:
             desc = describe_of(label, entry)
             name = entry.get("name", label)
             if desc is not None:
+                # A metric that names no headline keys (a plugin without ``headline``) shows every
+                # key it reports, so it reaches the leaderboard, not only summary.csv.
+                heads = desc.get("headline") or [{"key": k, "label": f"{label}.{k}", "higher_is_better": hib}
+                                                 for k, hib in (desc.get("higher_is_better") or {}).items()]
                 new = [Column(label, h["key"], h.get("label") or h["key"], h.get("higher_is_better"),
                               h.get("unit", ""), h.get("glossary", ""), int(h.get("precision", 3)),
-                              desc.get("name", name), desc.get("glossary", "")) for h in desc.get("headline", [])]
+                              desc.get("name", name), desc.get("glossary", "")) for h in heads]
             else:
                 new = [Column(label, k, t, hib, "", "", 3, name)
                        for m, k, t, hib in LEGACY_HEADLINE if m == name]
@@ -334,10 +342,12 @@ def display_unit(col: Column, values: list[float]) -> tuple[str, float]:
 def facets(instruction: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """(op, findings, sides) of an instruction: ("add", ("Effusion",), ("left",)); ("unparsed", (),
     ()) if the grammar rejects it."""
-    from ix2x.data.instructions import InstructionError, parse
+    from ix2x.data.instructions import InstructionError, UnreadLevels, parse
 
     try:
         ops = parse(instruction)
+    except UnreadLevels as e:  # the findings are clear: grouped by them, only the levels are unknown
+        ops = e.ops
     except InstructionError:
         return "unparsed", (), ()
     kinds = sorted({o.op for o in ops})
@@ -345,53 +355,44 @@ def facets(instruction: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     return "+".join(kinds), tuple(sorted({o.finding for o in ops})), tuple(sides)
 
 
-def op_and_findings(instruction: str) -> tuple[str, list[str]]:
-    op, findings, _ = facets(instruction)
-    return op, list(findings)
-
-
-def mean_ci(values: list[float], *, seed: int = 0) -> tuple[float, float, float, int, int]:
-    """:func:`ix2x.stats.mean_ci` without clusters, the same numbers from the same resamples
-    (a test compares them), with each block of 64 resamples averaged in one numpy call instead
-    of one Python call per resample: a breakdown of 10,000 samples has dozens of these."""
-    import numpy as np
-
-    from ix2x.stats import CONFIDENCE, N_RESAMPLES, _ROWS_PER_DRAW
-
-    x = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(x)
-    kept = x[finite]
-    n, n_nan = int(kept.size), int((~finite).sum())
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0, n_nan
-    if np.all(kept == kept[0]):
-        return float(kept[0]), float(kept[0]), float(kept[0]), n, n_nan
-    if n < 2:
-        return float(kept.mean()), math.nan, math.nan, n, n_nan
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([kept[rng.integers(0, n, size=(min(_ROWS_PER_DRAW, N_RESAMPLES - start), n))].mean(axis=1)
-                            for start in range(0, N_RESAMPLES, _ROWS_PER_DRAW)])
-    alpha = (1 - CONFIDENCE) / 2
-    return float(kept.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)), n, n_nan
 
 
 def breakdown(editor: EditorView, col: Column, by: str, *, seed: int = 0) -> dict[str, tuple[float, float, float, int]]:
-    """Mean, bootstrap 95 % CI and n of a per-sample value grouped by operation or by finding."""
+    """Mean, 95 % CI and n of a per-sample value grouped by operation or by finding (patients
+    resampled whole where they repeat, as in the summary)."""
+    from ix2x.stats import mean_ci, repeated_clusters
 
-    groups: dict[str, list[float]] = defaultdict(list)
+    groups: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
     values = editor.per_sample(col)
+    patients = editor.patients()
     for r in editor.records:
         v = values.get(r["sample_id"])
         if v is None:
             continue
         op, findings, _ = facets(r.get("instruction", ""))
         for g in ([op] if by == "op" else findings):
-            groups[g].append(v)
+            groups[g].append((v, patients.get(r["sample_id"])))
     out = {}
-    for g, vs in sorted(groups.items()):
-        mean, low, high, n, _ = mean_ci(vs, seed=seed)
+    for g, vp in sorted(groups.items()):
+        mean, low, high, n, _ = mean_ci([v for v, _ in vp], seed=seed,
+                                        clusters=repeated_clusters([p for _, p in vp]))
         out[g] = (mean, low, high, n)
     return out
+
+
+def intervals_note(runs: list[RunView]) -> str:
+    """How the intervals of the report's runs were computed, as their run.json records it."""
+    notes = []
+    for r in runs:
+        text = r.meta.get("intervals") or (f"95 % intervals by the percentile bootstrap, {N_RESAMPLES_OLD} resamples "
+                                           "(recorded before run.json named its interval method).")
+        if text not in notes:
+            notes.append(text)
+    return " ".join(notes) + (" Paired differences resample patients whole where they repeat."
+                              if notes else "")
+
+
+N_RESAMPLES_OLD = 2000  # what every run before the interval record used
 
 
 def sample_sets_note(runs: list[RunView]) -> str:

@@ -21,7 +21,7 @@ from ix2x.records import Layout, inside, sidecar
 from ix2x.reports import board as boards
 from ix2x.reports import images, plots
 from ix2x.reports.data import (LATENCY, TINY_N, Column, EditorView, RunView, all_columns, breakdown, display_unit,
-                          facets, number, per_sample_columns)
+                          facets, intervals_note, number, per_sample_columns)
 from ix2x.reports.significance import paired_rows
 
 PAGE_ROWS = 25
@@ -137,7 +137,7 @@ def leaderboard(b: boards.Board) -> str:
                  f"bound the scale and are never ranked.</td></tr>{''.join(tr(r) for r in b.references)}</tbody>")
     notes = "".join(f'<p class="note">{e(n)}</p>' for n in b.notes)
     return (f'{notes}<div class="scroll"><table id="leaderboard"><thead><tr>{head}</tr></thead>{body}'
-            "</table></div><p>Means over samples with bootstrap 95 % CIs and n; green: best among the ranked "
+            "</table></div><p>Means over samples with 95 % intervals (how: see the glossary) and n; green: best among the ranked "
             f"editors scored on the same samples; amber: n &lt; {TINY_N}; grey: scored on fewer samples, not "
             "ranked. ↑ higher is better, ↓ lower is better. Hover a header for its definition, click it for "
             "the glossary.</p>")
@@ -163,7 +163,7 @@ def significance(b: boards.Board, editors: list[EditorView], baseline: str) -> s
     head = "".join(_col_th(bc) for bc in b.columns)
     return (f"<h3>Paired differences against {e(base.label)}</h3><div class='scroll'><table id='paired'>"
             f"<thead><tr>{_basic_th('editor')}{head}</tr></thead>{''.join(trs)}</table></div>"
-            "<p>Editor minus baseline on the samples both scored: paired bootstrap 95 % CI, Wilcoxon p, n.</p>")
+            "<p>Editor minus baseline on the samples both scored: paired bootstrap 95 % CI (patients resampled where they repeat), Wilcoxon p, n.</p>")
 
 
 def glossary(b: boards.Board, extra: list[Column]) -> str:
@@ -249,7 +249,7 @@ def breakdowns(b: boards.Board, editors: list[EditorView]) -> str:
                 rows.append(f"<tr><td>{e(label)}</td>{''.join(cells)}</tr>")
             parts.append(f"<h4>{e(bc.header)} by {by}</h4><div class='scroll'><table><thead><tr><th>editor</th>"
                          f"{head}</tr></thead>{''.join(rows)}</table></div>")
-    return "\n".join(parts) + f"<p>Means with bootstrap 95 % CIs; amber: n &lt; {TINY_N}.</p>"
+    return "\n".join(parts) + f"<p>Means with 95 % intervals; amber: n &lt; {TINY_N}.</p>"
 
 
 # ---------------------------------------------------------------------------------- sample browser
@@ -618,6 +618,7 @@ def render(runs: list[RunView], editors: list[EditorView], *, out: Path, with_im
     if baseline:
         body.append(significance(b, editors, baseline))
     body += ["<h2 id='glossary-h'>Glossary</h2>", glossary(b, extra),
+             f"<p id='intervals'>Intervals: {e(intervals_note(runs))}</p>",
              "<h2 id='plots-h'>Figures</h2>", figures(b, assets, rel),
              "<h2 id='breakdowns-h'>Breakdowns</h2>", breakdowns(b, editors),
              "<h2 id='samples-h'>Samples</h2>", browser(runs, editors, out, assets, rel, show_images),

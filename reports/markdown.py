@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ix2x.reports import board as boards
-from ix2x.reports.data import TINY_N, EditorView, RunView, breakdown, number
+from ix2x.reports.data import TINY_N, EditorView, RunView, breakdown, intervals_note, number
 from ix2x.reports.significance import paired_rows
 
 # CommonMark backslash-escapes any ASCII punctuation; these are the ones that would change the
@@ -50,7 +50,7 @@ def _group_text(stat: tuple[float, float, float, int], scale: float, p: int) -> 
 def render(runs: list[RunView], editors: list[EditorView], *, baseline: str | None = None) -> str:
     b = boards.build(runs, editors)
     lines = [f"# ix2x report: {esc(' + '.join(r.name for r in runs))}", "",
-             "Means with bootstrap 95 % CIs; **bold** is best per column among the ranked editors "
+             "Means with 95 % intervals (how: see Intervals below the glossary); **bold** is best per column among the ranked editors "
              "(↑ higher is better, ↓ lower is better). Floor and ceiling editors (identity, oracle) bound "
              "the scale and are never ranked; † scored on fewer samples, not ranked; \"few\": n < 10.", ""]
     lines += [f"> {esc(n)}" for n in b.notes]
@@ -97,6 +97,7 @@ def render(runs: list[RunView], editors: list[EditorView], *, baseline: str | No
         direction = {True: "higher is better", False: "lower is better"}.get(c.higher_is_better, "no direction")
         lines.append(f"- **{esc(c.label)}** ({esc(c.id)}, {direction}{', ' + esc(c.unit) if c.unit else ''}): "
                      f"{esc(c.glossary or c.metric_glossary or 'no description recorded')}")
+    lines += ["", f"Intervals: {esc(intervals_note(runs))}"]
     for run in runs:
         git = run.meta.get("git", {})
         lines += ["", f"Run {esc(run.name)}: commit {esc(git.get('commit'))}{' (dirty)' if git.get('dirty') else ''}, "
@@ -110,7 +111,7 @@ def _significance(b: boards.Board, editors: list[EditorView], baseline: str) -> 
         return [f"Baseline editor {esc(baseline)} is not in these runs."]
     base, rows = result
     out = [f"## Paired differences against {esc(base.label)}", "",
-           "Editor minus baseline on the samples both scored: paired bootstrap 95 % CI, Wilcoxon p, n.", "",
+           "Editor minus baseline on the samples both scored: paired bootstrap 95 % CI (patients resampled where they repeat), Wilcoxon p, n.", "",
            _row(["editor"] + [esc(bc.header) for bc in b.columns]), _sep(len(b.columns) + 1)]
     for e, diffs in rows:
         cells = []

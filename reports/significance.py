@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ix2x.stats import paired_difference
+from ix2x.stats import ci_method, paired_difference, repeated_clusters
 from ix2x.reports.data import Column, EditorView
 
 
@@ -30,7 +30,11 @@ def paired_rows(editors: list[EditorView], columns: list[Column], baseline: str
             if len(ids) < 2:
                 diffs.append(None)
                 continue
-            diffs.append(paired_difference([b[i] for i in ids], [a[i] for i in ids],
-                                           seed=e.run.meta.get("seed", 0)))
+            # Patients resampled whole where they repeat, as in the summaries.
+            patients = e.patients()
+            with ci_method((e.run.meta.get("suite") or {}).get("ci") or "percentile"):
+                diffs.append(paired_difference([b[i] for i in ids], [a[i] for i in ids],
+                                               seed=e.run.meta.get("seed", 0),
+                                               clusters=repeated_clusters([patients.get(i) for i in ids])))
         rows.append((e, diffs))
     return base, rows

@@ -45,7 +45,7 @@ def latex(runs: list[RunView], editors: list[EditorView]) -> str:
     head = lead + [tex_escape(f"{bc.header} {bc.col.arrow}".strip()) for bc in b.columns] + [r"$n$"]
     lines = [f"% ix2x leaderboard of {tex_escape(' + '.join(r.name for r in runs))}; needs \\usepackage{{booktabs}}",
              r"\begin{table}[t]", r"\centering",
-             r"\caption{Means with bootstrap 95\,\% CIs; best ranked editor per column in bold. "
+             r"\caption{Means with 95\,\% intervals (bootstrap; exact binomial for proportions); best ranked editor per column in bold. "
              r"Identity (floor) and oracle (ceiling) are never ranked. $^\dagger$ scored on fewer samples.}",
              r"\label{tab:ix2x-leaderboard}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & ".join(head) + r" \\", r"\midrule"]

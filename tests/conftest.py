@@ -24,7 +24,7 @@ def repo_root() -> Path:
 
 
 def _find_shared() -> Path | None:
-    """The workplace's shared folder (real radiographs, the original release's masks): beside the
+    """The shared test-data folder (real radiographs, the original release's masks): beside the
     repository (`../shared`) in a normal checkout, `/work/shared` from a worktree elsewhere, or
     `$IX2X_SHARED`. Nothing from it is committed; tests that need it skip when it is absent."""
     for candidate in (os.environ.get("IX2X_SHARED"), REPO.parent / "shared", "/work/shared"):

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make gpu-check` on a bare CUDA machine that has torch, transformers and accelerate installed but no
-# package registry (this workplace's device machine). Prepare once where pip works, in the repo root:
+# package registry. Prepare once where pip works, in the repo root:
 #   make gpu-wheels            # diffusers, lpips, importlib_metadata into .whl/ (git-ignored)
 # then, on the GPU machine, from the repository root with .whl carried:
 #   bash benchmarks/gpu/device.sh [check options]
-# gpu_check.json and gpu_check.md land in $OUT (the device tool's folder) or results/gpu_check.
+# gpu_check.json and gpu_check.md land in $OUT when it is set, else in results/gpu_check.
 set -euo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1

@@ -34,7 +34,6 @@ from ix2x.errors import UserError
 __all__ = ["Classifier", "Outputs", "SEX_CLASSES", "build_classifier", "check_spec", "clear_cache",
            "get_classifier", "register", "square_resize"]
 
-GROUP = "ix2x.classifiers"
 _REGISTERED: dict[str, Classifier] = {}  # in-process registrations (not a cache: nothing is built here)
 _FORMS = ("phantom[:PATH.safetensors], PATH.safetensors, PATH.pt, xrv:<densenet weights>[=PATH], "
           "xrv:demographics[=DIR], a plugin's NAME[:ARG], or two of these joined by '+'")

@@ -3,8 +3,8 @@ the evaluation size.
 
 The runner makes one :class:`Scoring` per run and hands it to every metric (``metric.scoring``);
 nothing of it lives at module level, so two runs in one process (or a test and the next) share
-nothing. A metric written before this existed keeps working: it gets a private ``Scoring`` of its
-own on first use (see ``metrics._shared.scoring``).
+nothing. A metric used outside a run gets a private ``Scoring`` of its own on first use (see
+``metrics._shared.scoring``).
 
 Evaluation size. Pixel metrics compare images at the run's ``eval_size`` (the suite setting,
 recorded in run.json): an image whose longer side exceeds it is downscaled, aspect kept, with the

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if not args.all and r["same"]:
             continue
-        ci = f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
+        # No interval where every paired difference is equal (or one pair): "none", the JSON says why.
+        ci = f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]" if r["ci_low"] == r["ci_low"] else "none"
         print(f"{r['editor']:22s} {r['metric'] + '.' + r['key']:40s} {r['a']:11.5g} {r['b']:11.5g} "
               f"{r['diff']:11.4g} {ci:>25s} {r['wilcoxon_p']:8.3g} {r['n_paired']:5d}")
     failures = check_gates(rows, gates)

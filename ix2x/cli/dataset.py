@@ -42,5 +42,17 @@ def run(args: argparse.Namespace) -> int:
     report = build_dataset(args.diff_vqa, args.mimic_cxr, args.out, patient_split=args.patient_split,
                            seed=args.seed, link="copy" if args.copy else "symlink")
     print(report.format())
-    print(f"dataset in {args.out}; check it with `ix2x validate --data {args.out}`")
+    print(f"dataset in {args.out}; check it with `{validate_command(args)}`")
     return 0 if report.n_written else 1
+
+
+def validate_command(args: argparse.Namespace) -> str:
+    """The validate command for what was built: symlinked images point into the MIMIC-CXR folder,
+    which validate (and run) accept only as a named link root; copies need none."""
+    import shlex
+    from pathlib import Path
+
+    command = f"ix2x validate --data {shlex.quote(str(args.out))}"
+    if not args.copy:
+        command += f" --link-root {shlex.quote(str(Path(args.mimic_cxr).expanduser().resolve()))}"
+    return command

@@ -6,21 +6,29 @@ import argparse
 import json
 import sys
 
-HELP = "list installed editors, metrics, classifiers or built-in suites"
+HELP = "list installed editors, metrics, classifiers, built-in suites or a dataset's sample ids"
 EXAMPLES = """examples:
   ix2x ls editors
   ix2x ls metrics --verbose      also each one's settings and defaults
   ix2x ls suites
+  ix2x ls samples --data /data/mimic-edit-instruction    the ids `ix2x score` names edit files by
+  ix2x ls samples --suite phantom_smoke --verbose        also each id's file name and instruction
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["editors", "metrics", "classifiers", "suites"])
+    p.add_argument("what", choices=["editors", "metrics", "classifiers", "suites", "samples"])
     p.add_argument("--verbose", "-v", action="store_true", help="show providers and settings (imports each)")
     p.add_argument("--json", action="store_true", help="a JSON list on stdout instead of text")
+    p.add_argument("--suite", default=None, help="samples: the suite whose data to list (default: phantom)")
+    p.add_argument("--data", default=None, metavar="DIR", help="samples: a MIMIC-EDIT-INSTRUCTION directory")
+    p.add_argument("--split", default=None, help="samples: the split (default: the suite's)")
+    p.add_argument("--limit", type=int, default=None, help="samples: the first N only")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "samples":
+        return _samples(args)
     rows = _suites() if args.what == "suites" else _components(args.what[:-1], args.verbose)
     if args.json:
         print(json.dumps(rows, indent=2, default=repr))
@@ -66,3 +74,26 @@ def _components(kind: str, verbose: bool) -> list[dict]:
                 row["settings"] = [{"name": f, "type": t, "default": d} for f, t, d in settings]
         rows.append(row)
     return rows
+
+
+def _samples(args: argparse.Namespace) -> int:
+    """The sample ids of a suite's data, in its order; with ``--verbose`` the file name ``ix2x
+    score`` also accepts for an edit (the id escaped) and the instruction."""
+    from ix2x.cli.common import suite_from_args
+    from ix2x.data.sources import open_dataset
+    from ix2x.editors.outputs import file_stem
+
+    suite = suite_from_args(args)
+    dataset = open_dataset(suite.data, progress=not args.json)
+    ids = getattr(dataset, "sample_ids", None) or [s.sample_id for s in dataset]
+    if not args.verbose:
+        print(json.dumps(list(ids), indent=2) if args.json else "\n".join(ids))
+        return 0
+    rows = [{"sample_id": sid, "file_name": file_stem(sid), "instruction": dataset[i].instruction}
+            for i, sid in enumerate(ids)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['sample_id']}\t{r['file_name']}\t{r['instruction']}")
+    return 0

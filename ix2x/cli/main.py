@@ -59,7 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def offline_unless_allowed() -> None:
+    """ix2x reads weights from local files only; a Hugging Face loader that is not told so reaches for
+    the Hub and can hang for minutes without a network. So HF_HUB_OFFLINE=1 unless the user set it
+    (to anything) or allows downloads with IX2X_ALLOW_DOWNLOADS=1. Before any Hub import: the
+    libraries read it once, when imported."""
+    import os
+
+    if os.environ.get("IX2X_ALLOW_DOWNLOADS", "").lower() not in ("1", "true", "yes"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    offline_unless_allowed()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_module", None) is None:

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     require_run_dir(args.run_dir, "RUN_DIR")
     from ix2x.benchmarks import runner
-    from ix2x.configs import ConfigError, parse_assignments
+    from ix2x.configs import parse_assignments
+    from ix2x.errors import ConfigError
     from ix2x.suite import ComponentSpec
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "run a benchmark suite (default: phantom, the shipped small InstructX2X on generated phantoms, CPU)"
 DESCRIPTION = """Run every editor of a suite over its samples, score every metric, and write
@@ -23,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: phantom; `ix2x ls suites` lists them)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="MIMIC-EDIT-INSTRUCTION directory; switches the data source to it")
+    p.add_argument("--link-root", action="append", default=None, metavar="DIR",
+                   help="a folder the dataset's symlinks may point into (repeatable; `ix2x dataset build` "
+                        "symlinks into the MIMIC-CXR folder); adds to the suite's data.link_roots")
     p.add_argument("--split", default=None, help="dataset split to evaluate (default: the suite's, usually test)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--editors", default=None, help="comma-separated editor labels of the suite to keep, "
@@ -45,122 +49,94 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-changed-data", action="store_true",
                    help="with --resume: redo the samples whose data changed since the run started "
                         "(without it, changed data refuses the resume)")
+    p.add_argument("--skip-crashed", action="store_true",
+                   help="with --resume: keep the failed samples of an editor whose process crashed instead of "
+                        "retrying it (without it, a crashed editor is retried once)")
+    add_launch_arguments(p)
+
+
+def add_launch_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of how a run is carried out, shared with ``ix2x score``."""
+    p.add_argument("--shard", default=None, metavar="I/N|slurm",
+                   help="run only shard I of N (0 <= I < N) as an independent job, e.g. one task of a Slurm job "
+                        "array (`slurm` reads SLURM_ARRAY_TASK_ID/COUNT); each shard writes "
+                        "OUT/<suite>/shard-I-of-N (started again, it resumes); join them with `ix2x merge`. "
+                        "Samples split by a hash of their id (docs/cluster.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from ix2x.cli.common import suite_from_args
 
-    import contextlib
-    import dataclasses
+    return launch(args, None if args.resume else suite_from_args(args))
 
-    from ix2x.cli.common import preflight_run, require_run_dir, suite_from_args
 
-    # Names, settings, folders and weight files first: a mistake costs a second, not a torch import
-    # plus a model load (and leaves no run directory).
-    if args.resume:
-        require_run_dir(args.resume, "--resume")
-    else:
-        suite = suite_from_args(args)
-        if args.batch_timeout is not None:
-            if not args.batch_timeout > 0:
-                from ix2x.errors import UserError
+def _threads_note(args: argparse.Namespace) -> None:
+    """A resume keeps the thread count its run recorded (threads change an edit's last bits)."""
+    if getattr(args, "threads", None) is None:
+        return
+    from ix2x.benchmarks import rundir
 
-                raise UserError(f"`--batch-timeout` must be > 0 seconds, got {args.batch_timeout}. Leave it out "
-                                "for no limit.")
-            suite = dataclasses.replace(suite, batch_timeout_s=args.batch_timeout)
-        preflight_run(suite)
+    recorded = rundir.load_run_suite(Path(args.resume)).threads
+    if args.threads != recorded:
+        started = "the process's default" if recorded is None else recorded
+        print(f"note: --threads {args.threads} is ignored with --resume: the run continues with the {started} "
+              "thread(s) it started with, so its edits stay comparable", file=sys.stderr)
 
-    from ix2x.benchmarks import rundir, runner, shard as sharding
 
-    if args.quiet:
-        _silence_library_progress_bars()
-    shard = sharding.current()  # set by torchrun / accelerate launch; one process otherwise
-    sharding.init(shard)
-    run_dir = None
+def launch(args: argparse.Namespace, suite) -> int:
+    """Run ``suite`` (or resume ``args.resume``) through the library and print what happened; shared
+    with ``ix2x score``. Names, settings, folders and weight files are checked first (in the library
+    call): a mistake costs a second, not a torch import plus a model load, and leaves no run directory."""
+    from ix2x.benchmarks import api
+    from ix2x.cli.common import require_run_dir
+
     try:
-        if shard.rank == 0:
-            if args.resume:
-                run_dir = Path(args.resume)
-                suite = runner.load_run_suite(run_dir)  # a clear error if it is not a run directory
-                if args.batch_timeout is not None and args.batch_timeout != suite.batch_timeout_s:
-                    print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
-                          file=sys.stderr)
-                if args.threads is not None and args.threads != suite.threads:
-                    recorded = "torch's default" if suite.threads is None else suite.threads
-                    print(f"note: --threads {args.threads} is ignored with --resume: the run continues with "
-                          f"the {recorded} thread(s) it started with, so its edits stay comparable",
-                          file=sys.stderr)
-                preflight_run(suite)
-            else:
-                run_dir = runner.start_run(suite, Path(args.out), argv=sys.argv[1:])
-        # A new run that fails before its first record leaves no run directory behind.
-        guard = rundir.discard_if_unstarted(run_dir) if run_dir is not None and not args.resume \
-            else contextlib.nullcontext()
-        lock = rundir.locked(run_dir) if run_dir is not None else contextlib.nullcontext()
-        with guard, lock:
-            if shard.rank == 0:
-                runner.prepare_data(run_dir, progress=not args.quiet)  # generate phantoms once, on rank 0
-                if not args.quiet:
-                    print(f"run directory: {run_dir}", file=sys.stderr)
-            run_dir = Path(sharding.broadcast_text(shard, str(run_dir) if run_dir else None))
-            outcome = runner.execute(run_dir, progress=not args.quiet, shard=shard,
-                                     allow_changed_data=args.allow_changed_data)
-    except KeyboardInterrupt:
-        if run_dir is not None and run_dir.is_dir():
-            print(f"interrupted: the batches on disk are kept; continue with `ix2x run --resume {run_dir}`",
-                  file=sys.stderr)
+        if args.resume:
+            require_run_dir(args.resume, "--resume")
+            if getattr(args, "batch_timeout", None) is not None:
+                print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
+                      file=sys.stderr)
+            _threads_note(args)
+            if getattr(args, "editors", None) is not None:
+                print("note: --editors is ignored with --resume (the run's own suite is used); "
+                      "--skip-crashed keeps a crashed editor from running again", file=sys.stderr)
+            outcome = api.resume_run(args.resume, allow_changed_data=getattr(args, "allow_changed_data", False),
+                                     skip_crashed=getattr(args, "skip_crashed", False), progress=not args.quiet)
         else:
-            print("interrupted before the first batch: nothing was kept", file=sys.stderr)
+            outcome = api.run_suite(suite, args.out, progress=not args.quiet, shard=args.shard)
+    except api.Interrupted as e:
+        print(f"interrupted: the batches on disk are kept; continue with `ix2x run --resume {e.run_dir}`"
+              if e.run_dir else "interrupted before the first batch: nothing was kept", file=sys.stderr)
         return 130
-    finally:
-        sharding.finish(shard)
-    if shard.rank != 0:
-        return 0 if outcome.ok else 1
-    from ix2x.reports import write_report
+    from ix2x.benchmarks.shard import current
+
+    if current().rank == 0:
+        _print_summary(outcome)
+    return 0 if outcome.ok else 1
+
+
+def _print_summary(outcome) -> None:
+    from ix2x.benchmarks.outputs import describe_inventory
+    from ix2x.records import RunDir
+    from ix2x.reports import terminal_leaderboard
+
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for line in describe_inventory(outcome.inventory):
+        print(line, file=sys.stderr)
+    shard = RunDir.open(outcome.run_dir).run.extra.get("shard")
+    if shard:
+        print(f"shard {shard['index']}/{shard['count']} done; when every shard is: "
+              f"`ix2x merge {outcome.run_dir.parent}/shard-*-of-{shard['count']} --out DIR`", file=sys.stderr)
 
     try:
-        write_report([outcome.run_dir], outcome.run_dir / "report.html")
-    except Exception as e:  # the records and summary stand without a report
-        print(f"FAILED: the report could not be written ({type(e).__name__}: {e}); records and summary are "
-              f"complete, retry with `ix2x report {outcome.run_dir}`", file=sys.stderr)
-        report_failed = True
-    else:
-        report_failed = False
-    try:
-        from ix2x.reports import terminal_leaderboard
-
         print(terminal_leaderboard(outcome.run_dir) + "\n")
-    except Exception as e:  # the table is a convenience; the files above hold every number
+    except Exception as e:  # the table is a convenience; the files below hold every number
         print(f"note: the leaderboard could not be printed ({type(e).__name__}: {e})", file=sys.stderr)
     print(f"records: {outcome.run_dir / 'samples.jsonl'} ({outcome.n_records})")
     print(f"summary: {outcome.run_dir / 'summary.csv'}")
-    report = outcome.run_dir / "report.html"
-    if report.exists():
-        print(f"report:  {report}")
-    for editor, n in outcome.n_failed.items():
-        if n == outcome.n_records_of(editor):
-            print(f"FAILED: editor `{editor}` failed on EVERY sample ({n}): "
-                  f"{outcome.first_error.get(editor, 'see `error` in samples.jsonl')}", file=sys.stderr)
-        elif n:
-            print(f"FAILED: editor `{editor}` failed on {n} sample(s); see `error` in samples.jsonl",
-                  file=sys.stderr)
-    if outcome.failed_editors:
-        print(f"FAILED: {len(outcome.failed_editors)} of {len(outcome.n_failed)} editor(s) failed on some or "
-              f"all samples: {', '.join(outcome.failed_editors)}", file=sys.stderr)
-    if outcome.n_metric_errors:
-        print(f"FAILED: {outcome.n_metric_errors} metric value(s) could not be computed; "
-              "see `error` under `metrics` in samples.jsonl", file=sys.stderr)
-    return 0 if outcome.ok and not report_failed else 1
-
-
-def _silence_library_progress_bars() -> None:
-    """--quiet means quiet: diffusers and transformers draw their own bars when loading weights."""
-    import os
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
+    if outcome.report:
+        print(f"report:  {outcome.report}")
+    for line in outcome.problems():
+        print(f"FAILED: {line}", file=sys.stderr)

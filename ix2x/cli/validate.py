@@ -14,7 +14,8 @@ torchxrayvision reads ($HOME/.torchxrayvision/models_data), the LPIPS backbone
 the dataset (missing or unreadable images, unparsable instructions, unknown columns). Each problem is
 one line naming the file, where it goes and the command that fetches it. Exit 0 only when `ix2x run`
 with the same options would start; 1 when something is missing; 2 for a usage error.
-Without --suite, --data DIR is checked with the suites that read a dataset folder (mimic)."""
+Without --suite, --data DIR is checked with the suites that read a dataset folder (mimic), or
+with the phantom suite when DIR was written by `ix2x phantom` (it holds phantom.json)."""
 EXAMPLES = """examples:
   ix2x validate --suite phantom
   ix2x validate --data /data/mimic-edit-instruction
@@ -27,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default=None, help="suite name or .yaml path (default: phantom; with --data "
                    "and no --suite: mimic)")
     p.add_argument("--data", default=None, metavar="DIR", help="MIMIC-EDIT-INSTRUCTION directory to check")
+    p.add_argument("--link-root", action="append", default=None, metavar="DIR",
+                   help="a folder the dataset's symlinks may point into (repeatable; `ix2x dataset build` "
+                        "symlinks into the MIMIC-CXR folder); adds to the suite's data.link_roots")
     p.add_argument("--split", default=None)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--editors", default=None, help="comma-separated editor labels or registry names, as for run")
@@ -34,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--editor-arg", action="append", default=[], metavar="[EDITOR.]KEY=VALUE")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the suite's)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout instead of text")
+
+
+def _written_by_phantom(data: str) -> bool:
+    from pathlib import Path
+
+    return (Path(data).expanduser() / "phantom.json").is_file()
 
 
 def fitting_suites(data: str | None) -> tuple[list[str], list[str]]:
@@ -53,7 +63,16 @@ def run(args: argparse.Namespace) -> int:
 
     out: dict = {"problems": []}
     lines: list[str] = []
-    if args.suite is None and args.data:
+    if args.suite is None and args.data and _written_by_phantom(args.data):
+        # A folder from `ix2x phantom` has what the phantom suites score (true masks and targets,
+        # labels, the phantom classifiers' findings): mimic would ask for real-data weights.
+        from ix2x.benchmarks import DEFAULT_SUITE
+
+        args.suite = DEFAULT_SUITE
+        out["fitting_suites"] = [DEFAULT_SUITE]
+        lines.append(f"data {args.data}: written by `ix2x phantom` (phantom.json); checking with the "
+                     f"`{DEFAULT_SUITE}` suite on this folder (choose another with --suite)")
+    elif args.suite is None and args.data:
         dirs, phantoms = fitting_suites(args.data)
         out["fitting_suites"] = dirs
         args.suite = "mimic" if "mimic" in dirs else (dirs[0] if dirs else None)
@@ -70,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
     lines.append(f"suite `{suite.name}`: {len(editors)} editor(s), {len(metrics)} metric(s), settings valid, "
                  f"device {suite.device}")
     problems = preflight.device_problems(suite.device)
-    problems += preflight.component_problems(editors, metrics, suite.device)
+    # As `run` judges them (one check for both): an editor that cannot even be built does not stop
+    # a run, which records its samples as failed and goes on with the others; say so, without failing.
+    contained: list[str] = []
+    problems += preflight.component_problems(editors, metrics, suite.device, strict=False, contained=contained)
+    warnings = [f"{line}: `ix2x run` starts without it and records its samples as failed" for line in contained]
+    out["warnings"] = warnings
     if suite.data.source == "dir":
         from ix2x.data.sources import validate_data
 
@@ -92,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         for line in lines:
             print(line)
+        for warning in warnings:
+            print(f"WARNING: {warning}")
         for problem in problems:
             print(f"PROBLEM: {problem}")
         print("ok: `ix2x run` with these options would start" if not problems else

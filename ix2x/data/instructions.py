@@ -33,7 +33,7 @@ from ix2x.data.findings import LATERALITIES, LEVELS
 from ix2x.errors import DataError
 
 __all__ = [
-    "EditOp", "InstructionError", "SYNONYMS", "CANONICAL_FINDINGS", "DIFF_VQA_CATEGORIES",
+    "EditOp", "InstructionError", "UnreadLevels", "UNREAD_LEVEL", "SYNONYMS", "CANONICAL_FINDINGS", "DIFF_VQA_CATEGORIES",
     "SEVERITY_WORDS", "LOCATION_WORDS", "canonical_finding", "finding_phrase", "parse", "render",
 ]
 
@@ -42,6 +42,24 @@ OPS: tuple[str, ...] = ("add", "remove", "change")
 
 class InstructionError(DataError):
     """An instruction that the grammar cannot parse. The message quotes the instruction."""
+
+
+#: The level of a change op whose levels cannot be read in exactly one way (see :class:`UnreadLevels`).
+UNREAD_LEVEL = "unread"
+
+
+class UnreadLevels(InstructionError):
+    """An instruction whose findings parse but where some "from A to B" cannot be split in exactly
+    one way. ``ops`` holds every op, the unreadable levels as :data:`UNREAD_LEVEL`: callers that need
+    only the findings (the pseudo-mask prior, breakdowns by finding) use them and say so, so an
+    unreadable level never drops an otherwise clear finding; callers that need levels refuse."""
+
+    def __init__(self, message: str, ops: list["EditOp"]) -> None:
+        super().__init__(message)
+        self.ops = ops
+
+    def __reduce__(self):  # picklable across worker processes despite the extra argument
+        return (type(self), (str(self), self.ops))
 
 
 # The 31 finding categories of MIMIC-Diff-VQA that the original RSE code recognises, each mapped to
@@ -259,13 +277,29 @@ def parse(text: str) -> list[EditOp]:
     if not sentences:
         raise InstructionError(f"empty instruction {text!r}.")
     ops: list[EditOp] = []
+    unread: list[str] = []
     for number, sentence in enumerate(sentences, start=1):
+        where = f" (sentence {number}: {sentence!r})" if len(sentences) > 1 else ""
         try:
             ops.extend(_parse_sentence(sentence))
+        except _LevelsUnread as e:
+            ops.append(e.op)
+            unread.append(f"{e}{where}")
         except InstructionError as e:
-            where = f" (sentence {number}: {sentence!r})" if len(sentences) > 1 else ""
             raise InstructionError(f"cannot parse instruction {text!r}{where}: {e}") from None
+    if unread:
+        kept = ", ".join(o.finding for o in ops if o.from_level == UNREAD_LEVEL)
+        raise UnreadLevels(f"cannot read the levels of instruction {text!r}: {'; '.join(unread)}; "
+                           f"its findings are clear and kept, with levels {UNREAD_LEVEL!r}: {kept}.", ops)
     return ops
+
+
+class _LevelsUnread(InstructionError):
+    """A change sentence whose finding parsed and whose levels did not; ``op`` keeps the finding."""
+
+    def __init__(self, message: str, op: EditOp) -> None:
+        super().__init__(message)
+        self.op = op
 
 
 def _parse_sentence(sentence: str) -> list[EditOp]:
@@ -277,8 +311,12 @@ def _parse_sentence(sentence: str) -> list[EditOp]:
         if m is None:
             continue
         if op == "change":
-            from_level, to_level = _split_levels(m["levels"])
             item = _parse_item(m["item"])
+            try:
+                from_level, to_level = _split_levels(m["levels"])
+            except InstructionError as e:
+                raise _LevelsUnread(str(e), EditOp("change", from_level=UNREAD_LEVEL, to_level=UNREAD_LEVEL,
+                                                   **item)) from None
             return [EditOp("change", from_level=from_level, to_level=to_level, **item)]
         items = [s for s in _LIST_SPLIT.split(m["items"])]
         if any(not s for s in items):
@@ -290,7 +328,13 @@ def _parse_sentence(sentence: str) -> list[EditOp]:
 
 
 def _split_levels(text: str) -> tuple[str, str]:
-    """Split "A to B" where A and B may themselves contain "to" ("mild to moderate")."""
+    """Split "A to B" where A and B may themselves contain "to" ("mild to moderate").
+
+    Tie-break: when several splits give two known severity words, the split whose two levels are
+    both on Medical-Diff-VQA's own level list (:data:`LEVELS`, which has the compounds "mild to
+    moderate" and "moderate to large") wins: "mild to moderate to severe" is "mild to moderate" ->
+    "severe", not "mild" -> "moderate to severe" (a variant Diff-VQA never writes). Splits that stay
+    tied ("mild to moderate to large": both readings are on the list) are refused."""
     words = text.split()
     cuts = [i for i, w in enumerate(words) if w == "to" and 0 < i < len(words) - 1]
     if not cuts:
@@ -298,6 +342,8 @@ def _split_levels(text: str) -> tuple[str, str]:
     known = set(SEVERITY_WORDS)
     candidates = [(" ".join(words[:i]), " ".join(words[i + 1:])) for i in cuts]
     valid = [c for c in candidates if c[0] in known and c[1] in known]
+    if len(valid) > 1:
+        valid = [c for c in valid if c[0] in LEVELS and c[1] in LEVELS] or valid
     if len(valid) == 1:
         return valid[0]
     if len(valid) > 1:

@@ -24,6 +24,7 @@ What the image reader did to a file's pixels (EXIF rotation, bit depth chosen, D
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ import torch
 
 from ix2x.data.paths import ImageNotFound, OutsideRoot, check_inside, relative_part
 from ix2x.errors import DataError
-from ix2x.images import MIN_IMAGE_SIZE, load_image, read_image
+from ix2x.images import MAX_PIXELS, MIN_IMAGE_SIZE, load_image, read_image
 from ix2x.types import Sample
 
 __all__ = ["MimicEditDataset", "ValidationReport", "validate_dataset", "load_image", "find_image",
@@ -47,7 +48,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("aligned", "mask", "subject_id")
 # unknown by the validator (a warning: the reader still passes them on as labels).
 KNOWN_LABEL_COLUMNS: tuple[str, ...] = ("sex", "age", "race", "habitus", "findings_past",
                                         "findings_current", "ops", "study_id", "ref_id",
-                                        "past_study_id", "current_study_id") + ("source_report", "target_report")
+                                        "past_study_id", "current_study_id", "past_view",
+                                        "current_view") + ("source_report", "target_report")
 # Free text, kept as text (a report reading "1" is not the number 1; spaces stripped, empty is None).
 # Report-conditioned editors take them with ``prompt: dataset`` (EditRequest.source_report / target_report).
 REPORT_COLUMNS: tuple[str, ...] = ("source_report", "target_report")
@@ -99,6 +101,7 @@ class FolderImages:
     def __init__(self, root: Path, link_roots: Sequence[Path] = ()) -> None:
         self.root = Path(root)
         self.link_roots = tuple(link_roots)
+        self._names: dict[Path, dict[str, str]] = {}  # folder -> lower-case name -> name, on a miss
 
     def locate(self, role: str, image_id: str, column: str) -> Path:
         rel = relative_part(image_id, column=column)
@@ -112,7 +115,23 @@ class FolderImages:
                 return check_inside(candidate, self.root, column=column, link_roots=self.link_roots)
         if as_is.is_symlink() or any(c.is_symlink() for c in tried):  # a dangling link
             raise ImageNotFound(f"{_shown(tried)} is a symlink to a file that does not exist")
+        other = self._other_case(as_is) if has_image_extension(str(rel)) else None
+        if other is not None:
+            raise ImageNotFound(f"{as_is} not found, but {other.name} exists beside it: file names are "
+                                f"case-sensitive here; write the id as {str(rel.with_name(other.name))!r} "
+                                "or rename the file")
         raise ImageNotFound(f"{_shown(tried)} not found")
+
+    def _other_case(self, path: Path) -> Path | None:
+        """``path`` spelled in another case, if such a file exists (one folder listing per folder)."""
+        folder = path.parent
+        if folder not in self._names:
+            try:
+                self._names[folder] = {n.lower(): n for n in os.listdir(folder)}
+            except OSError:
+                self._names[folder] = {}
+        name = self._names[folder].get(path.name.lower())
+        return folder / name if name is not None and name != path.name else None
 
     def subject_of(self, image_id: str) -> str | None:
         return None
@@ -174,9 +193,26 @@ def _read_csv(root: Path):
     try:
         # utf-8-sig: spreadsheet exports start with a byte-order mark; pandas handles CRLF itself.
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(_encoding_message(path, e)) from e
     except Exception as e:
         raise DataError(f"cannot read {path}: {type(e).__name__}: {e}") from e
     return frame.rename(columns=lambda c: str(c).strip())
+
+
+def _encoding_message(path: Path, error: UnicodeDecodeError) -> str:
+    """Which line is not UTF-8, what its bytes read as in Windows-1252 (spreadsheets on Windows
+    save CSV so), and how to fix it."""
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            shown = raw.decode("cp1252", errors="replace").strip()
+            byte = raw[bad.start:bad.start + 1].hex()
+            return (f"{path} is not UTF-8: line {number} has byte 0x{byte} at column {bad.start + 1} "
+                    f"({shown[:120]!r} if read as Windows-1252). Save it as UTF-8 (Excel: \"CSV UTF-8\"; "
+                    f"or `iconv -f cp1252 -t utf-8`).")
+    return f"{path} is not UTF-8 ({error}). Save it as UTF-8."
 
 
 # ------------------------------------------------------------------------------------ dataset
@@ -198,8 +234,9 @@ class MimicEditDataset(Sequence[Sample]):
     def __init__(self, root: str | Path, split: str | None = "test", limit: int | None = None, *,
                  images: ImageLocator | None = None, bit_depth: Any = "auto",
                  demographics: Mapping[str, Mapping[str, Any]] | None = None,
-                 link_roots: Sequence[str | Path] = ()) -> None:
+                 link_roots: Sequence[str | Path] = (), max_pixels: int | None = MAX_PIXELS) -> None:
         self.root = Path(root)
+        self.max_pixels = max_pixels
         frame = _read_csv(self.root)
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
@@ -238,6 +275,10 @@ class MimicEditDataset(Sequence[Sample]):
         for i in range(len(self)):
             yield self[i]
 
+    def where(self, index: int) -> str:
+        """The CSV line of sample ``index``, for errors about it."""
+        return f"line {int(self.frame['_line'].iloc[index])} of {self.root / CSV_NAME}"
+
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
@@ -260,7 +301,7 @@ class MimicEditDataset(Sequence[Sample]):
         mask_path = self.mask_path(row["mask"], line) if str(row.get("mask", "")).strip() else None
         for role, path in paths.items():
             try:
-                loaded[role], info = read_image(path, bit_depth=self.bit_depth)
+                loaded[role], info = read_image(path, bit_depth=self.bit_depth, max_pixels=self.max_pixels)
             except DataError as e:
                 raise DataError(f"{e} ({where})") from e
             if info:
@@ -346,9 +387,11 @@ def _unique_ids(frame) -> list[str]:
 ERROR_KINDS: tuple[str, ...] = (
     "missing_csv", "unreadable_csv", "missing_columns", "empty_id", "outside_root", "missing_image",
     "unreadable_image", "image_too_small", "empty_instruction", "unparsable_instruction",
-    "missing_mask", "unreadable_mask", "bad_aligned",
+    "missing_mask", "unreadable_mask", "mask_shape", "bad_aligned", "duplicate_row",
 )
-WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics")
+WARNING_KINDS: tuple[str, ...] = ("unknown_columns", "no_demographics", "lateral_view")
+# MIMIC-CXR's ViewPosition values of lateral views; the pseudo-masks and atlas are frontal.
+LATERAL_VIEWS = frozenset({"LATERAL", "LL", "RL", "LLD", "RLD", "XTABLE LATERAL"})
 NOTE_KINDS: tuple[str, ...] = ("bit_depth", "exif_orientation", "converted_to_gray", "dicom")
 
 
@@ -403,7 +446,8 @@ class ValidationReport:
 def validate_dataset(root: str | Path, *, check_images: bool = True, max_examples: int = 5,
                      images: ImageLocator | None = None, bit_depth: Any = "auto",
                      min_size: int = MIN_IMAGE_SIZE, link_roots: Sequence[str | Path] = (),
-                     demographics: Mapping[str, Mapping[str, Any]] | None = None) -> ValidationReport:
+                     demographics: Mapping[str, Mapping[str, Any]] | None = None,
+                     max_pixels: int | None = MAX_PIXELS) -> ValidationReport:
     """Check a MIMIC-EDIT-INSTRUCTION folder and report every problem without stopping at the first.
 
     Checks: ``instructions.csv`` present and readable, required columns, unknown columns (a warning),
@@ -437,6 +481,7 @@ def validate_dataset(root: str | Path, *, check_images: bool = True, max_example
         report.splits = {str(k): int(v) for k, v in frame["split"].str.strip().value_counts().items()}
     reader = _Reader(root, images or FolderImages(root, tuple(Path(r).expanduser() for r in link_roots)),
                      bit_depth, min_size, check_images, report, demographics)
+    reader.max_pixels = max_pixels
     for i, row in enumerate(frame.to_dict("records")):
         reader.row(row, i + 2, parse, InstructionError)
     return report
@@ -450,10 +495,14 @@ class _Reader:
         self.min_size, self.check_images, self.report = min_size, check_images, report
         self.demographics = demographics
         self.cache: dict[Any, tuple[str, str] | None] = {}
+        self.shapes: dict[Any, tuple[int, ...]] = {}  # (role, id) -> shape of a decoded image
+        self.max_pixels: int | None = MAX_PIXELS
         self.patients_seen: set[str] = set()
+        self.rows_seen: dict[tuple[str, str, str], int] = {}
 
     def row(self, row, line, parse, InstructionError) -> None:
         where = f"line {line}"
+        self._check_duplicate(row, line)
         for role, column in ROLES:
             if column not in row:
                 continue
@@ -461,6 +510,11 @@ class _Reader:
             if not image_id:
                 self.report.add("empty_id", f"{where}: empty `{column}`")
                 continue
+            view = self._view(row, role, image_id)
+            if view in LATERAL_VIEWS:
+                self.report.add("lateral_view", f"{where}: `{column}` {image_id} is a {view} view; the "
+                                "pseudo-masks and atlas are frontal (PA/AP), so its edit is guided by the wrong "
+                                "anatomy: leave lateral views out")
             key = (role, image_id)
             if key not in self.cache:  # the same study may be the input of several pairs
                 self.cache[key] = self._check_image(role, image_id, column)
@@ -477,7 +531,8 @@ class _Reader:
                 except InstructionError as e:
                     self.report.add("unparsable_instruction", f"{where}: {e}")
         if str(row.get("mask", "")).strip():
-            self._check_mask(row["mask"], where)
+            past = self.shapes.get(("past", str(row.get("past_dicom_id", "")).strip()))
+            self._check_mask(row["mask"], where, past)
         if "aligned" in row:
             try:
                 _parse_bool(row["aligned"], column="aligned", line=line)
@@ -485,6 +540,24 @@ class _Reader:
                 self.report.add("bad_aligned", str(e))
         if self.demographics is not None and "past_dicom_id" in row:
             self._check_patient(row, where)
+
+    def _check_duplicate(self, row, line) -> None:
+        """The same pair with the same instruction twice: read as two samples (``~1``), it would
+        count as two independent results."""
+        key = (str(row.get("past_dicom_id", "")).strip(), str(row.get("current_dicom_id", "")).strip(),
+               " ".join(str(row.get("instruction", "")).lower().split()))
+        first = self.rows_seen.setdefault(key, line)
+        if first != line:
+            self.report.add("duplicate_row", f"line {line}: the same images and instruction as line {first}; "
+                            "it would count twice as independent samples: remove one")
+
+    def _view(self, row, role, image_id) -> str:
+        """The image's ViewPosition: a ``past_view``/``current_view`` column, else the MIMIC-CXR
+        metadata the tree layouts index ("" when nothing says)."""
+        view = row.get(f"{role}_view")
+        if not view:
+            view = (getattr(self.images, "index", None) or {}).get(image_id, {}).get("ViewPosition")
+        return str(view or "").strip().upper()
 
     def _check_image(self, role, image_id, column) -> tuple[str, str] | None:
         try:
@@ -496,9 +569,10 @@ class _Reader:
         if not self.check_images:
             return None
         try:
-            image, info = read_image(path, bit_depth=self.bit_depth)
+            image, info = read_image(path, bit_depth=self.bit_depth, max_pixels=self.max_pixels)
         except DataError as e:
             return "unreadable_image", str(e)
+        self.shapes[(role, image_id)] = tuple(image.shape)
         h, w = image.shape[-2:]
         if min(h, w) < self.min_size:
             return "image_too_small", (f"{path} is {w} x {h} px; images must be at least {self.min_size} "
@@ -517,7 +591,7 @@ class _Reader:
             self.report.note(f"DICOM {info['dicom_photometric']}, modality LUT "
                              f"{info['dicom_modality_lut'] or 'none'}, VOI {info['dicom_voi'] or 'none'}")
 
-    def _check_mask(self, name, where) -> None:
+    def _check_mask(self, name, where, past_shape: tuple[int, ...] | None) -> None:
         try:
             path = check_inside(self.root / "masks" / relative_part(str(name), column="mask"),
                                 self.root, column="mask")
@@ -529,9 +603,14 @@ class _Reader:
             return
         if self.check_images:
             try:
-                _load_mask(path)
+                mask = _load_mask(path)
             except DataError as e:
                 self.report.add("unreadable_mask", f"{where}: {e}")
+                return
+            # The run refuses a mask of another size than its image (MimicEditDataset._sample): so here.
+            if past_shape is not None and tuple(mask.shape) != past_shape:
+                self.report.add("mask_shape", f"{where}: mask {path} has shape {tuple(mask.shape)} but the past "
+                                f"image has {past_shape}")
 
     def _check_patient(self, row, where) -> None:
         subject = str(row.get("subject_id", "") or "").strip() or self.images.subject_of(

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ix2x.data.cache import cache_root
 from ix2x.data.paths import ImageNotFound, OutsideRoot, check_inside, relative_part
 from ix2x.errors import DataError
 
@@ -70,8 +71,6 @@ class MimicCxrTree:
         return self._walk_cached(), f"walk of {self.root / 'files'} (cached in {self._cache_file()})"
 
     def _cache_file(self) -> Path:
-        from ix2x.data.sources import cache_root
-
         key = hashlib.sha1(f"{self.root.resolve()}|{self.ext}".encode()).hexdigest()[:16]
         return cache_root() / "mimic_cxr_index" / f"{key}.json"
 

@@ -587,15 +587,6 @@ class PhantomPair:
     aligned: bool = True
 
 
-def render_study(patient: Patient, findings: Findings, size: int = 256) -> np.ndarray:
-    """One study of ``patient`` with ``findings`` as a ``uint8`` ``(size, size)`` image."""
-    cv = _canvas(patient, size)
-    D = _anatomy(cv)
-    for name, f in findings.items():
-        D = D + finding_layer(cv, name, f)
-    return _to_image(patient, D, _noise(patient, size, 0))
-
-
 def _noise(patient: Patient, size: int, study: int) -> np.ndarray:
     rng = np.random.default_rng([patient.texture_seed, 3, study])
     return (patient.noise * rng.standard_normal((size, size), dtype=np.float32))

@@ -60,10 +60,6 @@ class Anatomy:
         return (self.apex_y[i], self.apex_d[i], self.lat_d[i], self.med_d[i], self.dome_y[i],
                 self.dome_d[i], self.cp_y[i])
 
-    def thorax_width(self) -> float:
-        """Inner width of the rib cage at its widest (the CTR denominator)."""
-        return self.lat_d[0] + self.lat_d[1]
-
 
 MEAN = Anatomy()
 
@@ -184,11 +180,3 @@ def heart_rho(A: Anatomy, X: np.ndarray, Y: np.ndarray, scale: float = 1.0) -> n
     u = ((X - hx) * c + (Y - hy) * s) / (a * s_along)
     v = (-(X - hx) * s + (Y - hy) * c) / (b * s_across)
     return np.sqrt(u * u + v * v)
-
-
-def heart_half_width(A: Anatomy, scale: float = 1.0) -> tuple[float, float]:
-    """Horizontal extent ``(x_min, x_max)`` of the cardiac silhouette (for the CTR)."""
-    X, Y = grid(512)
-    inside = heart_rho(A, X, Y, scale) <= 1
-    xs = X[inside]
-    return float(xs.min()), float(xs.max())

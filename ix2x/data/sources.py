@@ -8,17 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from ix2x.data.cache import cache_root
 from ix2x.errors import DataError
 from ix2x.suite import DataSpec, PhantomSpec
 from ix2x.types import Sample
-
-
-def cache_root() -> Path:
-    """``$IX2X_CACHE``, else ``$XDG_CACHE_HOME/ix2x``, else ``~/.cache/ix2x``."""
-    if os.environ.get("IX2X_CACHE"):
-        return Path(os.environ["IX2X_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ix2x"
 
 
 def phantom_dir(spec: PhantomSpec, *, progress: bool = False) -> Path:
@@ -96,7 +89,7 @@ def open_dataset(spec: DataSpec, *, progress: bool = False) -> Sequence[Sample]:
 
     root = data_root(spec, progress=progress)
     dataset = MimicEditDataset(root, split=spec.split, limit=spec.limit, images=image_locator(spec, root),
-                               bit_depth=spec.bit_depth, demographics=demographics(spec))
+                               bit_depth=spec.bit_depth, demographics=demographics(spec), max_pixels=spec.max_pixels)
     if spec.region == "pseudo_mask":
         return PseudoMaskRegions(dataset, spec.mask_source)
     return dataset
@@ -110,7 +103,8 @@ def validate_data(spec: DataSpec):
     root = data_root(spec)
     images = image_locator(spec, root)
     people = demographics(spec)
-    report = validate_dataset(root, images=images, bit_depth=spec.bit_depth, demographics=people)
+    report = validate_dataset(root, images=images, bit_depth=spec.bit_depth, demographics=people,
+                              max_pixels=spec.max_pixels)
     if hasattr(images, "describe"):
         report.extra.append(images.describe())
     if people is not None:
@@ -129,6 +123,10 @@ class PseudoMaskRegions(Sequence[Sample]):
 
     def __len__(self) -> int:
         return len(self.base)
+
+    def where(self, index: int) -> str | None:
+        where = getattr(self.base, "where", None)
+        return where(index) if where is not None else None
 
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         import dataclasses

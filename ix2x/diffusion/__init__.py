@@ -1,3 +1,4 @@
 """The diffusion core: the InstructPix2Pix denoising loop with Region-Specific Editing (``loop``,
-``rse``), model loading and conversion (``loading``, ``convert``), editors' shared base (``editor``) and
-tiny random models for tests (``tiny``). Importing this package imports torch, not diffusers."""
+``rse``), model loading and conversion (``loading``, ``convert``), editors' shared base (``editor``),
+what would stop a model folder from running (``checks``, with ``memory``'s estimate: no torch, no
+weights read) and tiny random models for tests (``tiny``)."""

@@ -60,8 +60,9 @@ class TextToImageEditor(Editor):
     def load_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def problems(self) -> list[str]:
-        """Missing folders or weight files and refused remote code, found without loading anything."""
+    def problems(self, device: str = "cpu") -> list[str]:
+        """Missing folders or weight files and refused remote code, found without loading anything.
+        (No estimate of CUDA memory yet: the estimate reads InstructPix2Pix folders only.)"""
         from ix2x.diffusion.folders import check_folder
         from ix2x.errors import USER_ERRORS
 

@@ -213,17 +213,17 @@ class DiffusionEditor(Editor):
     def problems(self, device: str = "cpu") -> list[str]:
         """Every missing or unusable file of the model folder (or hub cache entry), and on CUDA the free
         memory against the weights' size in the run's dtype; reads no weight."""
-        from ix2x import preflight
+        from ix2x.diffusion.checks import memory_problems, model_problems
 
         name = getattr(type(self), "registry_name", "instructx2x")
-        found = preflight.model_problems(self.config.model, editor=name)
+        found = model_problems(self.config.model, editor=name)
         if found or not str(device).startswith("cuda"):
             return found
         from ix2x.diffusion.loading import resolve_model
 
         dtype = "float16" if self.config.dtype == "auto" else self.config.dtype
-        return preflight.memory_problems(resolve_model(self.config.model), device, dtype, what=f"editor `{name}`",
-                                         resolution=self.config.resolution or 512)
+        return memory_problems(resolve_model(self.config.model), device, dtype, what=f"editor `{name}`",
+                               resolution=self.config.resolution or 512)
 
     def model(self) -> loop.Pix2PixModel:
         if self._model is None:
@@ -311,11 +311,14 @@ def check_mask_source(mask_source: str) -> None:
 def pseudo_mask_for(instruction: str, size: int, source: str) -> tuple[torch.Tensor, dict[str, Any]]:
     """The anatomical prior M (1, size, size) of the instruction's findings and what it was made of.
     An instruction the grammar cannot read gets the whole image, and the info says so."""
-    from ix2x.data.instructions import InstructionError, parse
+    from ix2x.data.instructions import InstructionError, UnreadLevels, parse
     from ix2x.data.masks import pseudo_mask
 
+    warnings: list[str] = []
     try:
         ops = parse(instruction)
+    except UnreadLevels as e:  # the prior needs the findings, not their levels
+        ops, warnings = e.ops, [f"levels not understood ({e}); the prior is the findings' all the same"]
     except InstructionError as e:
         return torch.ones(1, size, size), {
             "findings": [], "source": source,
@@ -323,6 +326,8 @@ def pseudo_mask_for(instruction: str, size: int, source: str) -> tuple[torch.Ten
     mask, info = pseudo_mask(ops, size, source=source)
     info = _jsonable(dict(info))
     info.setdefault("findings", [op.finding for op in ops])
+    if warnings:
+        info["warnings"] = list(info.get("warnings", [])) + warnings
     return mask.float(), info
 
 

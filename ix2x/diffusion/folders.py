@@ -50,8 +50,9 @@ def check_remote_code(folder: Path, trust_remote_code: bool, setting: str = "tru
         raise UserError(
             f"`{setting}` must be true to load {folder}, got false. Its config names classes defined in Python "
             f"files inside the folder ({'; '.join(needs)}); loading it runs that code, which ix2x never does "
-            f"silently. Read those files, then set `{setting}: true` in the editor's settings "
-            f"(e.g. `--set {setting}=true`) to run them.")
+            f"silently. Read those files, then set `{setting}: true` in the editor's settings (suite file; "
+            f"or `--editor-arg EDITOR.{setting}=true` with `ix2x run`, `--editor-arg {setting}=true` with "
+            "`ix2x edit`) to run them.")
 
 
 def _weights(folder: Path, names: tuple[str, ...], what: str, how: str) -> bool:

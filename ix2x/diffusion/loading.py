@@ -190,6 +190,12 @@ def load_components(model: str | Path, *, device: str = "cpu", dtype: str = "flo
 
     torch_dtype = parse_dtype(dtype)
     folder = resolve_model(model)
+    from ix2x.preflight import tokenizer_mismatch, tokenizer_size, weight_problems
+
+    damaged = weight_problems(folder)  # one line naming the file, not a library's traceback
+    mismatch = tokenizer_mismatch(folder, tokenizer_size(folder / "tokenizer"))
+    if damaged or mismatch:
+        raise UserError("; ".join(damaged + ([f"{folder}: {mismatch}"] if mismatch else [])) + ".")
     use_st = {sub: (folder / sub / name).is_file() for sub, name in (
         ("unet", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
         ("text_encoder", "model.safetensors"))}

@@ -233,13 +233,6 @@ def condition(model: Pix2PixModel, images: torch.Tensor, prompts: Sequence[str])
                         image_conditioned=model.image_conditioned)
 
 
-def guided_eps(model: Pix2PixModel, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning,
-               settings: SamplerSettings, *, branches: torch.Tensor | None = None) -> torch.Tensor:
-    """The guided noise prediction for scaled model inputs ``latents`` (N, 4, h, w) at timestep ``t``.
-    ``branches`` is the precomputed (3N, 8, h, w) conditioning layout; see :func:`branch_inputs`."""
-    return guided_eps_parts(model, latents, t, cond, settings, branches=branches)[0]
-
-
 def guided_eps_parts(model: Pix2PixModel, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning,
                      settings: SamplerSettings, *, branches: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:

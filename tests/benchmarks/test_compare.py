@@ -100,3 +100,33 @@ def test_runs_scored_at_different_evaluation_sizes_are_refused(tmp_path, samples
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "different evaluation sizes" in err
     assert main(["compare", str(a), str(b), "--allow-unpaired"]) == 0
+
+
+def test_compare_resamples_patients_where_they_repeat(tmp_path, samples):
+    """Regression: compare resampled samples one by one although summaries cluster by patient, so
+    on data where patients repeat (MIMIC) its paired intervals were too narrow. Each sample here is
+    a patient seen four times (four studies with the same images)."""
+    import dataclasses
+
+    def dataset(repeated):
+        out = []
+        for s in samples:
+            for j in range(4):
+                out.append(dataclasses.replace(s, sample_id=f"{s.sample_id}_{j}",
+                                               patient_id=s.sample_id if repeated else f"{s.sample_id}_{j}"))
+        return out
+
+    def interval(repeated):
+        root = tmp_path / ("rep" if repeated else "uniq")
+        data = dataset(repeated)
+        a = _run(root / "a", data, [{"name": "identity", "label": "ed"}])
+        shifted = [dataclasses.replace(s, region=s.region * 0) for s in data]
+        b = _run(root / "b", shifted, [{"name": "oracle", "label": "ed"}])
+        row = {(r["metric"], r["key"]): r for r in compare_runs(str(a), str(b))}[("out_of_mask_change", "mae")]
+        assert row["ci_method"] == "percentile" and row["nan_reason"] == ""
+        return row["ci_low"], row["ci_high"], row["diff"]
+
+    lo_u, hi_u, diff_u = interval(False)
+    lo_r, hi_r, diff_r = interval(True)
+    assert diff_u == diff_r
+    assert hi_r - lo_r > 1.5 * (hi_u - lo_u)

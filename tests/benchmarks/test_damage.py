@@ -10,7 +10,8 @@ from ix2x import records
 from ix2x.cli.main import main
 from ix2x.suite import suite_from_dict
 
-SUITE = {"name": "damage", "editors": [{"name": "identity"}, {"name": "oracle"}],
+# In process: the faults below are injected by patching this process (a child would not see them).
+SUITE = {"name": "damage", "editors": [{"name": "identity"}, {"name": "oracle"}], "isolation": "none",
          "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}], "batch_size": 2}
 
 
@@ -148,3 +149,14 @@ def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys, command):
     assert main([*command, str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "must be a run directory" in err
+
+
+def test_a_full_disk_before_the_first_record_does_not_suggest_resuming(tmp_path, monkeypatch):
+    """The hint named `--resume DIR` for a run directory that was removed (nothing had been recorded)."""
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records, "write_json_atomic", full)
+    with pytest.raises(runner.DiskFull) as e:
+        runner.start_run(suite_from_dict(SUITE), tmp_path / "out")
+    assert "--resume" not in str(e.value) and "run the same command again" in str(e.value)

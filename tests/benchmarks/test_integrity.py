@@ -115,18 +115,16 @@ def test_in_memory_data_is_checked_sample_by_sample(tmp_path, samples):
         runner.execute(run_dir, samples[:5], progress=False)
 
 
-def test_reports_added_to_the_data_keep_older_records_but_a_changed_report_is_a_change(tmp_path, samples):
-    """Phantom generator 1.1 added report labels to the same images: runs recorded before (their editors
-    never saw reports) still resume; a report that changes after it was recorded is a data change."""
+def test_a_changed_report_is_a_data_change(tmp_path, samples):
+    """Reports are data an editor may read (``prompt: dataset``): one that changes after it was
+    recorded refuses the resume, as a changed image does."""
     with_reports = lambda text: [dataclasses.replace(s, labels={**s.labels, "source_report": "No findings.",  # noqa: E731
                                                               "target_report": text}) for s in samples]
-    old = runner.start_run(suite_from_dict(SUITE), tmp_path / "old")
-    runner.execute(old, samples, progress=False)
-    assert runner.execute(old, with_reports("Edema."), progress=False).ok  # raised DataChanged before the fix
-    new = runner.start_run(suite_from_dict(SUITE), tmp_path / "new")
-    runner.execute(new, with_reports("Edema."), progress=False)
+    run_dir = runner.start_run(suite_from_dict(SUITE), tmp_path)
+    runner.execute(run_dir, with_reports("Edema."), progress=False)
+    assert runner.execute(run_dir, with_reports("Edema."), progress=False).ok
     with pytest.raises(rundir.DataChanged, match="its data changed"):
-        runner.execute(new, with_reports("Severe edema."), progress=False)
+        runner.execute(run_dir, with_reports("Severe edema."), progress=False)
 
 
 def test_ids_that_sanitise_alike_get_their_own_images(tmp_path, samples):

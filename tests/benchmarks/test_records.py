@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ix2x.benchmarks import runner
+from ix2x.benchmarks import rundir, runner
 from ix2x import records
 from ix2x.cli.main import main
 from ix2x.suite import ComponentSpec, suite_from_dict
@@ -156,4 +156,4 @@ def test_image_names_are_injective_and_safe():
 def test_a_run_from_before_eval_size_resumes_at_native_size(golden):
     # Its records were scored at native size; resuming at the new default (512) would mix two sizes.
     assert "eval_size" not in json.loads((golden / records.RUN_FILE).read_text())["suite"]
-    assert runner.load_run_suite(golden).eval_size is None
+    assert rundir.load_run_suite(golden).eval_size is None

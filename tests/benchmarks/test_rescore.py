@@ -2,7 +2,7 @@
 
 import math
 
-from ix2x.benchmarks import runner
+from ix2x.benchmarks import runner, scoring
 from ix2x import records
 from ix2x.suite import ComponentSpec, suite_from_dict
 
@@ -34,7 +34,7 @@ def test_rescore_matches_in_run_scores(tmp_path, samples):
     by_id = {s.sample_id: s for s in narrowed}
     metric = OutOfMaskChange(OutOfMaskChange.Config(**new))
     for b, a in zip(before, after):
-        sample, cached = by_id[a["sample_id"]], runner._cached_result(outcome.run_dir, a)
+        sample, cached = by_id[a["sample_id"]], scoring.cached_result(outcome.run_dir, a)
         (expected,) = metric.compute([sample], [cached])
         assert records.dumps(a["metrics"]["out_of_mask_change"]) == records.dumps(expected)
         if a["editor"] == "oracle":

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ix2x.benchmarks import runner
+from ix2x.benchmarks import rundir, runner
 from ix2x import records
 from ix2x.suite import suite_from_dict
 
@@ -87,7 +87,7 @@ def test_a_run_recorded_with_an_editor_device_still_resumes(tmp_path, samples):
     meta = json.loads((run_dir / records.RUN_FILE).read_text())
     meta["suite"]["editors"][1]["args"]["device"] = "cpu"
     (run_dir / records.RUN_FILE).write_text(json.dumps(meta))
-    loaded = runner.load_run_suite(run_dir)
+    loaded = rundir.load_run_suite(run_dir)
     assert [dict(e.args) for e in loaded.editors] == [{}, {"steps": 2}]
     editors, _ = runner.resolve(loaded)  # the old setting is not an error, the others are kept
     assert editors[1].config.steps == 2 and not hasattr(editors[1].config, "device")

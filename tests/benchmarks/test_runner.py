@@ -7,7 +7,7 @@ import pytest
 
 from ix2x.benchmarks import runner
 from ix2x import records
-from ix2x.configs import ConfigError
+from ix2x.errors import ConfigError
 from ix2x.suite import suite_from_dict
 
 
@@ -43,7 +43,9 @@ def test_summary_rows_have_n_and_ci(tmp_path, samples):
     rows = records.RunDir.open(outcome.run_dir).summary()
     by = {(r["editor"], r["metric"], r["key"]): r for r in rows}
     mae = by[("oracle", "out_of_mask_change", "mae")]
-    assert (mae["n"], mae["value"], mae["ci_low"], mae["ci_high"]) == (6, 0.0, 0.0, 0.0)
+    # Six zeros: no resample moves the mean, so no interval rather than a [0, 0] that claims certainty.
+    assert (mae["n"], mae["value"]) == (6, 0.0) and math.isnan(mae["ci_low"]) and math.isnan(mae["ci_high"])
+    assert "all 6 values are equal" in mae["nan_reason"] and mae["ci_method"] == ""
     loc = by[("identity", "out_of_mask_change", "locality")]
     assert loc["n"] == 0 and loc["n_nan"] == 6 and math.isnan(loc["value"])
     assert by[("identity", "run", "failed")]["value"] == 0.0
@@ -54,6 +56,8 @@ def test_summary_rows_have_n_and_ci(tmp_path, samples):
     meta = json.loads((outcome.run_dir / "run.json").read_text())
     assert meta["status"] == "complete" and meta["schema_version"] == records.SCHEMA_VERSION
     assert meta["packages"]["torch"] == "2.14.1"
+    assert meta["suite"]["ci"] == "percentile" and "percentile bootstrap" in meta["intervals"]
+    assert "Clopper-Pearson" in meta["intervals"]
 
 
 def test_edited_images_saved_and_reloadable(tmp_path, samples):

@@ -35,12 +35,13 @@ def counting(monkeypatch):
     return Counting
 
 
-def _run(tmp_path, samples, limit):
+def _run(tmp_path, samples, limit, isolation="none"):
+    """``isolation: none`` by default: the counting editor counts in this process."""
     from samples_for_tests import write_mimic_dir
 
     data = write_mimic_dir(tmp_path / "data", samples)
     suite = tmp_path / "s.yaml"
-    suite.write_text(json.dumps({"name": "warm", "editors": [{"name": "counting"}],
+    suite.write_text(json.dumps({"name": "warm", "editors": [{"name": "counting"}], "isolation": isolation,
                                  "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
                                  "batch_size": 2, "data": {"source": "dir", "path": str(data), "split": "test"}}))
     out = tmp_path / f"out{limit}"
@@ -59,6 +60,16 @@ def test_the_first_batch_is_edited_once(tmp_path, samples, counting):
     assert all(r["latency_s"] > 0 for i, r in recs.items() if i not in first)
 
 
+def test_the_first_batch_is_the_warm_ups_in_an_editor_process_too(tmp_path, samples, counting):
+    in_child = _run(tmp_path / "child", samples, 6, isolation="process")
+    assert counting.requests_seen == []  # edited in the child
+    ids = sorted(in_child)
+    assert {i for i, r in in_child.items() if r["latency_s"] is None} == set(ids[:2])
+    assert all(r["latency_s"] > 0 for i, r in in_child.items() if i not in ids[:2])
+    in_process = _run(tmp_path / "here", samples, 6)
+    assert {sid: r["metrics"] for sid, r in in_child.items()} == {sid: r["metrics"] for sid, r in in_process.items()}
+
+
 def test_same_edits_as_when_every_batch_is_timed(tmp_path, samples, counting):
     """The warm-up's edits of the first batch are the ones a timed edit gives (same seeds, same
     batch): a one-batch run (warm-up, then the timed edit) scores them the same."""
@@ -74,19 +85,35 @@ def test_same_edits_as_when_every_batch_is_timed(tmp_path, samples, counting):
             assert r["metrics"] == reused[sid]["metrics"]
 
 
-def test_each_sample_is_hashed_once_per_run(tmp_path, samples, monkeypatch):
-    """Regression: ``hashes.setdefault(i, sample_hash(s))`` hashed every sample again for every editor."""
-    from ix2x.benchmarks import rundir, runner
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_each_sample_is_hashed_once_per_run(tmp_path, samples, monkeypatch, isolation):
+    """Regression: ``hashes.setdefault(i, sample_hash(s))`` hashed every sample again for every editor.
+    In editor processes the first editor's child hashes and reports them: the second's job carries them."""
+    from ix2x.benchmarks import isolation as iso, rundir, runner
     from ix2x.suite import suite_from_dict
+
+    known = []  # the hashes each editor's child is given
+    run_in_child = iso.run_in_child
+
+    def spy(job_bytes, job, **kwargs):
+        known.append(dict(__import__("pickle").loads(job_bytes).hashes))
+        return run_in_child(job_bytes, job, **kwargs)
+
+    monkeypatch.setattr(iso, "run_in_child", spy)
 
     hashed = []
     sample_hash = rundir.sample_hash
     monkeypatch.setattr(rundir, "sample_hash", lambda s: hashed.append(s.sample_id) or sample_hash(s))
     suite = suite_from_dict({"name": "hash", "editors": [{"name": "identity"}, {"name": "oracle"}],
                              "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}],
-                             "batch_size": 4})
+                             "batch_size": 4, "isolation": isolation})
     run_dir = runner.start_run(suite, tmp_path)
     hashed.clear()
     outcome = runner.execute(run_dir, samples, progress=False)
     assert outcome.ok and outcome.n_records == 2 * len(samples)
-    assert sorted(hashed) == sorted(s.sample_id for s in samples)
+    if isolation == "none":
+        assert sorted(hashed) == sorted(s.sample_id for s in samples)
+        return
+    assert hashed == [] and len(known) == 2 and known[0] == {}  # hashed in the children
+    assert sorted(known[1]) == list(range(len(samples)))
+    assert known[1] == {i: rundir.sample_hash(s) for i, s in enumerate(samples)}

@@ -170,7 +170,7 @@ def test_oracle_still_scores_perfectly_at_the_evaluation_size():
 
 
 def test_suite_records_its_evaluation_size():
-    from ix2x.configs import ConfigError
+    from ix2x.errors import ConfigError
     from ix2x.suite import suite_from_dict
 
     assert suite_from_dict({"name": "t"}).eval_size == 512

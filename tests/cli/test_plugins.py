@@ -43,9 +43,9 @@ class Brighten(Editor):
 
 
 class NeedsFile(Brighten):
-    """Written against the first problems hook, which took no device."""
+    """Its weights file is missing."""
 
-    def problems(self):
+    def problems(self, device="cpu"):
         return ["weights file /nowhere/needs_file.safetensors is missing: fetch it with `get-needs-file`"]
 '''
 
@@ -190,7 +190,7 @@ def test_plugin_config_rejection_is_a_one_line_error(with_plugins, tmp_path, cap
     assert err == "ix2x run: error: editor `brighten`: `amount` must be in [0, 1], got 5.0"
 
 
-def test_plugin_problems_hook_without_device_still_reported(with_plugins, tmp_path, capsys):
+def test_plugin_problems_hook_is_reported(with_plugins, tmp_path, capsys):
     from ix2x.cli.main import main
     from samples_for_tests import tiny_samples, write_mimic_dir
 

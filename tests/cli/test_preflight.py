@@ -105,13 +105,13 @@ def test_stand_ins_in_the_real_layouts_pass(tmp_path, data, tiny_model, monkeypa
     shutil.copytree(tiny_model, tmp_path / "models" / "diffusers" / "InstructX2X")
     import torch
 
-    from ix2x import preflight
     from ix2x.cli.main import main
+    from ix2x.diffusion import checks
 
     # In-process (a subprocess costs seconds of imports): the paths are read at call time.
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
-    monkeypatch.setattr(preflight, "hub_cache_dir", lambda: home / ".cache" / "huggingface" / "hub")
+    monkeypatch.setattr(checks, "hub_cache_dir", lambda: home / ".cache" / "huggingface" / "hub")
     monkeypatch.chdir(tmp_path)
     device = [] if torch.cuda.is_available() else ["--device", "cpu"]
     rc = main(["validate", "--suite", "mimic", "--data", str(data), "--json", *device])
@@ -131,16 +131,16 @@ def test_xrv_urls_read_from_source_equal_the_imported_table():
 def test_hub_cache_stand_in_is_what_huggingface_hub_finds(tmp_path, tiny_model, monkeypatch):
     from huggingface_hub import snapshot_download
 
-    from ix2x import preflight
+    from ix2x.diffusion import checks
 
     home = tmp_path / "home"
     repo = _cache_hub_model(home, tiny_model)
-    monkeypatch.setattr(preflight, "hub_cache_dir", lambda: repo.parent)
+    monkeypatch.setattr(checks, "hub_cache_dir", lambda: repo.parent)
     reference = Path(snapshot_download(HUB_ID, local_files_only=True, cache_dir=repo.parent))
-    assert preflight.hub_snapshot(HUB_ID) == reference
-    assert preflight.hub_problems(HUB_ID) == []
+    assert checks.hub_snapshot(HUB_ID) == reference
+    assert checks.hub_problems(HUB_ID) == []
     (reference / "vae" / "diffusion_pytorch_model.safetensors").unlink()
-    (problem,) = preflight.hub_problems(HUB_ID)
+    (problem,) = checks.hub_problems(HUB_ID)
     assert "vae missing" in problem and "huggingface-cli download" in problem
 
 
@@ -151,7 +151,7 @@ def test_hub_cache_stand_in_is_what_huggingface_hub_finds(tmp_path, tiny_model, 
     ("tokenizer/tokenizer.json", "tokenizer missing"),
 ])
 def test_each_missing_component_is_named(tmp_path, tiny_model, remove, expect):
-    from ix2x.preflight import model_problems
+    from ix2x.diffusion.checks import model_problems
 
     folder = shutil.copytree(tiny_model, tmp_path / "m")
     assert model_problems(str(folder)) == []
@@ -163,7 +163,7 @@ def test_each_missing_component_is_named(tmp_path, tiny_model, remove, expect):
 def test_tokenizer_size_matches_transformers_and_placeholder_is_refused(tmp_path, tiny_model):
     from transformers import CLIPTokenizer
 
-    from ix2x.preflight import model_problems, tokenizer_size
+    from ix2x.diffusion.checks import model_problems, tokenizer_size
 
     assert tokenizer_size(tiny_model / "tokenizer") == len(CLIPTokenizer.from_pretrained(tiny_model / "tokenizer"))
     folder = shutil.copytree(tiny_model, tmp_path / "m")
@@ -177,7 +177,7 @@ def test_tokenizer_size_matches_transformers_and_placeholder_is_refused(tmp_path
 
 
 def test_not_an_instructpix2pix_unet(tmp_path, tiny_model):
-    from ix2x.preflight import model_problems
+    from ix2x.diffusion.checks import model_problems
 
     folder = shutil.copytree(tiny_model, tmp_path / "m")
     config = json.loads((folder / "unet/config.json").read_text())
@@ -208,16 +208,16 @@ def test_shipped_suites_with_text_to_image_editors_pass_the_check(tmp_path):
 
 
 def test_memory_problem_when_the_model_does_not_fit(tiny_model, monkeypatch):
-    from ix2x import preflight
+    from ix2x.diffusion import checks
     from ix2x.diffusion.memory import estimate_for_folder
 
     need = estimate_for_folder(tiny_model, 1, "float16", 512).total
-    monkeypatch.setattr(preflight, "free_cuda_bytes", lambda device: need - 1)
-    (problem,) = preflight.memory_problems(tiny_model, "cuda", "float16", what="editor `x`")
+    monkeypatch.setattr(checks, "free_cuda_bytes", lambda device: need - 1)
+    (problem,) = checks.memory_problems(tiny_model, "cuda", "float16", what="editor `x`")
     assert "GiB free" in problem and "editor `x`" in problem
-    monkeypatch.setattr(preflight, "free_cuda_bytes", lambda device: need)
-    assert preflight.memory_problems(tiny_model, "cuda", "float16", what="editor `x`") == []
-    assert preflight.memory_problems(tiny_model, "cpu", "float32", what="editor `x`") == []
+    monkeypatch.setattr(checks, "free_cuda_bytes", lambda device: need)
+    assert checks.memory_problems(tiny_model, "cuda", "float16", what="editor `x`") == []
+    assert checks.memory_problems(tiny_model, "cpu", "float32", what="editor `x`") == []
 
 
 def test_lpips_random_backbone_needs_no_file(tmp_path, monkeypatch):

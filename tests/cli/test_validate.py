@@ -64,3 +64,56 @@ def test_missing_image_is_reported_with_its_row(tmp_path, capsys):
     assert main(["validate", "--data", str(data), "--editors", "identity", "--device", "cpu"]) == 1
     out = capsys.readouterr().out
     assert "s000p" in out and "requirements not checked" in out
+
+
+def test_validate_and_run_agree_about_an_editor_whose_constructor_fails(tmp_path, capsys, monkeypatch):
+    """Regression: validate called such a plugin a problem (exit 1, "`ix2x run` would not start"),
+    while run started, recorded its samples as failed and ran the others."""
+    import sys
+    import types
+    from importlib.metadata import EntryPoint
+
+    from ix2x import registry
+    from ix2x.types import Editor
+
+    class Unbuildable(Editor):
+        def __init__(self, config=None):
+            raise RuntimeError("needs a licence server")
+
+        def edit(self, requests):
+            raise AssertionError("never built")
+
+    module = types.ModuleType("ix2x_test_unbuildable")
+    module.Unbuildable = Unbuildable
+    monkeypatch.setitem(sys.modules, "ix2x_test_unbuildable", module)
+    original = registry.entry_points
+    extra = [EntryPoint("unbuildable_t", "ix2x_test_unbuildable:Unbuildable", "ix2x.editors")]
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: list(original(group=group)) + (extra if group == "ix2x.editors" else []))
+    data = write_mimic_dir(tmp_path / "d", tiny_samples(3, size=32))
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\neditors: [{name: identity}, {name: unbuildable_t}]\n"
+                     "metrics: [{name: out_of_mask_change}]\n")
+    assert main(["validate", "--suite", str(suite), "--data", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["problems"] == []
+    (warning,) = report["warnings"]
+    assert "editor `unbuildable_t` cannot be built" in warning and "needs a licence server" in warning
+    # And run does what validate said: it starts, the broken editor's samples fail, identity's do not.
+    main(["run", "--suite", str(suite), "--data", str(data), "--out", str(tmp_path / "results"), "--quiet"])
+    capsys.readouterr()
+    (samples,) = list((tmp_path / "results").rglob("samples.jsonl"))
+    recs = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert {r["editor"]: r["status"] for r in recs} == {"identity": "ok", "unbuildable_t": "failed"}
+
+
+def test_a_folder_written_by_ix2x_phantom_is_checked_with_the_phantom_suite(tmp_path, capsys):
+    """Regression: `validate --data DIR` on an `ix2x phantom` folder checked it against `mimic` and
+    listed its real-data weights (9 missing-weight problems) although the phantom suite fits it."""
+    assert main(["phantom", "--out", str(tmp_path / "ph"), "--n", "4", "--size", "32", "--quiet"]) == 0
+    capsys.readouterr()
+    rc = main(["validate", "--data", str(tmp_path / "ph"), "--device", "cpu", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["suite"] == "phantom" and report["dataset"]["ok"], report
+    assert not any("torchxrayvision" in p or "xrv" in p for p in report["problems"]), report["problems"]
+    assert rc == (0 if report["ok"] else 1)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ix2x.configs import ConfigError
+from ix2x.errors import ConfigError
 from ix2x.data.mimic import MimicEditDataset, validate_dataset
 from ix2x.errors import DataError
 from ix2x.images import png_significant_bits, read_image

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset  # noqa: E402
 from pydicom.pixels import apply_modality_lut, apply_voi_lut  # noqa: E402
 
 from dicom_synth import write_dicom  # noqa: E402
-from ix2x.data.dicom import read_dicom  # noqa: E402
+from ix2x.dicom import read_dicom  # noqa: E402
 from ix2x.errors import DataError  # noqa: E402
 from ix2x.images import load_image  # noqa: E402
 
@@ -131,3 +131,28 @@ def test_multi_frame_non_image_colour_and_non_dicom_are_refused_naming_the_file(
     (tmp_path / "junk.dcm").write_bytes(b"\x00" * 300)
     with pytest.raises(DataError, match=r"junk.dcm"):
         load_image(tmp_path / "junk.dcm")
+
+
+def test_bits_stored_16_holding_12_bit_data_follows_the_png_bit_depth_policy(tmp_path):
+    """Regression: a DICOM declaring BitsStored 16 over 12-bit detector values displayed near-black
+    (max 4095 / 65535) without a word, where the same values in a 16-bit PNG read as 12-bit."""
+    from PIL import Image
+
+    from ix2x.images import read_image
+
+    dcm = write_dicom(tmp_path / "x.dcm", PIX12, bits_stored=16)
+    png = tmp_path / "x.png"
+    Image.fromarray(PIX12.astype(np.uint16)).save(png)
+    for policy in ("auto", 12):
+        d, d_info = read_image(dcm, bit_depth=policy)
+        p, p_info = read_image(png, bit_depth=policy)
+        assert np.array_equal(d.numpy(), p.numpy())
+        assert d_info["bit_depth"] == p_info["bit_depth"] == 12
+    d, d_info = read_image(dcm, bit_depth=16)  # the header's word, as for a PNG read at 16
+    assert np.array_equal(d.numpy(), read_image(png, bit_depth=16)[0].numpy()) and "bit_depth" not in d_info
+    with pytest.raises(DataError, match="more than 8-bit"):
+        read_image(dcm, bit_depth=8)
+    # Data that uses the 16 bits, or a header that declares 12, is read by the header.
+    full = write_dicom(tmp_path / "f.dcm", PIX12 * 16, bits_stored=16)
+    assert "bit_depth" not in read_image(full, bit_depth="auto")[1]
+    assert "bit_depth" not in read_image(write_dicom(tmp_path / "t.dcm", PIX12), bit_depth="auto")[1]

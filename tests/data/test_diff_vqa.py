@@ -166,3 +166,26 @@ def test_cli_dataset_build(release, capsys):
     out = capsys.readouterr().out
     assert "instructions written: 4" in out and "change_level: 3" in out and "no_change: 1" in out
     assert not (release / "cli" / "past" / "d501.jpg").is_symlink()
+
+
+def test_the_printed_validate_command_accepts_the_symlinked_build(release, capsys):
+    """Regression: the build symlinked images into MIMIC-CXR and printed `ix2x validate --data OUT`,
+    which refused every image as outside the dataset root. The printed command names the link root."""
+    import json
+    import shlex
+
+    from ix2x.cli.main import main
+
+    assert main(["dataset", "build", "--diff-vqa", str(release / "dvqa"), "--mimic-cxr",
+                 str(release / "cxr"), "--out", str(release / "linked")]) == 0
+    out = capsys.readouterr().out
+    command = out.rsplit("check it with `", 1)[1].split("`", 1)[0]
+    assert "--link-root" in command
+    main(shlex.split(command)[1:] + ["--json"])
+    dataset = json.loads(capsys.readouterr().out)["dataset"]
+    assert not any("outside" in str(v) for v in dataset["examples"].values()), dataset["examples"]
+    assert "outside_root" not in dataset["counts"] and dataset["rows"] == 4
+    # Without the link root the same folder is refused: the printed option is what makes it pass.
+    main(["validate", "--data", str(release / "linked"), "--json"])
+    refused = json.loads(capsys.readouterr().out)["dataset"]
+    assert any("outside" in str(v) for v in refused["examples"].values())

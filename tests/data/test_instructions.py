@@ -1,9 +1,11 @@
 """Instruction grammar: parsed fields, synonyms, errors and render-then-parse round trips."""
 
+import math
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ix2x.data.findings import LATERALITIES, RSE_FINDINGS
+from ix2x.data.findings import LATERALITIES, LEVELS, RSE_FINDINGS
 from ix2x.data.instructions import (
     CANONICAL_FINDINGS, DIFF_VQA_CATEGORIES, LOCATION_WORDS, SEVERITY_WORDS, SYNONYMS, XRV_PATHOLOGIES,
     EditOp, InstructionError, canonical_finding, finding_phrase, parse, render,
@@ -54,6 +56,58 @@ def test_compound_levels_are_split_when_only_one_reading_is_known():
     assert (op.from_level, op.to_level) == ("hazy", "dense")
     with pytest.raises(InstructionError, match="ambiguous levels"):
         parse("Change the level of edema from mild to moderate to large.")
+
+
+def test_diff_vqa_compound_levels_win_a_tie():
+    """Regression: "from mild to moderate to severe" was refused, as two readings use known words
+    ("mild" -> "moderate to severe"). Medical-Diff-VQA's level list has "mild to moderate", not
+    "moderate to severe", so its reading wins (the tie-break in _split_levels' docstring)."""
+    from ix2x.data.findings import LEVELS
+
+    assert "mild to moderate" in LEVELS and "moderate to severe" not in LEVELS
+    (op,) = parse("Change the level of edema from mild to moderate to severe.")
+    assert (op.finding, op.from_level, op.to_level) == ("Edema", "mild to moderate", "severe")
+    (op,) = parse("Change the level of pleural effusion from small to moderate to large.")
+    assert (op.from_level, op.to_level) == ("small", "moderate to large")
+
+
+def test_unreadable_levels_keep_the_clear_findings():
+    """An instruction whose levels cannot be split in one way is refused for its levels only: the
+    error carries every op, the findings intact, so nothing that needs only findings drops them."""
+    from ix2x.data.instructions import UNREAD_LEVEL, UnreadLevels
+
+    text = "Change the level of edema from mild to moderate to large. Add the finding of left pneumothorax."
+    with pytest.raises(UnreadLevels, match="ambiguous levels") as caught:
+        parse(text)
+    assert [(o.op, o.finding, o.side, o.from_level) for o in caught.value.ops] == [
+        ("change", "Edema", None, UNREAD_LEVEL), ("add", "Pneumothorax", "left", None)]
+    assert "Edema" in str(caught.value)
+    # A finding the grammar does not know is still a plain refusal, not a partial reading.
+    with pytest.raises(InstructionError) as caught:
+        parse("Change the level of wobble from mild to moderate to large.")
+    assert not isinstance(caught.value, UnreadLevels)
+
+
+def test_unreadable_levels_keep_the_prior_the_breakdown_and_the_metric_reason():
+    from ix2x.diffusion.editor import pseudo_mask_for
+    from ix2x.metrics._shared import edit_ops
+    from ix2x.reports.data import facets
+    from ix2x.types import Sample
+
+    text = "Change the level of pleural effusion from mild to moderate to large."
+    mask, info = pseudo_mask_for(text, 64, "atlas")
+    assert info["findings"] == ["Effusion"] and 0 < float(mask.mean()) < 0.9  # not the whole image
+    assert any("levels not understood" in w for w in info["warnings"])
+    assert facets(text)[:2] == ("change", ("Effusion",))
+    import torch
+
+    ops = edit_ops(Sample(sample_id="s", image=torch.zeros(1, 8, 8), instruction=text))
+    assert [o["finding"] for o in ops] == ["Effusion"]
+    from ix2x.metrics.classifier_shift import shift_values
+
+    v = shift_values({"Effusion": 0.4}, {"Effusion": 0.6}, ops, levels_in={"Effusion": 1.0},
+                     levels_out={"Effusion": 2.0})
+    assert math.isnan(v["level_effect"]) and "no level change read" in v["nan_reason"]
 
 
 def test_synonyms_cover_the_31_categories_and_xrv_names():
@@ -165,8 +219,13 @@ def test_compound_levels_round_trip_unless_genuinely_ambiguous(op):
     words = f"{op.from_level} to {op.to_level}".split()
     readings = {(" ".join(words[:i]), " ".join(words[i + 1:])) for i, w in enumerate(words)
                 if w == "to" and 0 < i < len(words) - 1}
-    if len({r for r in readings if set(r) <= set(SEVERITY_WORDS)}) > 1:
+    known = {r for r in readings if set(r) <= set(SEVERITY_WORDS)}
+    preferred = {r for r in known if set(r) <= set(LEVELS)} or known  # the documented tie-break
+    if len(known) > 1 and len(preferred) > 1:
         with pytest.raises(InstructionError, match="ambiguous"):
             parse(text)
+    elif len(known) > 1:
+        (got,) = parse(text)
+        assert (got.from_level, got.to_level) == next(iter(preferred))
     else:
         assert parse(text) == [op]

@@ -193,3 +193,69 @@ def test_report_columns_are_kept_as_written(tmp_path):
     assert (a.labels["source_report"], a.labels["target_report"]) == ("1", "[]")
     assert (b.labels["source_report"], b.labels["target_report"]) == (None, "Edema.")
     assert "unknown_columns" not in validate_dataset(tmp_path).counts  # known columns, not a warning
+
+
+def test_validate_flags_duplicate_rows_and_lateral_views(tmp_path):
+    """Regression: a row repeated (same images, same instruction) was read as two samples `a` and
+    `a~1` that counted as independent; a lateral view was edited with the frontal atlas, no word."""
+    rows = [dict(split="test", past_dicom_id="p1", current_dicom_id="c1", instruction="Add the finding of edema."),
+            dict(split="test", past_dicom_id="p1", current_dicom_id="c1", instruction="add the finding of  edema."),
+            # The same pair asked about another change is a sample of its own (Diff-VQA does this).
+            dict(split="test", past_dicom_id="p1", current_dicom_id="c1", instruction="Remove the finding of edema.")]
+    images = {"past/p1.png": _gray(0), "current/c1.png": _gray(0)}
+    _write(tmp_path, rows, images)
+    report = validate_dataset(tmp_path)
+    assert report.counts == {"duplicate_row": 1} and not report.ok
+    assert "line 3: the same images and instruction as line 2" in report.examples["duplicate_row"][0]
+    rows = [dict(split="test", past_dicom_id="p1", current_dicom_id="c1", instruction="Add the finding of edema.",
+                 past_view="PA", current_view="LATERAL")]
+    _write(tmp_path, rows, images)
+    report = validate_dataset(tmp_path)
+    assert report.counts == {"lateral_view": 1} and report.ok  # a warning: the user decides
+    assert "current_dicom_id` c1 is a LATERAL view" in report.examples["lateral_view"][0]
+    assert "warning: lateral view: 1" in report.format()
+
+
+def test_validate_reads_lateral_views_from_the_mimic_cxr_metadata(tmp_path):
+    from ix2x.data.mimic_cxr import METADATA_NAMES, MimicCxrTree, tree_path
+
+    tree = tmp_path / "cxr"
+    meta = []
+    for dicom, study, view in (("d1", "501", "PA"), ("d2", "502", "LATERAL")):
+        path = tree / tree_path("10000001", study, dicom, "jpg")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_gray(9)).save(path)
+        meta.append(dict(dicom_id=dicom, subject_id="10000001", study_id=study, ViewPosition=view))
+    pd.DataFrame(meta).to_csv(tree / METADATA_NAMES[0], index=False)
+    _write(tmp_path / "ds", [dict(split="test", past_dicom_id="d1", current_dicom_id="d2",
+                                  instruction="Add the finding of edema.")])
+    report = validate_dataset(tmp_path / "ds", images=MimicCxrTree(tree))
+    assert report.counts == {"lateral_view": 1}
+    assert "`current_dicom_id` d2 is a LATERAL view" in report.examples["lateral_view"][0]
+
+
+def test_a_cp1252_csv_is_named_with_its_line_and_the_fix(tmp_path):
+    """Regression: a CSV saved by a Windows spreadsheet (cp1252) failed with a bare codec error."""
+    _write(tmp_path, [])
+    text = ("split,past_dicom_id,current_dicom_id,instruction\n"
+            "test,p1,c1,Add the finding of edema.\n"
+            "test,p2,c2,Add the finding of edema \u2013 left.\n")
+    (tmp_path / "instructions.csv").write_bytes(text.encode("cp1252"))
+    with pytest.raises(DataError, match=r"line 3 has byte 0x96 .*Save it as UTF-8"):
+        MimicEditDataset(tmp_path, split="test")
+    report = validate_dataset(tmp_path)
+    assert "line 3" in report.examples["unreadable_csv"][0] and "UTF-8" in report.examples["unreadable_csv"][0]
+
+
+def test_an_id_whose_case_differs_from_the_file_says_so(tmp_path):
+    """Regression: `a.jpg` named in the CSV while `a.JPG` exists was reported as plainly missing."""
+    _write(tmp_path, [dict(split="test", past_dicom_id="p1.jpg", current_dicom_id="c1.png",
+                           instruction="Add the finding of edema.")],
+           {"past/p1.JPG": _gray(3), "current/c1.png": _gray(3)})
+    import os
+
+    if os.path.exists(tmp_path / "past" / "p1.jpg"):
+        pytest.skip("case-insensitive file system: p1.jpg opens p1.JPG")
+    report = validate_dataset(tmp_path)
+    (example,) = report.examples["missing_image"]
+    assert "p1.jpg not found, but p1.JPG exists beside it" in example and "'p1.JPG'" in example

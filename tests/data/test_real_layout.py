@@ -251,7 +251,12 @@ def test_run_reads_the_original_layout_of_real_files(original, tmp_path, capsys)
 
 
 def test_run_refuses_a_row_that_leads_outside_the_root(original, tmp_path, capsys):
+    import json
+
     _rewrite(original, {(2, "past_dicom_id"): "../../../etc/hostname"})
     code, out = _run(original, tmp_path, capsys)
-    assert code != 0
-    assert "climbs out with `..`" in out.err + out.out and "line 4 of instructions.csv" in out.err + out.out
+    assert code == 1  # that row is a failed record naming its line; the file outside is never read
+    records = [json.loads(line) for f in (tmp_path / "out").rglob("samples*.jsonl") for line in open(f)]
+    (bad,) = [r for r in records if r["status"] == "failed"]
+    assert bad["stage"] == "load"
+    assert "climbs out with `..`" in bad["error"] and "line 4 of instructions.csv" in bad["error"]

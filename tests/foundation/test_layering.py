@@ -16,7 +16,8 @@ ALLOWED = {
     "ix2x": {"ix2x"},
     "editors": {"ix2x", "editors"},
     "metrics": {"ix2x", "metrics"},
-    "benchmarks": {"ix2x", "benchmarks"},  # editors and metrics by registry name only
+    # editors and metrics by registry name only; run_suite writes the run's report when it ends
+    "benchmarks": {"ix2x", "benchmarks", "reports"},
     "reports": {"ix2x", "reports"},
     "training": {"ix2x", "training"},
 }
@@ -41,6 +42,98 @@ def _modules():
     for package in OURS:
         for path in sorted((REPO / package).rglob("*.py")):
             yield package, path
+
+
+# --------------------------------------------------------------------------------------- cycles
+# Python runs a cycle of imports only when some import of it is deferred into a function, which
+# hides that two files (or two parts of ix2x) each need the other: the concept they share belongs
+# in one of them, or in a third. So the graph counts function-level imports too.
+
+def _module_name(root: Path, path: Path) -> str:
+    """``metrics/lpips.py`` -> ``ix2x.metrics.lpips`` (installed name), ``ix2x/data/__init__.py`` -> ``ix2x.data``."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts if parts[0] == "ix2x" else ["ix2x", *parts])
+
+
+def _imported_names(path: Path):
+    """Every name an import statement of ``path`` may load, at any depth: ``from a import b`` yields
+    ``a.b`` (a submodule, or an attribute of ``a``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def import_graph(files: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the modules of ``files`` it imports (the longest prefix of each name that is one)."""
+    graph: dict[str, set[str]] = {m: set() for m in files}
+    for module, path in files.items():
+        for name in _imported_names(path):
+            while name and name not in files:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                graph[module].add(name)
+    return graph
+
+
+def part_of(module: str) -> str:
+    """The part of ix2x a module belongs to: ``ix2x.data.mimic`` -> ``ix2x.data``,
+    ``ix2x.images`` -> ``ix2x.images``, ``ix2x.metrics.lpips`` -> ``ix2x.metrics``."""
+    return ".".join(module.split(".")[:2])
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def parts_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``graph`` between the parts of ix2x (a module, or a subpackage taken whole)."""
+    out: dict[str, set[str]] = {part_of(a): set() for a in graph}
+    for a, bs in graph.items():
+        out[part_of(a)].update(part_of(b) for b in bs if part_of(b) != part_of(a))
+    return out
+
+
+def cycle_report(graph: dict[str, set[str]]) -> list[str]:
+    """One line per cycle of ``graph``, naming the imports that close it."""
+    return ["cycle " + ", ".join(c) + " (" + "; ".join(f"{a} imports {b}" for a in c for b in sorted(graph[a])
+                                                      if b in c) + ")" for c in cycles(graph)]
+
+
+def _our_files() -> dict[str, Path]:
+    return {_module_name(REPO, path): path for _, path in _modules()}
 
 
 def _package_of(module: str) -> str | None:
@@ -95,3 +188,42 @@ def test_the_checker_catches_a_violation(tmp_path):
     assert _violations("reports", Path("reports/bad.py"), [("ix2x.diffusion.loop", True)]) == [
         "reports/bad.py: reports may read run records only, imports ix2x.diffusion.loop"]
     assert _violations("benchmarks", Path("benchmarks/ok.py"), [("ix2x.records", True), ("torch", True)]) == []
+
+
+def test_no_import_cycle_between_files():
+    report = cycle_report(import_graph(_our_files()))
+    assert not report, "\n".join(report)
+
+
+def test_no_import_cycle_between_parts_of_ix2x():
+    """Subpackages taken whole: ``ix2x.images`` importing ``ix2x.data.dicom`` while ``ix2x.data.mimic``
+    imports ``ix2x.images`` is a cycle too (it was one), though no two files close it."""
+    report = cycle_report(parts_graph(import_graph(_our_files())))
+    assert not report, "\n".join(report)
+
+
+def test_the_checkers_catch_a_planted_function_level_import(tmp_path):
+    """A copy of a real module with one import added inside a function: the cycle checker and the
+    layering table both see it."""
+    files = _our_files()
+    planted = tmp_path / "errors.py"  # ix2x.suite imports ix2x.errors: importing it back closes a cycle
+    planted.write_text((REPO / "ix2x" / "errors.py").read_text()
+                       + "\n\ndef _late():\n    from ix2x.suite import Suite\n    return Suite\n")
+    report = cycle_report(import_graph({**files, "ix2x.errors": planted}))
+    assert len(report) == 1 and "ix2x.errors imports ix2x.suite" in report[0], report
+
+    metric = tmp_path / "lpips.py"  # a metric reaching into the runner, lazily
+    metric.write_text((REPO / "metrics" / "lpips.py").read_text()
+                      + "\n\ndef _late():\n    from ix2x.benchmarks import runner\n    return runner\n")
+    assert _violations("metrics", Path("metrics/lpips.py"), _imports(metric)) == [
+        "metrics/lpips.py: metrics may not import ix2x.benchmarks "]
+
+
+def test_the_cycle_checker_on_a_known_graph():
+    graph = import_graph({})  # no files, no edges
+    assert graph == {} and cycles(graph) == []
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycle_report({"a": {"b"}, "b": {"a"}}) == ["cycle a, b (a imports b; b imports a)"]
+    assert parts_graph({"ix2x.data.mimic": {"ix2x.images"}, "ix2x.images": {"ix2x.data.dicom"},
+                        "ix2x.data.dicom": set()}) == {"ix2x.data": {"ix2x.images"}, "ix2x.images": {"ix2x.data"}}

@@ -52,7 +52,9 @@ def test_paired_difference():
     a = np.arange(20, dtype=float) + 1.0
     b = np.arange(20, dtype=float)
     d = paired_difference(a, b)
-    assert d["n"] == 20 and d["mean_difference"] == 1.0 and d["ci_low"] == d["ci_high"] == 1.0
+    # Every difference is 1: no resample moves the mean, so there is no interval, and it says why.
+    assert d["n"] == 20 and d["mean_difference"] == 1.0 and math.isnan(d["ci_low"]) and math.isnan(d["ci_high"])
+    assert "all 20 values are equal" in d["nan_reason"]
     assert d["wilcoxon_p"] < 1e-4
 
 
@@ -69,3 +71,19 @@ def test_block_statistics_are_the_row_by_row_ones():
             assert np.array_equal(counts, np.stack([np.bincount(idx, minlength=101) for idx in block]))
         assert (bootstrap_ci_blocks(lambda b: block_means(x, b), 101, seed=4, clusters=clusters)
                 == bootstrap_ci(lambda idx: float(x[idx].mean()), 101, seed=4, clusters=clusters))
+
+
+def test_block_intervals_follow_the_run_method():
+    """The block bootstrap gives bootstrap_ci's interval under BCa too (same resamples, same
+    jackknife), clustered or not; means of blocks give mean_interval's percentile and BCa intervals."""
+    from ix2x.stats import block_means, bootstrap_ci_blocks, ci_method, mean_interval
+
+    x = np.random.default_rng(5).exponential(size=37)
+    for clusters in (None, [str(i // 3) for i in range(37)]):
+        for method in ("percentile", "bca"):
+            with ci_method(method):
+                blocks = bootstrap_ci_blocks(lambda b: block_means(x, b), 37, seed=2, clusters=clusters)
+                rows = bootstrap_ci(lambda idx: float(x[idx].mean()), 37, seed=2, clusters=clusters)
+                assert blocks == rows
+                i = mean_interval(x, seed=2, clusters=clusters)
+                assert i.method == method and (i.low, i.high) == rows

@@ -52,3 +52,17 @@ def test_cmig_oracle_is_the_ceiling_and_equals_the_real_row(phantoms, lookup):
     assert all(rows[k + "_real"] == pytest.approx(rows[k]) for k in ("P", "R", "A", "cmig"))
     ident = {r.key: r.value for r in m.aggregate(m.compute(phantoms, identity(phantoms)))}
     assert ident["P"] < 1.0 and ident["R"] == 1.0
+
+
+def test_accuracies_get_exact_binomial_intervals_not_one_point(phantoms, lookup):
+    """Regression: an accuracy of 1 over every sample showed the bootstrap's [1, 1]."""
+    from scipy.stats import binomtest
+
+    ref = binomtest(len(phantoms), len(phantoms)).proportion_ci(method="exact")
+    m = Cmig(Cmig.Config(pathology_classifier=lookup, attribute_classifier=lookup))
+    r = {row.key: row for row in m.aggregate(m.compute(phantoms, oracle(phantoms)))}["R"]
+    assert (r.ci_low, r.ci_high) == pytest.approx((ref.low, ref.high), abs=1e-12) and r.ci_method == "clopper_pearson"
+    d = DemographicPreservation(DemographicPreservation.Config(classifier=lookup))
+    rows = {row.key: row for row in d.aggregate(d.compute(phantoms, identity(phantoms)))}
+    for key in ("sex_agree", "group_agree", "sex_accuracy_edit"):
+        assert rows[key].ci_low == pytest.approx(ref.low, abs=1e-12) and rows[key].ci_high == 1.0, key

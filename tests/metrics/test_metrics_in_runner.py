@@ -19,8 +19,9 @@ METRICS = [
 
 
 def test_all_metrics_through_the_runner(tmp_path, phantoms, lookup):
+    # In process: the `lookup` classifier is registered in this process only, not in an editor's child.
     raw = {"name": "metrics_t", "seed": 0, "editors": [{"name": "identity"}, {"name": "oracle"}],
-           "metrics": METRICS, "batch_size": 4}
+           "metrics": METRICS, "batch_size": 4, "isolation": "none"}
     run_dir = runner.start_run(suite_from_dict(raw), tmp_path)
     outcome = runner.execute(run_dir, phantoms, progress=False)
     assert outcome.ok, outcome

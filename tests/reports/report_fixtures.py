@@ -60,10 +60,21 @@ class Darkness(Metric):
         return [{"darkness": float(1 - r.image.double().mean())} for r in results]
 
 
+class Plain(Metric):
+    """A plugin metric that names no headline keys: its keys must still reach every leaderboard."""
+
+    higher_is_better = {"brightness": True, "spread": False}
+
+    def compute(self, samples, results):
+        return [{"brightness": float(r.image.double().mean()), "spread": float(r.image.double().std())}
+                for r in results]
+
+
 ENTRY_POINTS = {
     "ix2x.editors": [EntryPoint("brighten_t", "report_fixtures:Brighten", "ix2x.editors"),
                      EntryPoint("flaky_t", "report_fixtures:Flaky", "ix2x.editors")],
-    "ix2x.metrics": [EntryPoint("darkness_t", "report_fixtures:Darkness", "ix2x.metrics")],
+    "ix2x.metrics": [EntryPoint("darkness_t", "report_fixtures:Darkness", "ix2x.metrics"),
+                     EntryPoint("plain_t", "report_fixtures:Plain", "ix2x.metrics")],
 }
 
 

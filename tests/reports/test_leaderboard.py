@@ -174,16 +174,15 @@ def test_suite_that_forbids_images_wins_over_the_default(tmp_path, plugins):
     assert not re.search(r"images/(identity|oracle|bright)/", text)
 
 
-@pytest.mark.parametrize("n", [2, 7, 500])
-def test_breakdown_ci_equals_the_stats_module(n):
-    import numpy as np
+def test_reports_have_no_bootstrap_of_their_own():
+    """Regression: reports/data.py had a second bootstrap that imported private constants of
+    ix2x.stats; intervals now come from ix2x.stats only."""
+    import inspect
 
-    from ix2x.stats import mean_ci as reference
-    from ix2x.reports.data import mean_ci
+    from ix2x.reports import data
 
-    values = list(np.random.default_rng(n).normal(size=n)) + [float("nan")]
-    ours, ref = mean_ci(values, seed=3), reference(values, seed=3)
-    assert ours[3:] == ref[3:] and ours[:3] == pytest.approx(ref[:3], rel=1e-12, abs=1e-15)
+    assert not hasattr(data, "mean_ci")
+    assert "default_rng" not in inspect.getsource(data) and "_ROWS_PER_DRAW" not in inspect.getsource(data)
 
 
 def test_kept_inputs_of_a_schema1_run_are_found_by_its_own_file_names(tmp_path, plugins):

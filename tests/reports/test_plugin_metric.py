@@ -87,3 +87,26 @@ def test_plugin_metric_in_summary_leaderboard_and_glossary(plugin_run, tmp_path)
     # identity returns the input: a gain of exactly 1, printed at the plugin's precision (4 digits)
     identity = lb[lb.index('data-editor="identity"'):]
     assert '(&lt; 10)">1.000<span class="n">n=6 ⚠</span></td>' in identity
+
+
+def test_a_plugin_metric_without_headline_shows_its_keys_in_every_leaderboard(tmp_path, plugins):
+    """Regression: a metric without ``headline`` reached summary.csv and the glossary only."""
+    import report_fixtures
+
+    from ix2x.reports import terminal_leaderboard
+
+    suite = {"name": "plain", "editors": [{"name": "identity"}, {"name": "brighten_t", "label": "bright"}],
+             "metrics": [{"name": "plain_t"}]}
+    run = report_fixtures.make_run(tmp_path, suite, report_fixtures.samples(n=4, hostile=None))
+    assert "plain_t,brightness," in (run / "summary.csv").read_text()
+    md = write_report([run], tmp_path / "r.md").read_text()
+    board = md[:md.index("## ", md.index("|"))].replace("\\", "")  # Markdown escapes the underscore
+    assert "plain_t.brightness" in board and "plain_t.spread" in board
+    html = write_report([run], tmp_path / "r.html").read_text()
+    lb = html[html.index('id="leaderboard"'):html.index("</table>", html.index('id="leaderboard"'))]
+    assert "plain_t.brightness" in lb and "plain_t.spread" in lb
+    # The glossary says how the intervals were computed, as run.json records it.
+    assert "Intervals: 95 % intervals: means of per-sample values by the percentile bootstrap" in md
+    assert "Clopper-Pearson" in html[html.index("id='intervals'"):]
+    text = terminal_leaderboard(run, width=400)
+    assert "plain_t.brightness" in text and "plain_t.spread" in text

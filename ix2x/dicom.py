@@ -36,8 +36,13 @@ def _pydicom(path: Path):
     return pydicom
 
 
-def read_dicom(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(H, W)`` float64 in [0, 1] and what was applied (``info``), or :class:`DataError`."""
+def read_dicom(path: str | Path, bit_depth: Any = 16) -> tuple[np.ndarray, dict[str, Any]]:
+    """``(H, W)`` float64 in [0, 1] and what was applied (``info``), or :class:`DataError`.
+
+    ``bit_depth`` ("auto", 8, 12, 16: the PNG policy of :mod:`ix2x.images`) applies where the
+    header's ``BitsStored`` is the only range and says 16 (unsigned, no LUT, no window): scanners
+    write 12-bit detector data that way, which over a 16-bit range displays near-black. ``16``
+    keeps the header's word; ``"auto"`` reads 12 bits when every stored value is <= 4095."""
     path = Path(path)
     pydicom = _pydicom(path)
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
@@ -58,14 +63,31 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     voi = _voi_kind(ds)
     if voi is not None:
         values = apply_voi_lut(values, ds, index=0)
-    lo, hi = display_range(ds)
+    bits, why = _policy_bits(ds, stored, voi, bit_depth, path)
+    lo, hi = display_range(ds, bits=bits)
     a = np.clip((np.asarray(values, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
     photometric = str(ds.PhotometricInterpretation).strip()
     if photometric == "MONOCHROME1":
         a = 1.0 - a
     info = {"dicom_photometric": photometric, "dicom_bits_stored": int(ds.BitsStored),
             "dicom_modality_lut": _modality_kind(ds), "dicom_voi": voi}
+    if bits is not None:
+        info.update(bit_depth=bits, bit_depth_source=why)
     return a, info
+
+
+def _policy_bits(ds, stored: np.ndarray, voi: str | None, bit_depth: Any, path: Path) -> tuple[int | None, str]:
+    """The bits the ``bit_depth`` policy reads a BitsStored-16 file with (None: the header's)."""
+    if (bit_depth == 16 or voi is not None or ds.get("ModalityLUTSequence") or int(ds.BitsStored) != 16
+            or int(getattr(ds, "PixelRepresentation", 0)) != 0):
+        return None, ""
+    top = int(stored.max())
+    if bit_depth == "auto":
+        return (12, f"auto: BitsStored 16 with max {top} <= 4095") if top <= 4095 else (None, "")
+    if top > 2 ** int(bit_depth) - 1:
+        raise DataError(f"DICOM file {path} has stored values up to {top}, more than {bit_depth}-bit data "
+                        f"holds ({2 ** int(bit_depth) - 1}). Set the data setting `bit_depth` to 16 or auto.")
+    return int(bit_depth), "setting"
 
 
 def check_image_object(ds, path: Path) -> None:
@@ -105,12 +127,13 @@ def _voi_kind(ds) -> str | None:
     return None
 
 
-def display_range(ds) -> tuple[float, float]:
-    """``(lo, hi)`` of the values the Modality + VOI steps can output (module docstring)."""
+def display_range(ds, bits: int | None = None) -> tuple[float, float]:
+    """``(lo, hi)`` of the values the Modality + VOI steps can output (module docstring); ``bits``
+    replaces ``BitsStored`` where the ``bit_depth`` policy read the data as fewer bits."""
     voi = _voi_kind(ds)
     if voi == "lut":
         return 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
-    bits = int(ds.BitsStored)
+    bits = int(ds.BitsStored) if bits is None else bits
     if ds.get("ModalityLUTSequence"):
         lo, hi = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
     elif int(getattr(ds, "PixelRepresentation", 0)) == 0:
