@@ -261,7 +261,7 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
 def _edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs: list[Any] | None,
                  state: Any) -> dict[str, str]:
     from ix2x.benchmarks import editing, rundir, scoring
-    from ix2x.benchmarks.runner import _bind, _placed, _with_scoring
+    from ix2x.benchmarks.metric_objects import bind as _bind, placed as _placed, with_scoring as _with_scoring
 
     suite, comp = job.suite, job.editor
     dataset = job.dataset

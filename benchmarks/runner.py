@@ -28,6 +28,7 @@ from ix2x.records import RunMeta
 from ix2x.stats import ci_method, describe_intervals
 from ix2x.suite import ComponentSpec, Suite
 from ix2x.threads import default_threads, torch_threads
+from ix2x.benchmarks.metric_objects import bind as _bind, placed as _placed, with_scoring as _with_scoring
 from ix2x.types import Sample
 
 
@@ -327,23 +328,6 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
         _record_weights(run_dir, state, weights, in_process)
 
 
-def _placed(metric: Any, device: str) -> Any:
-    # `to()` returns the metric by contract, but a plugin returning None must not lose it.
-    placed = metric.to(device)
-    return metric if placed is None else placed
-
-
-def _with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
-    """Give the metrics one per-run scoring state (models built once, prediction and feature
-    caches, the evaluation size: ix2x.classifiers.scoring) and return it."""
-    from ix2x.classifiers.scoring import Scoring
-
-    state = Scoring(suite.device, eval_size=suite.eval_size, batch_size=suite.batch_size)
-    for metric in metric_objs:
-        metric.scoring = state
-    return state
-
-
 def _record_weights(run_dir: Path, state: Any, more: dict[str, str] | None = None,
                     in_process: dict[str, str] | None = None) -> None:
     """{weights file: SHA-256} of every model the metrics loaded (here and in the editors'
@@ -356,20 +340,6 @@ def _record_weights(run_dir: Path, state: Any, more: dict[str, str] | None = Non
         if in_process:
             meta.extra["editors_in_process"] = {**meta.extra.get("editors_in_process", {}), **in_process}
         rundir.write_meta(run_dir, meta)
-
-
-def _bind(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
-    """Hand ``editor`` (None: take it back) to the metrics that edit again."""
-    for metric in metric_objs:
-        if not getattr(metric, "uses_editor", False):
-            continue
-        if not callable(getattr(metric, "bind_editor", None)):
-            raise UserError(f"Metric {type(metric).__name__} sets `uses_editor` but cannot be given an editor: "
-                            "derive it from `ix2x.types.EditsAgain` (the capability that binds one).")
-        if editor is None:
-            metric.unbind_editor()
-        else:
-            metric.bind_editor(editor, suite.seed, suite.batch_size)
 
 
 def finalize(run_dir: Path) -> RunOutcome:

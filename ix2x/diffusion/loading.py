@@ -190,7 +190,7 @@ def load_components(model: str | Path, *, device: str = "cpu", dtype: str = "flo
 
     torch_dtype = parse_dtype(dtype)
     folder = resolve_model(model)
-    from ix2x.preflight import tokenizer_mismatch, tokenizer_size, weight_problems
+    from ix2x.diffusion.model_files import tokenizer_mismatch, tokenizer_size, weight_problems
 
     damaged = weight_problems(folder)  # one line naming the file, not a library's traceback
     mismatch = tokenizer_mismatch(folder, tokenizer_size(folder / "tokenizer"))
