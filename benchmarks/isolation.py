@@ -268,7 +268,11 @@ def _edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_obj
     if dataset is None:
         from ix2x.data.sources import open_dataset
 
-        dataset = open_dataset(suite.data, progress=False)
+        from ix2x.benchmarks import array_shard
+
+        # The runner's selection: an array shard (`--shard I/N`) edits its share, indexed as the runner's.
+        dataset = array_shard.select(open_dataset(suite.data, progress=False),
+                                     rundir.read_meta(job.run_dir).extra.get("shard"))
     if metric_objs is None:
         metric_objs = [_placed(c.cls(c.config), suite.device) for c in job.metrics]
         state = _with_scoring(metric_objs, suite)
