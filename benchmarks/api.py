@@ -38,7 +38,7 @@ def build_suite(suite: str | Path | Suite | None = None, *, data: str | Path | N
                 editors: str | Sequence[str] | None = None, metrics: str | Sequence[str] | None = None,
                 editor_args: Mapping[str, Any] | None = None, seed: int | None = None,
                 batch_size: int | None = None, device: str | None = None,
-                batch_timeout: float | None = None) -> Suite:
+                batch_timeout: float | None = None, threads: int | None = None) -> Suite:
     """``suite`` (a built-in name, a .yaml path or a :class:`~ix2x.suite.Suite`; None: the default
     suite, ``phantom``) with these overrides,
     the command line's precedence: suite defaults, then the suite file, then these.
@@ -46,11 +46,16 @@ def build_suite(suite: str | Path | Suite | None = None, *, data: str | Path | N
     ``data``: a MIMIC-EDIT-INSTRUCTION folder (switches the source to it). ``editors``: labels of the
     suite to keep, or registry names to run with default settings. ``metrics``: replaces the suite's.
     ``editor_args``: ``{"[EDITOR.]KEY": value}``; without ``EDITOR.`` a setting applies to every editor.
+    ``threads``: torch CPU threads while editing and scoring (default: the suite's, else the CPUs this
+    process may use; recorded in run.json and kept on resume, see ix2x.threads).
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite_path(str(suite if suite is not None else DEFAULT_SUITE)))
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"`--threads` must be >= 1, got {threads}. Leave it out to use the CPUs this process "
+                        "may run on.")
     overrides: dict[str, Any] = {"seed": seed, "batch_size": batch_size, "device": device, "split": split,
-                                 "limit": limit}
+                                 "limit": limit, "threads": threads}
     if data is not None:
         overrides.update(source="dir", path=str(data))
     suite = with_overrides(suite, **overrides)
@@ -125,7 +130,7 @@ def run_suite(suite: str | Path | Suite | None = None, out: str | Path = "result
     ``suite``: a built-in name (``ix2x ls suites``), a path to a .yaml file, or a
     :class:`~ix2x.suite.Suite`. ``overrides``: any keyword of :func:`build_suite` (``limit``,
     ``editors``, ``metrics``, ``editor_args``, ``seed``, ``batch_size``, ``device``, ``split``, ``data``,
-    ``batch_timeout``). ``progress``: progress bars and the run directory's path on stderr. ``argv``:
+    ``batch_timeout``, ``threads``). ``progress``: progress bars and the run directory's path on stderr. ``argv``:
     recorded in run.json as the command that made the run (default: this process's arguments).
 
     Every name, setting, folder and weight file is checked before anything loads (a mistake raises

@@ -10,6 +10,8 @@ is started again (Slurm requeues a pre-empted task with the same command) resume
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import os
 from dataclasses import dataclass
@@ -121,7 +123,10 @@ def start_or_resume(suite: Any, out_root: Path, shard: ArrayShard, *,
     target = Path(out_root) / check_name("The suite `name`", suite.name) / shard.dir_name
     if (target / "run.json").is_file():
         meta = rundir.read_meta(target)
-        if from_meta(meta.extra.get("shard")) != shard or rundir.load_run_suite(target) != suite:
+        recorded = rundir.load_run_suite(target)
+        if suite.threads is None:  # left to the machine: the recorded count is the one the shard keeps
+            suite = dataclasses.replace(suite, threads=recorded.threads)
+        if from_meta(meta.extra.get("shard")) != shard or recorded != suite:
             raise UserError(f"{target} holds another run (other suite, settings or edits folders) than this shard "
                             f"{shard.index}/{shard.count}; pass another `--out`, or `ix2x run --resume {target}` "
                             "to finish that run as it was started.")

@@ -9,6 +9,7 @@ Ctrl-C (``KeyboardInterrupt``) is never swallowed: it stops the run, which stays
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import threading
@@ -40,7 +41,7 @@ class Edited:
     result: EditResult | None
     error: str | None = None
     stage: str | None = None
-    latency_s: float | None = math.nan  # None: not measured (an editor with `timed = False`)
+    latency_s: float | None = math.nan  # None: not timed (the warm-up made it, or an editor with `timed = False`)
     peak_memory_mb: float | None = None
 
 
@@ -102,16 +103,22 @@ def requests_for(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[E
             for s in batch]
 
 
-def warm_up(editor: Any, batch: Sequence[Sample], suite: Suite) -> None:
+def warm_up(editor: Any, batch: Sequence[Sample], suite: Suite, *, keep: bool = True) -> list[Edited] | None:
     """One untimed batch of the run's batch size, so that model loading, lazy initialisation and
-    the kernels' per-shape setup (a batch of one sets up other shapes) stay out of the latency."""
+    the kernels' per-shape setup (a batch of one sets up other shapes) stay out of the latency.
+
+    The warm-up edits the editor's first batch, with its seeds: with ``keep``, and when every
+    sample edited, those are the first batch's edits (the same bytes a second call would give),
+    returned untimed (``latency_s`` None) so the batch is not edited twice; else None, and the
+    first batch is edited again, timed (a run of one batch keeps one timing that way; a failure is
+    recorded by the timed edit, sample by sample). An editor with ``timed = False`` gets no
+    warm-up (nothing is timed): None."""
     if not getattr(editor, "timed", True):
-        return  # nothing is timed, so nothing to warm up
-    try:
-        with time_limit(suite.batch_timeout_s):
-            editor.edit(fill_batch(editor, requests_for(type(editor), batch, suite.seed), suite.batch_size))
-    except (*EDITOR_FAULTS, BatchTimeout):  # the timed edit of the same sample records the failure
-        pass
+        return None
+    edited = edit_batch(editor, batch, suite)  # faults and timeouts come back as failed edits
+    if not keep or any(e.result is None for e in edited):
+        return None
+    return [dataclasses.replace(e, latency_s=None) for e in edited]
 
 
 def _sync(device: str) -> None:

@@ -52,6 +52,9 @@ class EditorJob:
     layout: records.Layout
     own_file: Path
     dataset: Sequence[Sample] | None = None  # None: the child opens the suite's data itself
+    # Sample hashes known so far (index -> hash), shared by the run's editors so that each sample
+    # is hashed once per run (52 ms per 3,000 px sample); a child reports the ones it adds.
+    hashes: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,6 +146,8 @@ def run_in_child(job_bytes: bytes, job: EditorJob, *, on_written: Callable[[list
                     in_flight, deadline = payload, (time.monotonic() + hard if hard else None)
                 elif kind == "edited":
                     deadline = None
+                elif kind == "hashes":
+                    job.hashes.update(payload)
                 elif kind == "written":
                     in_flight = []
                     on_written(payload)  # may raise (tests kill runs here): the child waits for "go"
@@ -246,63 +251,80 @@ def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs
     """One editor over ``job.todo``, batch by batch: edit, score, append the records. Reports
     ``("edit", indices)`` before and ``("edited", None)`` after each editor call and
     ``("written", indices)`` after each batch is on disk. Returns the metrics' weight files."""
-    from ix2x.benchmarks import editing, scoring
-    from ix2x.benchmarks.rundir import sample_hash
+    from ix2x.threads import torch_threads
+
+    # The run's thread count, in the child as in process: threads change the bytes of an edit.
+    with torch_threads(job.suite.threads):
+        return _edit_editor(job, send, metric_objs=metric_objs, state=state)
+
+
+def _edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs: list[Any] | None,
+                 state: Any) -> dict[str, str]:
+    from ix2x.benchmarks import editing, rundir, scoring
+    from ix2x.benchmarks.metric_objects import bind as _bind, placed as _placed, with_scoring as _with_scoring
 
     suite, comp = job.suite, job.editor
     dataset = job.dataset
     if dataset is None:
         from ix2x.data.sources import open_dataset
 
-        dataset = open_dataset(suite.data, progress=False)
-        # an array shard edits its share only, in the child as in the parent (runner.execute)
-        from ix2x.benchmarks import array_shard, rundir
+        from ix2x.benchmarks import array_shard
 
-        dataset = array_shard.select(dataset, rundir.read_meta(job.run_dir).extra.get("shard"))
+        # The runner's selection: an array shard (`--shard I/N`) edits its share, indexed as the runner's.
+        dataset = array_shard.select(open_dataset(suite.data, progress=False),
+                                     rundir.read_meta(job.run_dir).extra.get("shard"))
     if metric_objs is None:
-        metric_objs = [scoring.place_metric(c.cls(c.config), suite.device) for c in job.metrics]
-        state = scoring.with_scoring(metric_objs, suite)
+        metric_objs = [_placed(c.cls(c.config), suite.device) for c in job.metrics]
+        state = _with_scoring(metric_objs, suite)
     labelled = list(zip([m.key for m in job.metrics], metric_objs))
-    hashes: dict[int, str] = {}
+    hashes = job.hashes  # in process: the runner's own dict, shared by its editors
 
     def load(indices: Sequence[int]) -> tuple[list[Sample], list[str], list[records.SampleRecord]]:
         """The samples of ``indices`` that load, their hashes, and a failed record for each that does not."""
-        batch, failed = [], []
+        batch, failed, new = [], [], {}
         for i in indices:
             sample, rec = load_sample(dataset, i, job.ids[i], comp.key)
             if rec is not None:
                 failed.append(rec)
                 continue
-            hashes.setdefault(i, sample_hash(sample))
+            if i not in hashes:  # setdefault would hash again every time
+                hashes[i] = new[i] = rundir.sample_hash(sample)
             batch.append((i, sample))
+        if new:
+            send("hashes", new)  # a child's copy: the runner keeps them for the next editors
         return [s for _, s in batch], [hashes[i] for i, _ in batch], failed
 
     todo = job.todo
     editor, stage, error = editing.build_editor(comp.cls, comp.config, suite.device)
+    # The first batch's edits when the warm-up made them (untimed): that batch is not edited twice.
+    first_loaded, first_edited = None, None
     with records.RecordWriter(job.own_file) as writer:
         if editor is not None:
-            scoring.bind_editor(metric_objs, editor, suite)
+            _bind(metric_objs, editor, suite)
             first = todo[:suite.batch_size]
-            warm = load(first)[0]
-            if warm:
+            first_loaded = load(first)
+            if first_loaded[0]:
                 send("edit", first)
-                editing.warm_up(editor, warm, suite)
+                first_edited = editing.warm_up(editor, first_loaded[0], suite, keep=len(todo) > suite.batch_size)
                 send("edited", None)
         for start in range(0, len(todo), suite.batch_size):
             indices = todo[start:start + suite.batch_size]
-            batch, batch_hashes, recs = load(indices)
+            batch, batch_hashes, recs = first_loaded if start == 0 and first_loaded else load(indices)
             if batch and editor is None:  # the editor never started: each of its samples fails with why
                 recs += scoring.failed_records(comp.key, batch, stage, error, batch_hashes)
+            elif batch and start == 0 and first_edited is not None:
+                edited = first_edited
             elif batch:
                 send("edit", indices)
                 edited = editing.edit_batch(editor, batch, suite)
                 send("edited", None)
+            if batch and editor is not None:
                 recs += scoring.batch_records(comp.key, batch, edited, labelled, batch_hashes, run_dir=job.run_dir,
                                               layout=job.layout, save_images=suite.save_images)
             order = {sid: n for n, sid in enumerate(job.ids[i] for i in indices)}
             writer.write_batch(sorted(recs, key=lambda r: order[r.sample_id]))  # dataset order
             send("written", indices)
-    scoring.bind_editor(metric_objs, None, suite)  # no metric keeps this editor's weights alive past it
+    _bind(metric_objs, None, suite)  # no metric keeps this editor's weights alive past it
     del editor
     return state.weight_files() if state is not None else {}
 

@@ -27,6 +27,8 @@ from ix2x.provenance import device_info, git_state, package_versions
 from ix2x.records import RunMeta
 from ix2x.stats import ci_method, describe_intervals
 from ix2x.suite import ComponentSpec, Suite
+from ix2x.threads import default_threads, torch_threads
+from ix2x.benchmarks.metric_objects import bind as _bind, placed as _placed, with_scoring as _with_scoring
 from ix2x.types import Sample
 
 
@@ -146,10 +148,13 @@ def start_run(suite: Suite, out_root: Path, *, argv: Sequence[str] = (), parent:
     editors, metrics = resolve(suite)
     if parent is None:
         check_data(suite.data)
+    if suite.threads is None:  # chosen here, once, and recorded: a resume edits with the same count
+        suite = dataclasses.replace(suite, threads=default_threads())
     run_dir = rundir.new_run_dir(out_root, suite.name)
     # A failed start (a full disk...) is one line and leaves nothing behind.
     with _disk_full_is_one_line(run_dir), rundir.discard_if_unstarted(run_dir):
-        _write_start_meta(run_dir, suite, editors, metrics, argv, parent)
+        with torch_threads(suite.threads):  # run.json's device info records the run's count
+            _write_start_meta(run_dir, suite, editors, metrics, argv, parent)
     return run_dir
 
 
@@ -209,8 +214,9 @@ def execute(run_dir: Path, dataset: Sequence[Sample] | None = None, *, progress:
         if shard.rank == 0:  # set damage aside and check the data before any rank reads what is done
             notes = _check_records_and_data(run_dir, dataset, ids, tree, allow_changed_data, skip_crashed)
         barrier(shard)
-        _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch,
-                        dataset_given)
+        with torch_threads(suite.threads):  # editor children take this count too (isolation)
+            _edit_and_score(run_dir, suite, editors, metrics, dataset, ids, layout, shard, progress, on_batch,
+                            dataset_given)
         barrier(shard)
         if shard.rank == 0:
             rundir.merge(run_dir, [e.key for e in editors], ids)
@@ -255,10 +261,14 @@ def _check_records_and_data(run_dir: Path, dataset: Sequence[Sample], ids: Seque
 
 
 def _thread_change(meta: RunMeta) -> list[str]:
-    """The torch thread count changes the bytes of an edit (by up to about 2/65535 per pixel): a
-    resume under another count than the run's start says so and records it."""
+    """The torch thread count changes the bytes of an edit (by up to about 2/65535 per pixel). A run
+    records its count (the suite's ``threads``, ix2x.threads) and resumes with it, so there is
+    nothing to say; a run recorded before that setting edits with the process's count, and a resume
+    under another count than the run's start says so and records it."""
     import torch
 
+    if (meta.suite or {}).get("threads") is not None:
+        return []
     started = (meta.device or {}).get("torch_threads")
     now = torch.get_num_threads()
     if not started or started == now:
@@ -279,8 +289,8 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
     version = rundir.read_meta(run_dir).schema_version
     own_file = rundir.own_records_file(run_dir, shard.rank, shard.distributed)
     done = {r.key for r in rundir.all_records(run_dir, version=version)}
-    metric_objs = [scoring.place_metric(c.cls(c.config), suite.device) for c in metrics]
-    state = scoring.with_scoring(metric_objs, suite)
+    metric_objs = [_placed(c.cls(c.config), suite.device) for c in metrics]
+    state = _with_scoring(metric_objs, suite)
     pending = {e.key: [i for i, sid in enumerate(ids) if shard.owns(i) and (e.key, sid) not in done]
                for e in editors}
     written = len(done)
@@ -289,6 +299,8 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
                                   [i for i in range(min(suite.report_samples, len(ids))) if shard.owns(i)])
     weights: dict[str, str] = {}
     in_process: dict[str, str] = {}
+
+    hashes: dict[int, str] = {}  # each sample hashed once per run, whatever the number of editors
 
     with tqdm(total=sum(len(v) for v in pending.values()), disable=not progress, unit="edit",
               dynamic_ncols=True, position=shard.rank) as bar:
@@ -305,7 +317,7 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
                 continue
             bar.set_description(comp.key if not shard.distributed else f"[rank {shard.rank}] {comp.key}")
             job = isolation.EditorJob(run_dir, suite, comp, metrics, ids, todo, layout, own_file,
-                                      dataset if dataset_given else None)
+                                      dataset if dataset_given else None, hashes)
             got, why = isolation.run_editor(job, dataset, isolate=suite.isolation == "process",
                                             on_written=on_written, version=version, metric_objs=metric_objs,
                                             state=state)
@@ -408,8 +420,8 @@ def rescore(run_dir: Path, metric_specs: Sequence[ComponentSpec], dataset: Seque
     new_dir = start_run(new_suite, root, argv=["rescore", str(run_dir)], parent=Path(run_dir).resolve())
     try:
         rundir.copy_images(parent, recs, new_dir)
-        objs = [scoring.place_metric(c.cls(c.config), suite.device) for c in metrics]
-        state = scoring.with_scoring(objs, suite)
+        objs = [_placed(c.cls(c.config), suite.device) for c in metrics]
+        state = _with_scoring(objs, suite)
         todo = [i for i, r in enumerate(recs) if r.ok]
         values: dict[int, dict[str, Any]] = {}
         for start in tqdm(range(0, len(todo), suite.batch_size), disable=not progress, unit="batch"):

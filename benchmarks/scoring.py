@@ -17,10 +17,8 @@ import numpy as np
 from ix2x.benchmarks import rundir
 from ix2x.benchmarks.editing import Edited, format_error
 from ix2x import records
-from ix2x.errors import UserError
 from ix2x.records import Layout, RunMeta, SampleRecord, SummaryRow
-from ix2x.stats import bootstrap_ci
-from ix2x.suite import Suite
+from ix2x.stats import bootstrap_ci_blocks
 from ix2x.types import EditResult, Sample
 
 
@@ -144,12 +142,13 @@ def latency_rows(editor: str, ok: list[SampleRecord], seed: int) -> list[Summary
     if lat.size == 0:
         return []
     rows = []
-    stats = (("median_s", lambda x: float(np.quantile(x, 0.5)), False),
-             ("p90_s", lambda x: float(np.quantile(x, 0.9)), False),
-             ("images_per_s", lambda x: float(1.0 / x.mean()) if x.mean() > 0 else math.nan, True))
+    # Each statistic maps a (resamples, n) array of latencies to one value per row.
+    stats = (("median_s", lambda x: np.quantile(x, 0.5, axis=-1), False),
+             ("p90_s", lambda x: np.quantile(x, 0.9, axis=-1), False),
+             ("images_per_s", _images_per_s, True))
     for key, fn, hib in stats:
-        low, high = bootstrap_ci(lambda idx: fn(lat[idx]), lat.size, seed=seed)
-        rows.append(_row(editor, "latency", key, int(lat.size), 0, fn(lat), hib, low, high))
+        low, high = bootstrap_ci_blocks(lambda block: fn(lat[block]), lat.size, seed=seed)
+        rows.append(_row(editor, "latency", key, int(lat.size), 0, float(fn(lat[None])[0]), hib, low, high))
     calls = [r.info.get("unet_calls", r.info.get("model_calls")) for r in ok]
     calls = np.array([c for c in calls if isinstance(c, (int, float))], dtype=float)
     if calls.size:
@@ -165,35 +164,6 @@ def latency_rows(editor: str, ok: list[SampleRecord], seed: int) -> list[Summary
     return rows
 
 
-# ----------------------------------------------------------------- metrics around an editor
-# Used by the runner and by the editor processes of benchmarks.isolation.
-
-def place_metric(metric: Any, device: str) -> Any:
-    # `to()` returns the metric by contract, but a plugin returning None must not lose it.
-    placed = metric.to(device)
-    return metric if placed is None else placed
-
-
-def with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
-    """Give the metrics one per-run scoring state (models built once, prediction and feature
-    caches, the evaluation size: ix2x.classifiers.scoring) and return it."""
-    from ix2x.classifiers.scoring import Scoring
-
-    state = Scoring(suite.device, eval_size=suite.eval_size)
-    for metric in metric_objs:
-        metric.scoring = state
-    return state
-
-
-def bind_editor(metric_objs: Sequence[Any], editor: Any, suite: Suite) -> None:
-    """Hand ``editor`` (None: take it back) to the metrics that edit again."""
-    for metric in metric_objs:
-        if not getattr(metric, "uses_editor", False):
-            continue
-        if not callable(getattr(metric, "bind_editor", None)):
-            raise UserError(f"Metric {type(metric).__name__} sets `uses_editor` but cannot be given an editor: "
-                            "derive it from `ix2x.types.EditsAgain` (the capability that binds one).")
-        if editor is None:
-            metric.unbind_editor()
-        else:
-            metric.bind_editor(editor, suite.seed, suite.batch_size)
+def _images_per_s(latencies: np.ndarray) -> np.ndarray:
+    mean = latencies.mean(axis=-1)
+    return np.where(mean > 0, 1.0 / np.where(mean > 0, mean, 1.0), math.nan)

@@ -84,21 +84,28 @@ class Aggregate:
 _ROWS_PER_DRAW = 64
 
 
-def _resampled_indices(n: int, *, seed: int, clusters: Sequence[str] | None,
-                       n_resamples: int) -> Iterator[np.ndarray]:
-    """The resamples' index arrays, one at a time. Drawn 64 rows at a time from one generator,
-    which gives the same indices as one (n_resamples, n) draw without holding it: that matrix was
-    160 MB at n = 10,000 and grew with the dataset (a test compares the two)."""
+def _resampled_blocks(n: int, *, seed: int, clusters: Sequence[str] | None,
+                      n_resamples: int) -> Iterator[np.ndarray | list[np.ndarray]]:
+    """The resamples' index arrays, up to 64 at a time: a ``(k, n)`` array when samples are drawn one
+    by one, a list of k arrays (their lengths differ) when whole clusters are. Drawn 64 rows at a time
+    from one generator, which gives the same indices as one (n_resamples, n) draw without holding it:
+    that matrix was 160 MB at n = 10,000 and grew with the dataset (a test compares the two)."""
     rng = np.random.default_rng(seed)
     if clusters is None:
         for start in range(0, n_resamples, _ROWS_PER_DRAW):
-            yield from rng.integers(0, n, size=(min(_ROWS_PER_DRAW, n_resamples - start), n))
+            yield rng.integers(0, n, size=(min(_ROWS_PER_DRAW, n_resamples - start), n))
         return
     members = _cluster_members(clusters)
     for start in range(0, n_resamples, _ROWS_PER_DRAW):
         draws = rng.integers(0, len(members), size=(min(_ROWS_PER_DRAW, n_resamples - start), len(members)))
-        for row in draws:
-            yield np.concatenate([members[j] for j in row])
+        yield [np.concatenate([members[j] for j in row]) for row in draws]
+
+
+def _resampled_indices(n: int, *, seed: int, clusters: Sequence[str] | None,
+                       n_resamples: int) -> Iterator[np.ndarray]:
+    """The resamples' index arrays, one at a time (see :func:`_resampled_blocks`)."""
+    for block in _resampled_blocks(n, seed=seed, clusters=clusters, n_resamples=n_resamples):
+        yield from block
 
 
 def _cluster_members(clusters: Sequence[str]) -> list[np.ndarray]:
@@ -160,6 +167,82 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, *, seed: int 
                      lambda: np.array([statistic(idx) for idx in _jackknife_indices(n, clusters)]))
 
 
+def bootstrap_ci_blocks(statistic: Callable[[np.ndarray | list[np.ndarray]], np.ndarray], n: int, *,
+                        seed: int = 0, clusters: Sequence[str] | None = None,
+                        n_resamples: int = N_RESAMPLES, method: str | None = None) -> tuple[float, float]:
+    """:func:`bootstrap_ci` with ``statistic`` evaluated on up to 64 resamples at once, so a set-level
+    statistic costs array operations, not a Python loop, per resample: the same resamples, the same
+    interval (percentile or BCa, ``method``; default: the run's) where the statistic gives the same
+    values (see :func:`resample_statistics`)."""
+    if n < 2:
+        return math.nan, math.nan
+    stats = resample_statistics(statistic, n, seed=seed, clusters=clusters, n_resamples=n_resamples)
+    return blocks_interval(stats, statistic, n, clusters=clusters, method=method)
+
+
+def blocks_interval(stats: np.ndarray, statistic: Callable[[np.ndarray | list[np.ndarray]], np.ndarray],
+                    n: int, *, clusters: Sequence[str] | None = None,
+                    method: str | None = None) -> tuple[float, float]:
+    """The interval (percentile or BCa, ``method``; default: the run's) of resampled statistics
+    ``stats`` already computed by :func:`resample_statistics`; BCa evaluates the block
+    ``statistic`` on the full sample and on the jackknife's leave-one-(patient-)out samples."""
+    return _interval(np.asarray(stats, dtype=np.float64), method or current_ci_method(),
+                     lambda: float(np.asarray(statistic(np.arange(n)[None, :]), dtype=np.float64)[0]),
+                     lambda: _jackknife_statistics(statistic, n, clusters))
+
+
+def _jackknife_statistics(statistic: Callable[[np.ndarray | list[np.ndarray]], np.ndarray], n: int,
+                          clusters: Sequence[str] | None) -> np.ndarray:
+    """A block ``statistic`` on the leave-one-out samples, 64 at a time, in the resamples' form: a
+    ``(k, n - 1)`` array, or with ``clusters`` a list of index arrays (their lengths differ when
+    patients are left out whole)."""
+    out = []
+    block: list[np.ndarray] = []
+
+    def evaluate() -> None:
+        out.append(np.asarray(statistic(block if clusters is not None else np.stack(block)), dtype=np.float64))
+
+    for idx in _jackknife_indices(n, clusters):
+        block.append(idx)
+        if len(block) == _ROWS_PER_DRAW:
+            evaluate()
+            block = []
+    if block:
+        evaluate()
+    return np.concatenate(out)
+
+
+def resample_statistics(statistic: Callable[[np.ndarray | list[np.ndarray]], np.ndarray], n: int, *,
+                        seed: int = 0, clusters: Sequence[str] | None = None,
+                        n_resamples: int = N_RESAMPLES) -> np.ndarray:
+    """``statistic`` on every resample of :func:`bootstrap_ci`, stacked (empty for n < 2).
+    ``statistic`` receives a ``(k, n)`` index array, or with ``clusters`` a list of k index arrays
+    (their lengths differ), and returns k values, or k rows of values when several statistics share
+    the resamples (see :func:`resample_counts`, :func:`block_means`)."""
+    if n < 2:
+        return np.empty(0)
+    return np.concatenate([np.asarray(statistic(block), dtype=np.float64) for block in
+                           _resampled_blocks(n, seed=seed, clusters=clusters, n_resamples=n_resamples)])
+
+
+def resample_counts(block: np.ndarray | list[np.ndarray], n: int) -> np.ndarray:
+    """``(k, n)`` int64: how often each of the n items is drawn in each resample of ``block``."""
+    k = len(block)
+    if isinstance(block, np.ndarray):
+        flat = (block + (np.arange(k, dtype=np.int64) * n)[:, None]).ravel()
+    else:
+        flat = np.concatenate([idx + j * n for j, idx in enumerate(block)])
+    return np.bincount(flat, minlength=k * n).reshape(k, n)
+
+
+def block_means(x: np.ndarray, block: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Mean of ``x`` over each resample of ``block``; the same floats as ``x[idx].mean()`` row by row
+    (numpy reduces each row of a 2-D gather in the same order; a test checks it)."""
+    if isinstance(block, np.ndarray):
+        return x[block].mean(axis=1)
+    return np.array([x[idx].mean() for idx in block])
+
+
 def _interval(stats: np.ndarray, method: str, theta_hat: Callable[[], float],
               jackknife: Callable[[], np.ndarray]) -> tuple[float, float]:
     stats = stats[np.isfinite(stats)]
@@ -215,11 +298,10 @@ def mean_interval(values: Sequence[float], *, seed: int = 0, clusters: Sequence[
 
 
 def _resampled_means(x: np.ndarray, seed: int, clusters: Sequence[str] | None) -> np.ndarray:
-    """The means of the bootstrap resamples, one numpy call each: averaging a block of resamples
-    in one call sums in another order and moves the last bits, and summaries stay byte-identical
-    to earlier versions."""
-    return np.array([float(x[idx].mean()) for idx in
-                     _resampled_indices(x.size, seed=seed, clusters=clusters, n_resamples=N_RESAMPLES)])
+    """The means of the bootstrap resamples, 64 resamples per numpy call: each row of the block is
+    reduced as ``x[idx].mean()`` reduces it, so the floats (and summaries) are those of one call per
+    resample (a test compares the two)."""
+    return resample_statistics(lambda block: block_means(x, block), x.size, seed=seed, clusters=clusters)
 
 
 def _jackknife_means(x: np.ndarray, clusters: Sequence[str] | None) -> np.ndarray:

@@ -82,6 +82,9 @@ class Suite:
     # Pixel metrics compare images downscaled so the longer side is at most this (null: native
     # size); classifiers always see their own input size. See ix2x.classifiers.scoring.
     eval_size: int | None = 512
+    # torch CPU threads while editing and scoring (null: chosen for the machine when the run starts,
+    # then recorded); see ix2x.threads.
+    threads: int | None = None
     # Bootstrap interval of means (ix2x.stats): "percentile", or "bca" (bias-corrected and
     # accelerated, better on skewed small samples). Proportions get Clopper-Pearson either way.
     ci: Literal["percentile", "bca"] = "percentile"
@@ -117,6 +120,9 @@ def suite_from_dict(raw: dict[str, Any], *, where: str = "suite") -> Suite:
         raise ConfigError(f"{where}: `batch_timeout_s` must be > 0 seconds or null, got {suite.batch_timeout_s}.")
     if suite.batch_size < 1:
         raise ConfigError(f"{where}: `batch_size` must be >= 1, got {suite.batch_size}.")
+    if suite.threads is not None and (not isinstance(suite.threads, int) or suite.threads < 1):
+        raise ConfigError(f"{where}: `threads` must be an integer >= 1 or null (chosen for the machine), "
+                          f"got {suite.threads!r}.")
     if suite.eval_size is not None and suite.eval_size < 16:
         raise ConfigError(f"{where}: `eval_size` must be >= 16 or null (native size), got {suite.eval_size}.")
     return suite

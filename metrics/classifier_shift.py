@@ -33,7 +33,8 @@ import numpy as np
 from ix2x.stats import Aggregate
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
-from ix2x.metrics._shared import add_reason, auroc, direction, edit_ops, intended_presence, predict_both, scoring
+from ix2x.metrics._shared import (ResampledAuroc, add_reason, auroc, direction, edit_ops, intended_presence,
+                                  predict_both, scoring)
 
 KEYS = ("effect", "flip_rate", "level_effect", "level_direction", "collateral")
 
@@ -74,20 +75,28 @@ def shift_values(p_in: Mapping[str, float], p_out: Mapping[str, float], ops: Seq
     return out
 
 
-def pooled_auroc(values: Sequence[Mapping[str, Any]], idx: Sequence[int], *, targets_only: bool) -> float:
-    """AUROC of ``p_edit`` against ``intended`` pooled over the samples ``idx`` (NaN with one class)."""
-    scores, labels = [], []
-    for i in idx:
-        v = values[i]
+def auroc_pairs(values: Sequence[Mapping[str, Any]], *,
+                targets_only: bool) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """The (``p_edit``, ``intended``) pairs the set-level AUROC pools, gathered once: the samples
+    that carry labels (``labelled``), and per pair its owner (a position in ``labelled``), score and
+    label. A bootstrap resamples owners; a sample owns one pair per instructed (``targets_only``) or
+    labelled finding the classifier scored."""
+    labelled: list[int] = []
+    owner, scores, labels = [], [], []
+    for i, v in enumerate(values):
         p, intended = v.get("p_edit"), v.get("intended")
-        if not isinstance(p, Mapping) or not isinstance(intended, Mapping):
+        if not isinstance(intended, Mapping) or not (v.get("targets") if targets_only else intended):
             continue
-        keep = v.get("targets", []) if targets_only else list(intended)
-        for f in keep:
+        labelled.append(i)
+        if not isinstance(p, Mapping):
+            continue
+        for f in (v.get("targets", []) if targets_only else list(intended)):
             if f in intended and f in p and p[f] is not None:
+                owner.append(len(labelled) - 1)
                 scores.append(float(p[f]))
                 labels.append(int(intended[f]))
-    return auroc(labels, scores)
+    return (labelled, np.asarray(owner, dtype=np.int64), np.asarray(scores, dtype=np.float64),
+            np.asarray(labels, dtype=np.int64))
 
 
 class ClassifierShift(Metric):
@@ -181,19 +190,18 @@ class ClassifierShift(Metric):
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
-        from ix2x.stats import bootstrap_ci, mean_aggregates
+        from ix2x.stats import bootstrap_ci_blocks, mean_aggregates, resample_counts
 
         keys = [k for k in self.higher_is_better if any(k in v for v in values)]
         rows = mean_aggregates(self.name, values, {k: self.higher_is_better[k] for k in keys},
                                seed=seed, clusters=clusters, proportions=self.proportions)
         n = len(values)
         for key, targets_only in (("auroc_target", True), ("auroc_all", False)):
-            labelled = [i for i, v in enumerate(values) if isinstance(v.get("intended"), Mapping)
-                        and (v.get("targets") if targets_only else v.get("intended"))]
-            value = pooled_auroc(values, labelled, targets_only=targets_only)
-            sub = [values[i] for i in labelled]
-            low, high = bootstrap_ci(lambda idx: pooled_auroc(sub, idx, targets_only=targets_only),
-                                     len(sub), seed=seed,
-                                     clusters=None if clusters is None else [clusters[i] for i in labelled])
+            labelled, owner, scores, labels = auroc_pairs(values, targets_only=targets_only)
+            value = auroc(labels, scores)
+            resampled = ResampledAuroc(owner, scores, labels)
+            low, high = bootstrap_ci_blocks(lambda block: resampled(resample_counts(block, len(labelled))),
+                                            len(labelled), seed=seed,
+                                            clusters=None if clusters is None else [clusters[i] for i in labelled])
             rows.append(Aggregate(self.name, key, len(labelled), n - len(labelled), value, low, high, True))
         return rows

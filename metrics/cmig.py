@@ -36,7 +36,7 @@ import numpy as np
 from ix2x.stats import Aggregate
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
-from ix2x.metrics._shared import auroc, edit_ops, intended_presence, predict_images, scoring
+from ix2x.metrics._shared import ResampledAuroc, auroc, edit_ops, intended_presence, predict_images, scoring
 from ix2x.metrics.demographic_preservation import pearson
 
 COMBINATIONS = ("sqrt_p_sqrt_ra", "geometric_mean", "none")
@@ -54,23 +54,39 @@ def combine(p: float, r: float, a: float, how: str) -> float:
     return 100 * (p * r * a) ** (1 / 3)
 
 
-def components(values: Sequence[Mapping[str, Any]], idx: Sequence[int], suffix: str) -> tuple[float, float, float]:
-    """(P, R, A) over samples ``idx`` from per-sample records; ``suffix`` "edit" or "target"."""
-    scores, labels, right, age_pred, age_ref = [], [], [], [], []
-    for i in idx:
-        v = values[i]
-        p = v.get(f"p_{suffix}")
-        if not isinstance(p, Mapping):
-            continue
-        for f, y in (v.get("intended") or {}).items():
-            if f in p:
-                scores.append(float(p[f]))
-                labels.append(int(y))
-        right.append(v[f"group_{suffix}"] == v["group_label"])
-        age_pred.append(v[f"age_{suffix}"])
-        age_ref.append(v["age_label"])
-    acc = float(np.mean(right)) if right else math.nan
-    return auroc(labels, scores), acc, pearson(age_ref, age_pred)
+class Components:
+    """The per-sample inputs of (P, R, A) gathered once from the records (``suffix`` "edit" or
+    "target"), so that 2,000 resamples are array operations on them."""
+
+    def __init__(self, values: Sequence[Mapping[str, Any]], suffix: str) -> None:
+        owner, scores, labels = [], [], []
+        for i, v in enumerate(values):
+            p = v[f"p_{suffix}"]
+            for f, y in (v.get("intended") or {}).items():
+                if f in p:
+                    owner.append(i)
+                    scores.append(float(p[f]))
+                    labels.append(int(y))
+        self.n = len(values)
+        self.scores, self.labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+        self.pathology = ResampledAuroc(np.asarray(owner, dtype=np.int64), self.scores, self.labels)
+        self.right = np.array([v[f"group_{suffix}"] == v["group_label"] for v in values], dtype=bool)
+        self.age_pred = np.asarray([v[f"age_{suffix}"] for v in values], dtype=np.float64)
+        self.age_ref = np.asarray([v["age_label"] for v in values], dtype=np.float64)
+
+    def point(self) -> tuple[float, float, float]:
+        """(P, R, A) over all samples."""
+        acc = float(np.mean(self.right)) if self.n else math.nan
+        return auroc(self.labels, self.scores), acc, pearson(self.age_ref, self.age_pred)
+
+    def resampled(self, block) -> np.ndarray:
+        """``(k, 3)``: (P, R, A) on each resample of ``block`` (see ix2x.stats.resample_statistics)."""
+        from ix2x.stats import block_means, resample_counts
+
+        p = self.pathology(resample_counts(block, self.n))
+        r = block_means(self.right, block)
+        a = [pearson(self.age_ref[idx], self.age_pred[idx]) for idx in block]
+        return np.column_stack([p, r, a])
 
 
 class Cmig(Metric):
@@ -149,7 +165,7 @@ class Cmig(Metric):
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
-        from ix2x.stats import bootstrap_ci, mean_interval
+        from ix2x.stats import blocks_interval, mean_interval, resample_statistics
 
         rows = []
         n = len(values)
@@ -157,35 +173,35 @@ class Cmig(Metric):
             keep = [i for i, v in enumerate(values) if isinstance(v.get(f"p_{suffix}"), Mapping)]
             if not keep:
                 continue
-            sub = [values[i] for i in keep]
+            comp = Components([values[i] for i in keep], suffix)
             cl = None if clusters is None else [clusters[i] for i in keep]
-            memo: dict[bytes, tuple[float, float, float]] = {}
+            # The four statistics see the same resamples (same seed): compute the components once.
+            table = resample_statistics(comp.resampled, len(keep), seed=seed, clusters=cl).reshape(-1, 3)
+            point = comp.point()
+            how = self.config.combine
 
-            def comp(idx, sub=sub, suffix=suffix, memo=memo):
-                # The four statistics see the same resamples (same seed): compute each once.
-                key = np.asarray(idx, dtype=np.int64).tobytes()
-                if key not in memo:
-                    memo[key] = components(sub, idx, suffix)
-                return memo[key]
+            def column(j: int):
+                return lambda block: np.asarray(comp.resampled(block)).reshape(-1, 3)[:, j]
 
-            stats = {
-                "P": lambda idx: comp(idx)[0],
-                "R": lambda idx: comp(idx)[1],
-                "A": lambda idx: comp(idx)[2],
-                "cmig": lambda idx: combine(*comp(idx), self.config.combine),
-            }
-            for key, fn in stats.items():
-                if key == "cmig" and self.config.combine == "none":
-                    continue
-                value = fn(list(range(len(sub))))
+            def combined(block):
+                return np.array([combine(*row, how) for row in np.asarray(comp.resampled(block)).reshape(-1, 3).tolist()])
+
+            stats = {"P": (point[0], table[:, 0], column(0)), "R": (point[1], table[:, 1], column(1)),
+                     "A": (point[2], table[:, 2], column(2))}
+            if how != "none":
+                stats["cmig"] = (combine(*point, how), np.array([combine(*row, how) for row in table.tolist()]),
+                                 combined)
+            for key, (value, resampled, statistic) in stats.items():
                 if key == "R":  # an accuracy is a proportion: the exact binomial interval (ix2x.stats)
-                    hits = [float(v[f"group_{suffix}"] == v["group_label"]) for v in sub]
-                    iv = mean_interval(hits, seed=seed, clusters=cl, proportion=True)
-                    rows.append(Aggregate(self.name, key + tag, len(sub), n - len(sub), value, iv.low, iv.high,
+                    iv = mean_interval(comp.right.astype(np.float64), seed=seed, clusters=cl, proportion=True)
+                    rows.append(Aggregate(self.name, key + tag, len(keep), n - len(keep), value, iv.low, iv.high,
                                           True, iv.method, iv.reason))
                     continue
-                low, high = bootstrap_ci(fn, len(sub), seed=seed, clusters=cl)
-                rows.append(Aggregate(self.name, key + tag, len(sub), n - len(sub), value, low, high, True))
+                # The interval of the run's method (percentile or BCa) from the resamples above; BCa
+                # evaluates ``statistic`` on the jackknife samples too.
+                low, high = (blocks_interval(resampled, statistic, len(keep), clusters=cl)
+                             if len(keep) >= 2 else (math.nan, math.nan))
+                rows.append(Aggregate(self.name, key + tag, len(keep), n - len(keep), value, low, high, True))
         return rows
 
 

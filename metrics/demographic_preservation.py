@@ -119,26 +119,30 @@ class DemographicPreservation(Metric):
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
-        from ix2x.stats import bootstrap_ci, mean_aggregates, mean_interval
+        from ix2x.stats import bootstrap_ci_blocks, mean_aggregates, mean_interval
 
         rows = mean_aggregates(self.name, values, PER_SAMPLE, seed=seed, clusters=clusters,
                                proportions=self.proportions)
         n = len(values)
 
-        def set_stat(key: str, fn, keep: list[int], hib: bool = True) -> None:
-            sub = [values[i] for i in keep]
-            value = fn(sub, range(len(sub))) if sub else math.nan
-            low, high = bootstrap_ci(lambda idx: fn(sub, idx), len(sub), seed=seed,
-                                     clusters=None if clusters is None else [clusters[i] for i in keep])
-            rows.append(Aggregate(self.name, key, len(sub), n - len(sub), value, low, high, hib))
+        def set_stat(key: str, keep: list[int], value: float, resampled, hib: bool = True) -> None:
+            # ``resampled``: the statistic on a block of resamples (ix2x.stats.resample_statistics),
+            # from arrays gathered once.
+            low, high = bootstrap_ci_blocks(resampled, len(keep), seed=seed,
+                                            clusters=None if clusters is None else [clusters[i] for i in keep])
+            rows.append(Aggregate(self.name, key, len(keep), n - len(keep), value, low, high, hib))
+
+        def correlation(key: str, keep: list[int], x_key: str, y_key: str) -> None:
+            x = np.asarray([values[i][x_key] for i in keep], dtype=np.float64)
+            y = np.asarray([values[i][y_key] for i in keep], dtype=np.float64)
+            set_stat(key, keep, pearson(x, y) if keep else math.nan,
+                     lambda block: [pearson(x[idx], y[idx]) for idx in block])
 
         has_age = [i for i, v in enumerate(values) if _finite(v.get("age_input")) and _finite(v.get("age_edit"))]
-        set_stat("age_pearson_r", lambda sub, idx: pearson([sub[j]["age_input"] for j in idx],
-                                                           [sub[j]["age_edit"] for j in idx]), has_age)
+        correlation("age_pearson_r", has_age, "age_input", "age_edit")
         true_age = [i for i in has_age if _finite(values[i].get("true_age"))]
         if true_age:
-            set_stat("age_pearson_r_true", lambda sub, idx: pearson([sub[j]["true_age"] for j in idx],
-                                                                    [sub[j]["age_edit"] for j in idx]), true_age)
+            correlation("age_pearson_r_true", true_age, "true_age", "age_edit")
         for key, truth, pred in (("sex_accuracy_edit", "true_sex", "sex_edit"),
                                  ("group_accuracy_edit", "true_group", "group_edit")):
             known = [i for i, v in enumerate(values) if _known(v.get(truth)) and pred in v]

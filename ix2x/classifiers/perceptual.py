@@ -121,10 +121,12 @@ def _lpips_input(a: torch.Tensor) -> torch.Tensor:
 
 
 class TensorLRU:
-    """A dict of tensor lists that drops its least recently used entries beyond ``max_bytes``."""
+    """A dict of tensor lists that drops its least recently used entries beyond ``max_bytes``, but
+    always keeps the ``min_items`` most recent (a batch's working set, whatever the image size)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, *, min_items: int = 1) -> None:
         self.max_bytes = max_bytes
+        self.min_items = max(1, min_items)
         self._items: "OrderedDict[Any, list[torch.Tensor]]" = OrderedDict()
         self._bytes = 0
 
@@ -140,7 +142,7 @@ class TensorLRU:
         return self._items[key]
 
     def trim(self) -> None:
-        while self._bytes > self.max_bytes and len(self._items) > 1:
+        while self._bytes > self.max_bytes and len(self._items) > self.min_items:
             self._bytes -= sum(t.nbytes for t in self._items.popitem(last=False)[1])
 
     def clear(self) -> None:
@@ -150,8 +152,11 @@ class TensorLRU:
 
 # Unit-normalised backbone features per (model, image content) are kept in a run's cache:
 # out_of_mask_change, gt_fidelity and lpips compare the same inputs, edits and targets, and every
-# editor of a run sees the same inputs and targets. 256 MB holds about 400 images at 128 px, 25 at 512 px.
+# editor of a run sees the same inputs and targets. 256 MB holds about 400 images at 128 px, 25 at 512 px:
+# fewer than a batch's inputs, edits and targets at 512 px, so a run's cache also keeps at least
+# those (WORKING_SET images per sample of a batch, see ix2x.classifiers.scoring.Scoring).
 FEATURE_CACHE_BYTES = 256 * 2**20
+WORKING_SET = 3  # input, edit, target
 
 
 @torch.no_grad()

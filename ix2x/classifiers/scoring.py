@@ -65,7 +65,7 @@ class Scoring:
     (:func:`ix2x.classifiers.build_classifier`)."""
 
     def __init__(self, device: str | torch.device = "cpu", *, eval_size: int | None = None,
-                 classifiers: Mapping[str, Classifier] | None = None) -> None:
+                 classifiers: Mapping[str, Classifier] | None = None, batch_size: int = 1) -> None:
         if eval_size is not None and (not isinstance(eval_size, int) or eval_size < 16):
             raise ValueError(f"`eval_size` must be an integer >= 16 or None, got {eval_size!r}.")
         self.device = torch.device(device)
@@ -76,9 +76,11 @@ class Scoring:
         self._lpips: dict[tuple[str, bool], torch.nn.Module] = {}
         self._extractors: dict[str, Any] = {}
         self._resized: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
-        from ix2x.classifiers.perceptual import FEATURE_CACHE_BYTES, TensorLRU
+        from ix2x.classifiers.perceptual import FEATURE_CACHE_BYTES, WORKING_SET, TensorLRU
 
-        self.features = TensorLRU(FEATURE_CACHE_BYTES)
+        # At least a batch's inputs, edits and targets: the metrics of a batch compare each of them
+        # more than once, and a cache smaller than that sent them through the backbone again.
+        self.features = TensorLRU(FEATURE_CACHE_BYTES, min_items=WORKING_SET * batch_size)
 
     # ------------------------------------------------------------------------------ models
     def classifier(self, spec: str) -> Classifier:

@@ -26,7 +26,8 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
     keywords, from the options this subcommand has)."""
     from ix2x.benchmarks.api import build_suite
 
-    options = ("data", "split", "limit", "editors", "metrics", "seed", "batch_size", "device", "batch_timeout")
+    options = ("data", "split", "limit", "editors", "metrics", "seed", "batch_size", "device", "batch_timeout",
+               "threads")
     suite = build_suite(args.suite, **{k: getattr(args, k, None) for k in options})
     if getattr(args, "link_root", None):
         suite = with_overrides(suite, link_roots=tuple(dict.fromkeys((*suite.data.link_roots, *args.link_root))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "run a benchmark suite (default: phantom, the shipped small InstructX2X on generated phantoms, CPU)"
 DESCRIPTION = """Run every editor of a suite over its samples, score every metric, and write
@@ -36,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="global seed (per-sample seeds derive from it)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads while editing and scoring (default: the suite's, else the CPUs this "
+                        "process may use; recorded in run.json, kept on --resume; edits can differ in their "
+                        "last bits between counts)")
     p.add_argument("--out", default="results", help="root of run directories (default: results)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run; other options are ignored (the run's own suite is used)")
@@ -66,6 +71,19 @@ def run(args: argparse.Namespace) -> int:
     return launch(args, None if args.resume else suite_from_args(args))
 
 
+def _threads_note(args: argparse.Namespace) -> None:
+    """A resume keeps the thread count its run recorded (threads change an edit's last bits)."""
+    if getattr(args, "threads", None) is None:
+        return
+    from ix2x.benchmarks import rundir
+
+    recorded = rundir.load_run_suite(Path(args.resume)).threads
+    if args.threads != recorded:
+        started = "the process's default" if recorded is None else recorded
+        print(f"note: --threads {args.threads} is ignored with --resume: the run continues with the {started} "
+              "thread(s) it started with, so its edits stay comparable", file=sys.stderr)
+
+
 def launch(args: argparse.Namespace, suite) -> int:
     """Run ``suite`` (or resume ``args.resume``) through the library and print what happened; shared
     with ``ix2x score``. Names, settings, folders and weight files are checked first (in the library
@@ -79,6 +97,7 @@ def launch(args: argparse.Namespace, suite) -> int:
             if getattr(args, "batch_timeout", None) is not None:
                 print("note: --batch-timeout is ignored with --resume (the run's own suite is used)",
                       file=sys.stderr)
+            _threads_note(args)
             if getattr(args, "editors", None) is not None:
                 print("note: --editors is ignored with --resume (the run's own suite is used); "
                       "--skip-crashed keeps a crashed editor from running again", file=sys.stderr)

@@ -7,13 +7,12 @@ torch is imported: this module imports neither torch nor diffusers at module lev
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
-from typing import Any
 
+from ix2x.diffusion.loading import BUILTIN, builtin_model_path, is_hub_id
+from ix2x.diffusion.model_files import COMPONENTS, _read_json, tokenizer_mismatch, tokenizer_size, weight_problems
 from ix2x.diffusion.memory import estimate_for_folder
-from ix2x.errors import MissingWeightsError, UserError
+from ix2x.errors import UserError
 
 # ------------------------------------------------------------------------------------ diffusers models
 # Built-in editors whose `model` is a CLIP InstructPix2Pix folder, checked above before torch is imported.
@@ -22,43 +21,6 @@ from ix2x.errors import MissingWeightsError, UserError
 # InstructPix2Pix check too, after import: its text encoder may be any transformers model).
 PIX2PIX_EDITOR_MODULES: tuple[str, ...] = tuple(f"ix2x.editors.{m}:" for m in (
     "instructx2x", "instructpix2pix", "ix2x_no_rse", "ix2x_relevance_only", "ix2x_mask_only"))
-# One of each tuple must exist (weights: safetensors preferred, .bin accepted), as in
-# ix2x.diffusion.loading.REQUIRED_FILES; grouped here by the component they belong to.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def is_hub_id(model: str) -> bool:
-    return bool(_HUB_ID.match(model)) and not Path(model).exists()
-
-
-BUILTIN = "builtin:"
-
-
-def builtin_model_path(model: str) -> Path:
-    """``builtin:NAME`` -> the model folder shipped inside the installed package (``ix2x/models/NAME``),
-    so that suites name it the same way from any working directory."""
-    name = model[len(BUILTIN):]
-    root = Path(__file__).resolve().parent.parent / "models"
-    if not name or "/" in name or name.startswith("."):
-        raise UserError(f"`model` must look like builtin:NAME with NAME a folder of {root}, got {model!r}.")
-    path = root / name
-    if not path.is_dir():
-        shipped = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        raise MissingWeightsError(f"No built-in model {name!r} in {root}; shipped: {', '.join(shipped) or 'none'}.")
-    return path
-
-
-COMPONENTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "model_index": (("model_index.json",),),
-    "unet": (("unet/config.json",),
-             ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.bin")),
-    "vae": (("vae/config.json",),
-            ("vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.bin")),
-    "text_encoder": (("text_encoder/config.json",),
-                     ("text_encoder/model.safetensors", "text_encoder/pytorch_model.bin")),
-    "tokenizer": (("tokenizer/tokenizer.json", "tokenizer/vocab.json"),),
-    "scheduler": (("scheduler/scheduler_config.json",),),
-}
 HUB_FETCH = "huggingface-cli download {repo} --exclude '*.ckpt' '*.bin'"
 INSTRUCTX2X_FETCH = ("download the released InstructX2X diffusers folder (link in the InstructX2X README) "
                      "and copy it there, or `ix2x convert CKPT --out {folder}` for an original .ckpt")
@@ -147,53 +109,6 @@ def folder_problems(folder: Path, *, fix: str, safetensors_only: bool = False) -
                 out.append(f"model {folder} is not an InstructPix2Pix model: its UNet takes {got} input channels, "
                            f"expected {2 * latent} (noisy latents + image latents)")
     return out
-
-
-def weight_problems(folder: Path) -> list[str]:
-    """Damaged or unsafe weights files among those a load would read (safetensors first, as
-    ix2x.diffusion.loading does): ix2x.weight_files."""
-    from ix2x import weight_files
-
-    out = []
-    for component, groups in COMPONENTS.items():
-        for group in groups:
-            used = next((folder / n for n in group if (folder / n).is_file()), None)
-            if used is not None and used.suffix in (".safetensors", ".bin"):
-                found = weight_files.problem(used)
-                if found:
-                    out.append(found)
-    return out
-
-
-def tokenizer_mismatch(folder: Path, n_tokens: int | None) -> str | None:
-    """A tokenizer with more tokens than the text encoder has embeddings: ids past the table fail or
-    read another row (a 3-million-token tokenizer beside a 649-entry encoder cost 20 s and 2.3 GB per
-    edit before failing)."""
-    vocab = (_read_json(folder / "text_encoder" / "config.json") or {}).get("vocab_size")
-    if n_tokens is not None and isinstance(vocab, int) and n_tokens > vocab:
-        return (f"tokenizer has {n_tokens:,} tokens but the text encoder embeds {vocab:,}; tokenizer/ must be the "
-                "model's own")
-    return None
-
-
-def tokenizer_size(folder: Path) -> int | None:
-    """Number of tokens of a tokenizer folder (what ``len(CLIPTokenizer)`` answers), read without transformers."""
-    if (folder / "tokenizer.json").is_file():
-        from tokenizers import Tokenizer
-
-        try:
-            return Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
-        except Exception:
-            return 0
-    vocab = _read_json(folder / "vocab.json")
-    return len(vocab) if isinstance(vocab, dict) else None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 # ------------------------------------------------------------------------------------- memory estimate

@@ -41,10 +41,7 @@ HOW_TO_GET = (
     "Tests and demos: `python -c \"from ix2x.diffusion.tiny import make_tiny_model; make_tiny_model('DIR')\"`."
 )
 
-# What a model name may be (a folder, builtin:NAME, a hub id) is decided in ix2x.diffusion.checks, which
-# loads no torch; the loader uses the same answers.
-from ix2x.diffusion.checks import BUILTIN, builtin_model_path, is_hub_id  # noqa: E402
-
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_PATTERNS = ["*.json", "*.txt", "*.safetensors"]
 
 
@@ -59,6 +56,27 @@ def missing_files(folder: str | Path) -> list[str]:
     if not (root / "tokenizer/tokenizer.json").is_file() and vocab.is_file() and not merges.is_file():
         missing.append(_TOKENIZER_PAIR[1])
     return missing
+
+
+def is_hub_id(model: str) -> bool:
+    return bool(_HUB_ID.match(model)) and not Path(model).exists()
+
+
+BUILTIN = "builtin:"
+
+
+def builtin_model_path(model: str) -> Path:
+    """``builtin:NAME`` -> the model folder shipped inside the installed package (``ix2x/models/NAME``),
+    so that suites name it the same way from any working directory."""
+    name = model[len(BUILTIN):]
+    root = Path(__file__).resolve().parent.parent / "models"
+    if not name or "/" in name or name.startswith("."):
+        raise UserError(f"`model` must look like builtin:NAME with NAME a folder of {root}, got {model!r}.")
+    path = root / name
+    if not path.is_dir():
+        shipped = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise MissingWeightsError(f"No built-in model {name!r} in {root}; shipped: {', '.join(shipped) or 'none'}.")
+    return path
 
 
 # The original InstructX2X's (and Stable Diffusion 1.5's) size, for models whose folder is not here.
@@ -172,7 +190,7 @@ def load_components(model: str | Path, *, device: str = "cpu", dtype: str = "flo
 
     torch_dtype = parse_dtype(dtype)
     folder = resolve_model(model)
-    from ix2x.diffusion.checks import tokenizer_mismatch, tokenizer_size, weight_problems
+    from ix2x.diffusion.model_files import tokenizer_mismatch, tokenizer_size, weight_problems
 
     damaged = weight_problems(folder)  # one line naming the file, not a library's traceback
     mismatch = tokenizer_mismatch(folder, tokenizer_size(folder / "tokenizer"))

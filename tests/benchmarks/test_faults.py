@@ -191,7 +191,7 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path, samples, capsys, mon
     class Interrupted(Editor):
         def edit(self, requests):
             calls["n"] += 1
-            if calls["n"] == 3:  # warm-up, batch 1, then Ctrl-C during batch 2
+            if calls["n"] == 2:  # the warm-up (batch 1's edits), then Ctrl-C during batch 2
                 raise KeyboardInterrupt
             return [EditResult(image=r.image.clone()) for r in requests]
 

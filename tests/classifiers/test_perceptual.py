@@ -67,3 +67,23 @@ def test_features_are_keyed_by_content_not_by_object(model):
     first = perceptual.lpips_distance(model, a, b, cache=cache)
     a += 1  # the same tensor object, new content: must not reuse the zeros' features
     assert perceptual.lpips_distance(model, a, b, cache=cache) == 0 and first > 0
+
+
+def test_a_cache_smaller_than_a_batch_still_keeps_the_batch(model, monkeypatch):
+    """Regression: 256 MB held fewer images than a batch's inputs, edits and targets at 512 px, so a
+    batch's second comparison sent them through the backbone again. A run's cache keeps at least
+    the working set of a batch (3 images per sample), whatever their size."""
+    from ix2x.classifiers.scoring import Scoring
+
+    g = torch.Generator().manual_seed(2)
+    x, y, t = (torch.rand(2, 1, 64, 64, generator=g) for _ in range(3))  # inputs, edits, targets of a batch
+    state = Scoring(batch_size=2)
+    monkeypatch.setattr(state.features, "max_bytes", 1)  # far below one image's features
+    computed = []
+    put = state.features.put
+    monkeypatch.setattr(state.features, "put", lambda key, value: computed.append(key) or put(key, value))
+    for a, b in ((x, y), (y, t), (x, t)):  # out_of_mask_change, gt_fidelity, lpips: the same images again
+        perceptual.lpips_distance(model, a, b, cache=state.features)
+    assert len(computed) == 6 and len(state.features._items) == 6  # each image through the backbone once
+    fresh = perceptual.lpips_distance(model, x, t, cache=perceptual.TensorLRU(1))
+    assert torch.equal(fresh, perceptual.lpips_distance(model, x, t, cache=state.features))

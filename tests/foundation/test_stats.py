@@ -56,3 +56,34 @@ def test_paired_difference():
     assert d["n"] == 20 and d["mean_difference"] == 1.0 and math.isnan(d["ci_low"]) and math.isnan(d["ci_high"])
     assert "all 20 values are equal" in d["nan_reason"]
     assert d["wilcoxon_p"] < 1e-4
+
+
+def test_block_statistics_are_the_row_by_row_ones():
+    """Set-level statistics are evaluated on blocks of resamples; they must give the floats the
+    row-by-row statistics gave, so summaries do not change."""
+    from ix2x.stats import _resampled_blocks, block_means, bootstrap_ci_blocks, resample_counts
+
+    x = np.random.default_rng(2).normal(size=101) * 1e3
+    for clusters in (None, [str(i // 4) for i in range(101)]):
+        for block in _resampled_blocks(101, seed=1, clusters=clusters, n_resamples=130):
+            assert np.array_equal(block_means(x, block), np.array([x[idx].mean() for idx in block]))
+            counts = resample_counts(block, 101)
+            assert np.array_equal(counts, np.stack([np.bincount(idx, minlength=101) for idx in block]))
+        assert (bootstrap_ci_blocks(lambda b: block_means(x, b), 101, seed=4, clusters=clusters)
+                == bootstrap_ci(lambda idx: float(x[idx].mean()), 101, seed=4, clusters=clusters))
+
+
+def test_block_intervals_follow_the_run_method():
+    """The block bootstrap gives bootstrap_ci's interval under BCa too (same resamples, same
+    jackknife), clustered or not; means of blocks give mean_interval's percentile and BCa intervals."""
+    from ix2x.stats import block_means, bootstrap_ci_blocks, ci_method, mean_interval
+
+    x = np.random.default_rng(5).exponential(size=37)
+    for clusters in (None, [str(i // 3) for i in range(37)]):
+        for method in ("percentile", "bca"):
+            with ci_method(method):
+                blocks = bootstrap_ci_blocks(lambda b: block_means(x, b), 37, seed=2, clusters=clusters)
+                rows = bootstrap_ci(lambda idx: float(x[idx].mean()), 37, seed=2, clusters=clusters)
+                assert blocks == rows
+                i = mean_interval(x, seed=2, clusters=clusters)
+                assert i.method == method and (i.low, i.high) == rows

@@ -2,10 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 from metric_helpers import blur_everything, identity, oracle
 
-from ix2x.metrics.classifier_shift import ClassifierShift, pooled_auroc, shift_values
+from ix2x.metrics.classifier_shift import ClassifierShift, auroc_pairs, shift_values
 
 
 def test_hand_computed_add_remove_and_collateral():
@@ -96,13 +97,63 @@ def test_auroc_equals_sklearn():
 
 
 def test_pooled_auroc_hand_computed():
+    from ix2x.metrics._shared import auroc
+
     values = [{"p_edit": {"A": 0.9, "B": 0.2}, "intended": {"A": 1, "B": 0}, "targets": ["A"]},
-              {"p_edit": {"A": 0.3, "B": 0.4}, "intended": {"A": 0, "B": 1}, "targets": ["A", "B"]}]
+              {"p_edit": {"A": 0.3, "B": 0.4}, "intended": {"A": 0, "B": 1}, "targets": ["A", "B"]},
+              {"p_edit": {"A": 0.5}, "intended": {"A": 1}, "targets": []}]
     # targets only: (0.9, 1), (0.3, 0), (0.4, 1) -> positives {0.9, 0.4} vs negative {0.3}: AUROC 1.
-    assert pooled_auroc(values, [0, 1], targets_only=True) == 1.0
-    # all: + (0.2, 0): positives {0.9, 0.4}, negatives {0.2, 0.3}: 4/4 = 1.
-    assert pooled_auroc(values, [0, 1], targets_only=False) == 1.0
-    assert math.isnan(pooled_auroc(values, [0], targets_only=True))
+    labelled, owner, scores, labels = auroc_pairs(values, targets_only=True)
+    assert labelled == [0, 1] and owner.tolist() == [0, 1, 1] and auroc(labels, scores) == 1.0
+    # all: + (0.2, 0) and the third sample's (0.5, 1): positives {0.9, 0.4, 0.5}, negatives {0.2, 0.3}.
+    labelled, owner, scores, labels = auroc_pairs(values, targets_only=False)
+    assert labelled == [0, 1, 2] and auroc(labels, scores) == 1.0
+    _, _, scores, labels = auroc_pairs(values[:1], targets_only=True)
+    assert math.isnan(auroc(labels, scores))  # one class
+
+
+def _aurocs_by_sklearn(owner, scores, labels, block):
+    from sklearn.metrics import roc_auc_score
+
+    out = []
+    for idx in block:
+        pairs = np.concatenate([np.flatnonzero(owner == i) for i in idx])
+        y = labels[pairs]
+        out.append(roc_auc_score(y, scores[pairs]) if 0 < y.sum() < y.size else math.nan)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_resampled_auroc_equals_sklearn_on_the_same_resamples(clustered):
+    """The set-level AUROC's bootstrap scores resamples by counts; sklearn scores each resample's
+    expanded (score, label) pairs. Same resamples, same AUROCs (and exactly the rank AUROC's floats)."""
+    from ix2x.metrics._shared import ResampledAuroc, auroc
+    from ix2x.stats import _resampled_blocks, resample_counts
+
+    rng = np.random.default_rng(3)
+    n = 30
+    owner = np.repeat(np.arange(n), rng.integers(0, 4, n))  # 0 to 3 pairs per sample
+    scores = np.round(rng.random(owner.size), 1)  # many ties
+    labels = (rng.random(owner.size) < 0.3).astype(int)
+    resampled = ResampledAuroc(owner, scores, labels)
+    clusters = [str(i // 3) for i in range(n)] if clustered else None
+    blocks = list(_resampled_blocks(n, seed=0, clusters=clusters, n_resamples=130))
+    got = np.concatenate([resampled(resample_counts(b, n)) for b in blocks])
+    rows = [idx for b in blocks for idx in b]
+    expected = _aurocs_by_sklearn(owner, scores, labels, rows)
+    assert np.array_equal(np.isnan(got), np.isnan(expected)) and np.isfinite(got).sum() > 100
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    ranks = [auroc(labels[p], scores[p]) for p in
+             (np.concatenate([np.flatnonzero(owner == i) for i in idx]) for idx in rows)]
+    assert np.array_equal(got, np.array(ranks), equal_nan=True)
+
+
+def test_resampled_auroc_one_class_and_nan_scores():
+    from ix2x.metrics._shared import ResampledAuroc
+
+    resampled = ResampledAuroc(np.array([0, 1, 2]), np.array([0.1, 0.7, math.nan]), np.array([0, 1, 1]))
+    got = resampled(np.array([[1, 1, 0], [2, 0, 0], [1, 1, 1]]))
+    assert got[0] == 1.0 and math.isnan(got[1]) and math.isnan(got[2])  # one class; a NaN score
 
 
 def test_bad_spec_fails_before_loading(monkeypatch):

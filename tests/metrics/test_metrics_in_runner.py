@@ -19,7 +19,7 @@ METRICS = [
 
 
 def test_all_metrics_through_the_runner(tmp_path, phantoms, lookup):
-    # in process: the `lookup` classifier is registered in this process only
+    # In process: the `lookup` classifier is registered in this process only, not in an editor's child.
     raw = {"name": "metrics_t", "seed": 0, "editors": [{"name": "identity"}, {"name": "oracle"}],
            "metrics": METRICS, "batch_size": 4, "isolation": "none"}
     run_dir = runner.start_run(suite_from_dict(raw), tmp_path)
