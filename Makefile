@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 # Without ARGS: the default suite, then the comparison with the original paper's baseline editors
-# (README: "What `make run` produced" and "The comparison on phantoms"). With ARGS: `ix2x run $(ARGS)`.
+# (README: "What `make run` produced"; docs/baselines.md). With ARGS: `ix2x run $(ARGS)`.
 RUN_SUITES ?= phantom phantom_baselines
 run: $(STAMP)
 	@if [ -n "$(ARGS)" ]; then $(VENV)/bin/ix2x run $(ARGS); \
@@ -47,9 +47,9 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest benchmarks/perf --benchmark-only $(PYTEST_ARGS)
 
 # The full-size path on a CUDA GPU in one command (< 8 min on an H100/H200): writes
-# results/gpu_check/gpu_check.json and gpu_check.md (README, Performance). Without CUDA it says so and
+# results/gpu_check/gpu_check.json and gpu_check.md (docs/performance.md). Without CUDA it says so and
 # exits 0. It uses .venv when `make` built one, else the machine's python3 (a GPU box with torch
-# preinstalled and no package registry: carry the wheels of `make gpu-wheels`, see
+# preinstalled and no package registry: copy the wheels of `make gpu-wheels` to it, see
 # benchmarks/gpu/device.sh).
 GPU_PY ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 gpu-check:

@@ -86,7 +86,7 @@ PRELOAD = ["ix2x.benchmarks.runner", "ix2x.benchmarks.editing", "ix2x.benchmarks
            "ix2x.classifiers.scoring", "ix2x.data.sources", "ix2x.images"]
 
 
-# The diffusion stack: about 19 s to import on the 2-core development machine, paid once in the
+# The diffusion stack: about 19 s to import on a 2-core CPU, paid once in the
 # server rather than in every diffusion editor's process. Only for suites with such editors.
 DIFFUSION_PRELOAD = ["diffusers.models.unets.unet_2d_condition", "diffusers.models.autoencoders.autoencoder_kl",
                      "transformers.models.clip.modeling_clip", "transformers.models.clip.tokenization_clip"]

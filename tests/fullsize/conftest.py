@@ -30,7 +30,7 @@ def sd15_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def torch_threads():
     """One thread: on the shared 2-core machine two OpenMP threads under load spin more than they run
-    (see shared/OFFLINE.md). ``IX2X_FULLSIZE_THREADS`` sets another count."""
+    (measured on a 2-core CPU). ``IX2X_FULLSIZE_THREADS`` sets another count."""
     import torch
 
     threads = torch.get_num_threads()

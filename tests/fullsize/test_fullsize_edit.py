@@ -4,7 +4,7 @@ in float32 and bfloat16 through the same code path, 2 steps.
 
     nice -n 10 make test PYTEST_ARGS="-m fullsize tests/fullsize -s"
 
-Prints run time and peak resident memory per edit (README's Performance section quotes them).
+Prints run time and peak resident memory per edit (docs/performance.md quotes them).
 """
 
 import json
