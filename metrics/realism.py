@@ -292,10 +292,12 @@ class Realism(Metric):
             m_target.add(ft)
             kept.offer(i, fe, ft)
         kept_i, e, t = kept.items()
-        value = frechet_distance(*m_edit.mean_cov(), *m_target.mean_cov())
+        # FID is a squared distance: a value below 0 is the square root's rounding noise (edits equal to
+        # their targets gave -3.6e-06, outside its own interval), reported as the 0 it is.
+        value = max(0.0, frechet_distance(*m_edit.mean_cov(), *m_target.mean_cov()))
         sym = e.shape[1] > _SYMMETRIC_ABOVE
         cl = None if clusters is None else [clusters[i] for i in kept_i]
-        low, high = bootstrap_ci(lambda idx: fid(e[idx], t[idx], symmetric=sym), len(kept_i), seed=seed,
+        low, high = bootstrap_ci(lambda idx: max(0.0, fid(e[idx], t[idx], symmetric=sym)), len(kept_i), seed=seed,
                                  clusters=cl, n_resamples=c.fid_resamples) if c.fid_resamples else (math.nan,) * 2
         out = [Aggregate(self.name, "fid", n, n_nan, value, low, high, False)]
         size = min(c.kid_subset_size, len(kept_i) // 2)

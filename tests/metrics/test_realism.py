@@ -94,6 +94,19 @@ def test_oracle_scores_zero_fid():
     rows = {a.key: a for a in ours.Realism(ours.Realism.Config(fid_resamples=10)).aggregate(
         _values(targets, targets))}
     assert abs(rows["fid"].value) < 1e-9 and abs(rows["fid"].ci_high) < 1e-9
+    # never below 0 (a squared distance), and inside its own interval
+    assert rows["fid"].value >= 0 and 0 <= rows["fid"].ci_low <= rows["fid"].value <= rows["fid"].ci_high
+
+
+def test_rounding_noise_never_makes_fid_negative():
+    # many dimensions, few samples: the square root of the product of two equal covariances comes
+    # out a little above their trace, which made FID slightly negative for edits equal to targets
+    rng = np.random.default_rng(0)
+    targets = rng.normal(size=(40, 64)).astype(np.float32)
+    assert ours.fid(targets, targets) != 0  # the raw formula is rounding noise here, of either sign
+    rows = {a.key: a for a in ours.Realism(ours.Realism.Config(fid_resamples=20)).aggregate(
+        _values(targets, targets))}
+    assert rows["fid"].value >= 0 and rows["fid"].ci_low >= 0
 
 
 def test_memory_does_not_grow_with_the_number_of_samples():
