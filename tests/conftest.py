@@ -54,3 +54,28 @@ def original_masks_dir() -> Path:
         pytest.skip("original pseudo-masks not found: expected ../shared/seed/masks beside the repository "
                     "(or set IX2X_SHARED)")
     return folder
+
+
+# Headless Chromium from Debian's package, without the background services that reach for the network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A Playwright Chromium browser for the HTML tests (report, reader-study packet); skipped with the
+    reason when Playwright or Chromium is missing."""
+    import shutil
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[test]'); the browser checks are skipped")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("no Chromium found (Debian: apt-get install -y chromium; `make test` tries); "
+                    "the browser checks are skipped")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

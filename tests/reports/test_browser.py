@@ -3,31 +3,11 @@ browser download is not available here): no broken image, sorting and filtering,
 full resolution, the glossary from every header, run data never executed."""
 
 import json
-import shutil
 
 import pytest
 from PIL import Image
 
 from ix2x.reports import write_report
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[test]'); the browser checks are skipped")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("no Chromium found (Debian: apt-get install -y chromium; `make test` tries); "
-                    "the browser checks of the report are skipped")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

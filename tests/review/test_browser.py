@@ -12,24 +12,6 @@ from ix2x.benchmarks.review_packet import export_packet, key_path
 from ix2x.benchmarks.review_ratings import import_ratings
 from ratings_for_tests import simulated, write
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[test]'); the packet's browser checks are skipped")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("no Chromium found (Debian: apt-get install -y chromium); the packet's browser checks are skipped")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
 
 @pytest.fixture
 def open_packet(browser):
