@@ -3,7 +3,8 @@
 timeout costs only its own samples, never the run.
 
 The child runs :func:`edit_editor` (build, warm up, edit, score, append records, exactly as the
-in-process path) and reports each step over a pipe; the parent draws the progress bar, calls the
+in-process path) for each editor of its group (editors that load one model folder share a child and
+one load, :func:`groups`) and reports each step over a pipe; the parent draws the progress bar, calls the
 run's ``on_batch`` and enforces the batch timeout by wall clock (the child's own SIGALRM comes
 first; an editor that swallows it is killed ``grace`` seconds later). When the child dies the
 parent learns how (exit code or signal) and records the samples it never wrote as failed.
@@ -55,6 +56,35 @@ class EditorJob:
     # Sample hashes known so far (index -> hash), shared by the run's editors so that each sample
     # is hashed once per run (52 ms per 3,000 px sample); a child reports the ones it adds.
     hashes: dict[int, str] = field(default_factory=dict)
+    # The weights folder the editor loads through ix2x.model_pool (Editor.shared_weights), or None.
+    shared_weights: str | None = None
+
+
+def shared_weights(comp: Any) -> str | None:
+    """The weights folder the editor of ``comp`` (runner.Component) may share with others
+    (:meth:`ix2x.types.Editor.shared_weights`); None for an editor that does not say, or fails to."""
+    how = getattr(comp.cls, "shared_weights", None)
+    try:
+        return how(comp.config) if callable(how) else None
+    except Exception:  # a plugin's own bug: its editor runs alone, and fails (if it does) on its own
+        return None
+
+
+def groups(jobs: Sequence[EditorJob]) -> list[list[EditorJob]]:
+    """The jobs in the order they run: editors that load the same weights folder one after another
+    (at the place of the first of them), so the folder is loaded once per run and freed after the
+    last; the others in the suite's order. Seeds depend only on the sample, so order changes no edit."""
+    out: list[list[EditorJob]] = []
+    by_folder: dict[str, list[EditorJob]] = {}
+    for job in jobs:
+        if job.shared_weights is None:
+            out.append([job])
+        elif job.shared_weights in by_folder:
+            by_folder[job.shared_weights].append(job)
+        else:
+            by_folder[job.shared_weights] = [job]
+            out.append(by_folder[job.shared_weights])
+    return out
 
 
 @dataclass
@@ -65,6 +95,7 @@ class Outcome:
     in_flight: list[int] = field(default_factory=list)  # the samples being edited when it ended
     cause: str = ""
     weight_files: dict[str, str] = field(default_factory=dict)
+    at: int = 0  # the job of the group that was running when it ended
 
 
 # --------------------------------------------------------------------------------------- parent
@@ -73,10 +104,11 @@ def available() -> bool:
     return "forkserver" in multiprocessing.get_all_start_methods()
 
 
-def pickled(job: EditorJob) -> tuple[bytes | None, str]:
-    """The job's bytes, or None and why it cannot cross into a child process."""
+def pickled(jobs: Sequence[EditorJob]) -> tuple[bytes | None, str]:
+    """The jobs' bytes (one pickle: the jobs keep sharing their hashes), or None and why they cannot
+    cross into a child process."""
     try:
-        return pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL), ""
+        return pickle.dumps(list(jobs), protocol=pickle.HIGHEST_PROTOCOL), ""
     except Exception as e:  # local classes, lambdas, open handles: pickle raises several types
         return None, f"{type(e).__name__}: {e}"
 
@@ -93,11 +125,12 @@ DIFFUSION_PRELOAD = ["diffusers.models.unets.unet_2d_condition", "diffusers.mode
 LIGHT_EDITORS = {"identity", "oracle"}
 
 
-def _context(job: EditorJob) -> Any:
+def _context(jobs: Sequence[EditorJob]) -> Any:
     ctx = multiprocessing.get_context("forkserver")
     # Takes effect when the server starts (the first editor of a process): the run's own editor
     # and metric modules too. A module that fails to import is skipped by the server.
-    extra = [c.cls.__module__ for c in [job.editor, *job.metrics]]
+    job = jobs[0]
+    extra = [c.cls.__module__ for c in [*(j.editor for j in jobs), *job.metrics]]
     if any(e.name not in LIGHT_EDITORS for e in job.suite.editors):
         extra += DIFFUSION_PRELOAD
     ctx.set_forkserver_preload(list(dict.fromkeys([*PRELOAD, *extra])))
@@ -118,22 +151,27 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def run_in_child(job_bytes: bytes, job: EditorJob, *, on_written: Callable[[list[int]], None]) -> Outcome:
-    """Run ``job`` in a child process and watch it until it finishes, dies or overruns a batch.
-    Exceptions the child reports (a user error, a full disk, Ctrl-C) are raised here."""
-    ctx = _context(job)
+def run_in_child(job_bytes: bytes, jobs: Sequence[EditorJob], *, on_written: Callable[[list[int]], None],
+                 on_start: Callable[[str], None] = lambda key: None) -> Outcome:
+    """Run ``jobs`` (the pickled list ``job_bytes``) one after another in a child process and watch it
+    until it finishes, dies or overruns a batch. Exceptions the child reports (a user error, a full
+    disk, Ctrl-C) are raised here."""
+    ctx = _context(jobs)
     here, there = ctx.Pipe(duplex=True)
     import torch
 
     surroundings = (list(sys.path), dict(os.environ), os.getcwd(), torch.get_num_threads())
     proc = ctx.Process(target=_child_main, args=(surroundings, job_bytes, there),
-                       name=f"ix2x-editor-{job.editor.key}")
+                       name=f"ix2x-editor-{jobs[0].editor.key}")
     with _main_script_left_out():
         proc.start()
     there.close()
+    job = jobs[0]
     hard = job.suite.batch_timeout_s + GRACE_S if job.suite.batch_timeout_s else None
     in_flight: list[int] = []
     deadline: float | None = None
+    at = 0
+    weights: dict[str, str] = {}
     try:
         while True:
             wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
@@ -142,18 +180,23 @@ def run_in_child(job_bytes: bytes, job: EditorJob, *, on_written: Callable[[list
                     kind, payload = here.recv()
                 except (EOFError, OSError):  # the child is gone
                     break
-                if kind == "edit":
+                if kind == "editor":  # the child starts the group's job `payload`
+                    at, in_flight = payload, []
+                    on_start(jobs[at].editor.key)
+                elif kind == "edit":
                     in_flight, deadline = payload, (time.monotonic() + hard if hard else None)
                 elif kind == "edited":
                     deadline = None
                 elif kind == "hashes":
-                    job.hashes.update(payload)
+                    jobs[at].hashes.update(payload)
                 elif kind == "written":
                     in_flight = []
                     on_written(payload)  # may raise (tests kill runs here): the child waits for "go"
                     here.send("go")
+                elif kind == "editor_done":
+                    weights.update(payload)
                 elif kind == "done":
-                    return Outcome("done", weight_files=payload)
+                    return Outcome("done", weight_files=weights, at=at)
                 elif kind == "error":
                     raise _exception(payload)
                 elif kind == "interrupted":
@@ -163,11 +206,11 @@ def run_in_child(job_bytes: bytes, job: EditorJob, *, on_written: Callable[[list
                 proc.join()
                 return Outcome("timeout", in_flight, f"batch took longer than batch_timeout_s="
                                f"{job.suite.batch_timeout_s:g}; the editor did not stop, so its process was "
-                               "killed")
+                               "killed", weights, at)
             elif not proc.is_alive():
                 break
         proc.join()
-        return Outcome("crash", in_flight, f"the editor's process {describe_exit(proc.exitcode)}")
+        return Outcome("crash", in_flight, f"the editor's process {describe_exit(proc.exitcode)}", weights, at)
     finally:
         if proc.is_alive():
             proc.kill()
@@ -212,15 +255,15 @@ def _child_main(surroundings: tuple[list[str], dict[str, str], str, int], job_by
         import torch
 
         torch.set_num_threads(threads)  # the parent's count: threads change the bytes of an edit
-        job = pickle.loads(job_bytes)
+        jobs = pickle.loads(job_bytes)
 
         def send(kind: str, payload: Any = None) -> None:
             conn.send((kind, payload))
             if kind == "written" and conn.recv() != "go":
                 raise RuntimeError("the runner stopped this editor")
 
-        weights = edit_editor(job, send)
-        conn.send(("done", weights))
+        edit_group(jobs, send)
+        conn.send(("done", None))
     except KeyboardInterrupt:
         _try_send(conn, ("interrupted", None))
         code = 130
@@ -245,6 +288,28 @@ def _try_send(conn: Any, msg: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------- the work
+
+def edit_group(jobs: Sequence[EditorJob], send: Callable[[str, Any], None], *, metric_objs: list[Any] | None = None,
+               state: Any = None) -> dict[str, str]:
+    """The jobs one after another (:func:`edit_editor`), reporting ``("editor", k)`` before job ``k``
+    and ``("editor_done", weight files)`` after it. The editors share the models they load from
+    one folder (ix2x.model_pool); a model no later job needs is freed before the next starts."""
+    from ix2x import model_pool
+    from ix2x.benchmarks.metric_objects import placed as _placed, with_scoring as _with_scoring
+
+    if metric_objs is None and jobs:  # built once for the group's editors (the same metrics)
+        metric_objs = [_placed(c.cls(c.config), jobs[0].suite.device) for c in jobs[0].metrics]
+        state = _with_scoring(metric_objs, jobs[0].suite)
+    weights: dict[str, str] = {}
+    with model_pool.sharing():
+        for k, job in enumerate(jobs):
+            model_pool.keep(j.shared_weights for j in jobs[k:] if j.shared_weights)
+            send("editor", k)
+            got = edit_editor(job, send, metric_objs=metric_objs, state=state)
+            weights.update(got)
+            send("editor_done", got)
+    return weights
+
 
 def edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_objs: list[Any] | None = None,
                 state: Any = None) -> dict[str, str]:
@@ -347,47 +412,54 @@ def load_sample(dataset: Sequence[Sample], index: int, sample_id: str,
                                           error=f"{type(e).__name__}: {text}", stage="load")
 
 
-def run_editor(job: EditorJob, dataset: Sequence[Sample], *, isolate: bool, on_written: Callable[[list[int]], None],
-               version: int, metric_objs: list[Any], state: Any) -> tuple[dict[str, str], str | None]:
-    """Run ``job`` in a watched child (``isolate``) or in this process. Returns the metrics'
-    weight files and, when isolation was asked for but not possible, why."""
+def run_editors(jobs: Sequence[EditorJob], dataset: Sequence[Sample], *, isolate: bool,
+                on_written: Callable[[list[int]], None], version: int, metric_objs: list[Any], state: Any,
+                on_start: Callable[[str], None] = lambda key: None) -> tuple[dict[str, str], str | None]:
+    """Run ``jobs`` (one of :func:`groups`) one after another in a watched child (``isolate``) or in
+    this process. An editor whose child crashes or overruns a batch costs its own samples: the
+    group's later editors go on in a new child. Returns the metrics' weight files and, when
+    isolation was asked for but not possible, why."""
     why = None
     if isolate and not available():
         why = "this platform has no forkserver start method"
     job_bytes = None
     if isolate and why is None:
-        job_bytes, why = pickled(job)
+        job_bytes, why = pickled(jobs)
     if job_bytes is None:
         def send(kind: str, payload: Any = None) -> None:
             if kind == "written":
                 on_written(payload)
+            elif kind == "editor":
+                on_start(jobs[payload].editor.key)
 
-        return edit_editor(job, send, metric_objs=metric_objs, state=state), why
+        return edit_group(jobs, send, metric_objs=metric_objs, state=state), why
     weights: dict[str, str] = {}
-    pending = list(job.todo)
-    while pending:
-        out = run_in_child(job_bytes, job, on_written=on_written)
+    remaining = list(jobs)
+    while remaining:
+        out = run_in_child(job_bytes, remaining, on_written=on_written, on_start=on_start)
         weights.update(out.weight_files)
         if out.kind == "done":
             break
+        job, later = remaining[out.at], remaining[out.at + 1:]
         # What the child wrote before it ended is kept; the rest is failed here.
         written = {r.sample_id for r in records.read_sample_records(job.own_file, version=version, repair=True)
                    if r.editor == job.editor.key}
-        pending = [i for i in pending if job.ids[i] not in written]
+        pending = [i for i in job.todo if job.ids[i] not in written]
         in_flight = [i for i in out.in_flight if i in pending]
         if out.kind == "timeout":
             _fail(job, dataset, in_flight, "timeout", f"BatchTimeout: {out.cause}", version)
             pending = [i for i in pending if i not in in_flight]
             on_written(in_flight)
-            job = _with_todo(job, pending)
-            job_bytes = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
-            continue
-        where = f" while editing {', '.join(job.ids[i] for i in in_flight)}" if in_flight else ""
-        _fail(job, dataset, pending, "crash",
-              f"EditorCrash: {out.cause}{where}; the samples it had not written are failed (`ix2x run --resume` "
-              "retries a crashed editor once)", version)
-        on_written(pending)
-        break
+            remaining = ([_with_todo(job, pending)] if pending else []) + later
+        else:
+            where = f" while editing {', '.join(job.ids[i] for i in in_flight)}" if in_flight else ""
+            _fail(job, dataset, pending, "crash",
+                  f"EditorCrash: {out.cause}{where}; the samples it had not written are failed (`ix2x run --resume` "
+                  "retries a crashed editor once)", version)
+            on_written(pending)
+            remaining = later  # the editors after it in this group still run, in a new process
+        if remaining:
+            job_bytes = pickle.dumps(remaining, protocol=pickle.HIGHEST_PROTOCOL)
     return weights, None
 
 

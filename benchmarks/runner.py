@@ -311,19 +311,20 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
             if on_batch is not None:
                 on_batch(written)
 
-        for comp in editors:
-            todo = pending[comp.key]
-            if not todo:
-                continue
-            bar.set_description(comp.key if not shard.distributed else f"[rank {shard.rank}] {comp.key}")
-            job = isolation.EditorJob(run_dir, suite, comp, metrics, ids, todo, layout, own_file,
-                                      dataset if dataset_given else None, hashes)
-            got, why = isolation.run_editor(job, dataset, isolate=suite.isolation == "process",
-                                            on_written=on_written, version=version, metric_objs=metric_objs,
-                                            state=state)
+        def on_start(key: str) -> None:
+            bar.set_description(key if not shard.distributed else f"[rank {shard.rank}] {key}")
+
+        jobs = [isolation.EditorJob(run_dir, suite, comp, metrics, ids, pending[comp.key], layout, own_file,
+                                    dataset if dataset_given else None, hashes,
+                                    isolation.shared_weights(comp))
+                for comp in editors if pending[comp.key]]
+        for group in isolation.groups(jobs):  # editors sharing a model folder together: one load
+            got, why = isolation.run_editors(group, dataset, isolate=suite.isolation == "process",
+                                             on_written=on_written, version=version, metric_objs=metric_objs,
+                                             state=state, on_start=on_start)
             weights.update(got)
             if why:
-                in_process[comp.key] = why
+                in_process.update({job.editor.key: why for job in group})
     if shard.rank == 0:
         _record_weights(run_dir, state, weights, in_process)
 

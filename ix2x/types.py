@@ -151,6 +151,14 @@ class Editor(abc.ABC):
         self.device = torch.device(device)
         return self
 
+    @classmethod
+    def shared_weights(cls, config: Any) -> str | None:
+        """The weights folder this editor loads through :mod:`ix2x.model_pool` when other editors of a
+        run may load it too (InstructX2X and its ablations), else None. The runner runs editors that
+        share a folder one after another (in one process when editors are isolated), so the folder is
+        loaded once per run. Reads no weights."""
+        return None
+
     def problems(self, device: str = "cpu") -> list[str]:
         """What would stop this editor from running on ``device`` (the run's placement): missing
         weights files, too little device memory... Checked without loading any model. Each problem

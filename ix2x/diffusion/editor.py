@@ -206,7 +206,12 @@ class DiffusionEditor(Editor):
         self._model: loop.Pix2PixModel | None = None
 
     def to(self, device: str | torch.device) -> "DiffusionEditor":
-        self.device = torch.device(_auto_device(str(device)))
+        device = torch.device(_auto_device(str(device)))
+        from ix2x import model_pool
+
+        if self._model is not None and device != self.device and model_pool.active():
+            self._model = None  # shared modules stay where the other editors use them: take (or load) a copy there
+        self.device = device
         if self._model is not None:
             self._model.c.unet.to(self.device)
             self._model.c.vae.to(self.device)
@@ -231,15 +236,34 @@ class DiffusionEditor(Editor):
         return memory_problems(resolve_model(self.config.model), device, dtype, what=f"editor `{name}`",
                                resolution=self.config.resolution or 512)
 
+    @classmethod
+    def shared_weights(cls, config: DiffusionEditorConfig) -> str | None:
+        """The model folder this editor loads (:meth:`ix2x.types.Editor.shared_weights`); None when it
+        cannot be found (the editor then fails on its own, with the reason)."""
+        from ix2x.diffusion.loading import resolve_model
+        from ix2x.errors import UserError
+
+        try:
+            return str(resolve_model(config.model).resolve())
+        except (UserError, OSError):
+            return None
+
     def model(self) -> loop.Pix2PixModel:
         if self._model is None:
+            from ix2x import model_pool
             from ix2x.diffusion.loading import load_components, resolve_model
 
-            resolve_model(self.config.model)  # raises MissingWeightsError naming the files, reads nothing
+            folder = resolve_model(self.config.model)  # raises MissingWeightsError naming the files, reads nothing
             dtype = self.config.dtype
             if dtype == "auto":
                 dtype = "float16" if self.device.type == "cuda" else "float32"
-            model = loop.Pix2PixModel(load_components(self.config.model, device=str(self.device), dtype=dtype))
+            cuda = self.device.type == "cuda"
+            # Editors of a run that load this folder the same way share one load (ix2x.model_pool);
+            # channels-last changes the modules in place, so it is part of what is shared.
+            key = ("pix2pix", str(self.device), dtype, cuda and self.config.channels_last)
+            components = model_pool.get(str(folder.resolve()), key, lambda: load_components(
+                self.config.model, device=str(self.device), dtype=dtype))
+            model = loop.Pix2PixModel(components)
             if self.device.type == "cuda":
                 model.optimize(channels_last=self.config.channels_last, compile=self.config.compile)
             elif self.config.compile:

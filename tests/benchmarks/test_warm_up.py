@@ -95,9 +95,9 @@ def test_each_sample_is_hashed_once_per_run(tmp_path, samples, monkeypatch, isol
     known = []  # the hashes each editor's child is given
     run_in_child = iso.run_in_child
 
-    def spy(job_bytes, job, **kwargs):
-        known.append(dict(__import__("pickle").loads(job_bytes).hashes))
-        return run_in_child(job_bytes, job, **kwargs)
+    def spy(job_bytes, jobs, **kwargs):
+        known.append(dict(__import__("pickle").loads(job_bytes)[0].hashes))
+        return run_in_child(job_bytes, jobs, **kwargs)
 
     monkeypatch.setattr(iso, "run_in_child", spy)
 
