@@ -58,6 +58,11 @@ class EditorJob:
     hashes: dict[int, str] = field(default_factory=dict)
     # The weights folder the editor loads through ix2x.model_pool (Editor.shared_weights), or None.
     shared_weights: str | None = None
+    # Where samples decoded by earlier editors are kept (benchmarks.sample_cache), whether this
+    # editor keeps those it decodes, and the cache's size bound. None: every sample decoded here.
+    decoded: Path | None = None
+    decoded_write: bool = False
+    decoded_budget: int = 0
 
 
 def shared_weights(comp: Any) -> str | None:
@@ -338,6 +343,10 @@ def _edit_editor(job: EditorJob, send: Callable[[str, Any], None], *, metric_obj
         # The runner's selection: an array shard (`--shard I/N`) edits its share, indexed as the runner's.
         dataset = array_shard.select(open_dataset(suite.data, progress=False),
                                      rundir.read_meta(job.run_dir).extra.get("shard"))
+    if job.decoded is not None:  # each sample decoded once per run, whatever the number of editors
+        from ix2x.benchmarks.sample_cache import DecodedSamples
+
+        dataset = DecodedSamples(dataset, job.decoded, write=job.decoded_write, budget=job.decoded_budget)
     if metric_objs is None:
         metric_objs = [_placed(c.cls(c.config), suite.device) for c in job.metrics]
         state = _with_scoring(metric_objs, suite)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ix2x.benchmarks import array_shard, editing, isolation, rundir, scoring
+from ix2x.benchmarks import array_shard, editing, isolation, rundir, sample_cache, scoring
 from ix2x.benchmarks.shard import Shard, barrier
 from ix2x import records, registry
 from ix2x.configs import build
@@ -294,9 +294,6 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
     pending = {e.key: [i for i, sid in enumerate(ids) if shard.owns(i) and (e.key, sid) not in done]
                for e in editors}
     written = len(done)
-    if suite.report_images:
-        rundir.save_report_inputs(run_dir, layout, dataset,
-                                  [i for i in range(min(suite.report_samples, len(ids))) if shard.owns(i)])
     weights: dict[str, str] = {}
     in_process: dict[str, str] = {}
 
@@ -318,13 +315,21 @@ def _edit_and_score(run_dir: Path, suite: Suite, editors: list[Component], metri
                                     dataset if dataset_given else None, hashes,
                                     isolation.shared_weights(comp))
                 for comp in editors if pending[comp.key]]
-        for group in isolation.groups(jobs):  # editors sharing a model folder together: one load
-            got, why = isolation.run_editors(group, dataset, isolate=suite.isolation == "process",
-                                             on_written=on_written, version=version, metric_objs=metric_objs,
-                                             state=state, on_start=on_start)
-            weights.update(got)
-            if why:
-                in_process.update({job.editor.key: why for job in group})
+        # Editors sharing a model folder together (one load); samples decoded once (sample_cache).
+        groups = sample_cache.plan(isolation.groups(jobs), dataset, run_dir, shard.rank)
+        try:
+            if suite.report_images:
+                rundir.save_report_inputs(run_dir, layout, sample_cache.first_reader(groups, dataset),
+                                          [i for i in range(min(suite.report_samples, len(ids))) if shard.owns(i)])
+            for group in groups:
+                got, why = isolation.run_editors(group, dataset, isolate=suite.isolation == "process",
+                                                 on_written=on_written, version=version, metric_objs=metric_objs,
+                                                 state=state, on_start=on_start)
+                weights.update(got)
+                if why:
+                    in_process.update({job.editor.key: why for job in group})
+        finally:
+            sample_cache.remove(run_dir, shard.rank)
     if shard.rank == 0:
         _record_weights(run_dir, state, weights, in_process)
 

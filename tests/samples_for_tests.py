@@ -45,3 +45,28 @@ def write_mimic_dir(root, samples, split: str = "test"):
         w.writeheader()
         w.writerows(rows)
     return root
+
+
+class CountingDataset:
+    """A lazy dataset over ``samples`` that appends ``<pid> <index>`` to ``log`` for each sample it
+    hands out (each decode), in this process or an editor's child; picklable."""
+
+    def __init__(self, samples, log) -> None:
+        self.samples = list(samples)
+        self.log = str(log)
+        self.sample_ids = [s.sample_id for s in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        import os
+
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()} {index}\n")
+        return self.samples[index]
+
+    def decodes(self) -> list[int]:
+        from pathlib import Path
+
+        return sorted(int(line.split()[1]) for line in Path(self.log).read_text().splitlines())
