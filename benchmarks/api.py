@@ -147,7 +147,7 @@ def run_suite(suite: str | Path | Suite | None = None, out: str | Path = "result
 
     suite = pin_fingerprints(build_suite(suite, **overrides))  # `outputs` folders: a resume sees changes
     preflight(suite)
-    from ix2x.benchmarks import array_shard, runner
+    from ix2x.benchmarks import array_shard, rundir, runner
 
     args = list(sys.argv[1:] if argv is None else argv)
     array = array_shard.parse(shard) if shard else None
@@ -159,6 +159,13 @@ def run_suite(suite: str | Path | Suite | None = None, out: str | Path = "result
             suite, Path(out), array, start=lambda: runner.start_run(suite, Path(out), argv=args))
         if resuming and progress:
             print(f"shard {array.index}/{array.count}: resuming {run_dir}", file=sys.stderr)
+        if resuming:
+            from ix2x.threads import kept_threads_note
+
+            note = kept_threads_note(suite.threads, rundir.load_run_suite(run_dir).threads,
+                                     f"when shard {array.index}/{array.count} starts again")
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         return run_dir, not resuming
 
     return _run(open_run_dir, progress=progress, report=report, allow_changed_data=False,

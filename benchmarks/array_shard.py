@@ -124,8 +124,9 @@ def start_or_resume(suite: Any, out_root: Path, shard: ArrayShard, *,
     if (target / "run.json").is_file():
         meta = rundir.read_meta(target)
         recorded = rundir.load_run_suite(target)
-        if suite.threads is None:  # left to the machine: the recorded count is the one the shard keeps
-            suite = dataclasses.replace(suite, threads=recorded.threads)
+        # The recorded thread count is the one the shard keeps, as `--resume` does (threads change
+        # edits' last bits; ix2x.threads): another count asked for is not "another run".
+        suite = dataclasses.replace(suite, threads=recorded.threads)
         if from_meta(meta.extra.get("shard")) != shard or recorded != suite:
             raise UserError(f"{target} holds another run (other suite, settings or edits folders) than this shard "
                             f"{shard.index}/{shard.count}; pass another `--out`, or `ix2x run --resume {target}` "

@@ -5,7 +5,9 @@ It is a setting, not the environment's business, for two reasons: torch's defaul
 cores) oversubscribes a shared CPU, where more threads than free cores spin instead of working
 (``phantom_smoke`` took 0.60x the wall time at one thread), and the thread count changes how float
 sums are split, so edits differ in their last bits (up to 2/65535 in a 16-bit PNG) between counts.
-A resumed run keeps the count it started with.
+A resumed run keeps the count it started with, and so does an array shard started again
+(``--shard I/N`` in a directory that holds the shard's run): a count asked for then is ignored, with
+a note (:func:`kept_threads_note`), rather than mixing two counts in one run's edits.
 """
 
 from __future__ import annotations
@@ -62,3 +64,14 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def kept_threads_note(asked: int | None, recorded: int | None, how: str) -> str | None:
+    """What to tell a user who asked for ``asked`` threads when continuing (``how``: "with --resume",
+    "when shard 1/3 starts again") a run that recorded ``recorded``: the run keeps its count. None
+    when nothing was asked or it is the same count."""
+    if asked is None or asked == recorded:
+        return None
+    started = "the process's default" if recorded is None else recorded
+    return (f"--threads {asked} is ignored {how}: the run continues with the {started} thread(s) it started "
+            "with, so its edits stay comparable")

@@ -37,10 +37,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="global seed (per-sample seeds derive from it)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads while editing and scoring (default: the suite's, else the CPUs this "
-                        "process may use; recorded in run.json, kept on --resume; edits can differ in their "
-                        "last bits between counts)")
     p.add_argument("--out", default="results", help="root of run directories (default: results)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run; other options are ignored (the run's own suite is used)")
@@ -57,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_launch_arguments(p: argparse.ArgumentParser) -> None:
     """Options of how a run is carried out, shared with ``ix2x score``."""
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads while editing and scoring (default: the suite's, else the CPUs this "
+                        "process may use; recorded in run.json, kept on --resume and when a --shard starts "
+                        "again; edits and scores can differ in their last bits between counts)")
     p.add_argument("--shard", default=None, metavar="I/N|slurm",
                    help="run only shard I of N (0 <= I < N) as an independent job, e.g. one task of a Slurm job "
                         "array (`slurm` reads SLURM_ARRAY_TASK_ID/COUNT); each shard writes "
@@ -73,15 +73,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _threads_note(args: argparse.Namespace) -> None:
     """A resume keeps the thread count its run recorded (threads change an edit's last bits)."""
-    if getattr(args, "threads", None) is None:
-        return
     from ix2x.benchmarks import rundir
+    from ix2x.threads import kept_threads_note
 
-    recorded = rundir.load_run_suite(Path(args.resume)).threads
-    if args.threads != recorded:
-        started = "the process's default" if recorded is None else recorded
-        print(f"note: --threads {args.threads} is ignored with --resume: the run continues with the {started} "
-              "thread(s) it started with, so its edits stay comparable", file=sys.stderr)
+    note = kept_threads_note(getattr(args, "threads", None), rundir.load_run_suite(Path(args.resume)).threads,
+                             "with --resume")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def launch(args: argparse.Namespace, suite) -> int:

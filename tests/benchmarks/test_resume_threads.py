@@ -34,10 +34,12 @@ SUITE = {"name": "th", "editors": [{"name": "identity"}], "isolation": "none", "
          "metrics": [{"name": "out_of_mask_change", "args": {"lpips_net": None}}]}
 
 
-def test_resume_under_another_thread_count_says_so(tmp_path, samples, threads):
-    suite = suite_from_dict(SUITE)
-    threads(1)
-    run_dir = _without_threads_setting(runner.start_run(suite, tmp_path))
+def _interrupted(suite, tmp_path, samples, *, with_setting=True):
+    """A run of ``suite`` stopped after its first batch; without the ``threads`` setting in run.json
+    (as recorded before it existed) unless ``with_setting``."""
+    run_dir = runner.start_run(suite, tmp_path)
+    if not with_setting:
+        _without_threads_setting(run_dir)
 
     def stop(n):
         if n >= 2:
@@ -45,13 +47,18 @@ def test_resume_under_another_thread_count_says_so(tmp_path, samples, threads):
 
     with pytest.raises(Stop):
         runner.execute(run_dir, samples, progress=False, on_batch=stop)
+    return Path(run_dir)
+
+
+def test_resume_under_another_thread_count_says_so(tmp_path, samples, threads):
+    suite = suite_from_dict(SUITE)
     threads(1)
-    same = runner.execute(Path(run_dir), samples, progress=False)  # nothing to say with the same count
+    run_dir = _interrupted(suite, tmp_path, samples, with_setting=False)
+    threads(1)
+    same = runner.execute(run_dir, samples, progress=False)  # nothing to say with the same count
     assert not [n for n in same.notes if "thread" in n]
 
-    run_dir = _without_threads_setting(runner.start_run(suite, tmp_path))
-    with pytest.raises(Stop):
-        runner.execute(run_dir, samples, progress=False, on_batch=stop)
+    run_dir = _interrupted(suite, tmp_path, samples, with_setting=False)
     threads(2)
     out = runner.execute(run_dir, samples, progress=False)
     (note,) = [n for n in out.notes if "thread" in n]
@@ -66,15 +73,8 @@ def test_a_run_with_its_threads_setting_resumes_with_it_and_says_nothing(tmp_pat
     monkeypatch.setattr(runner, "_edit_and_score",
                         lambda *a, **k: seen.append(torch.get_num_threads()) or edit_and_score(*a, **k))
     threads(2)
-    run_dir = runner.start_run(suite_from_dict({**SUITE, "threads": 1}), tmp_path)
+    run_dir = _interrupted(suite_from_dict({**SUITE, "threads": 1}), tmp_path, samples)
     assert rundir.read_meta(run_dir).device["torch_threads"] == 1  # the run's count, recorded
-
-    def stop(n):
-        if n >= 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        runner.execute(run_dir, samples, progress=False, on_batch=stop)
     threads(3)
     out = runner.execute(run_dir, samples, progress=False)
     assert out.ok and seen == [1, 1] and not [n for n in out.notes if "thread" in n]

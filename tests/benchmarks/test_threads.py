@@ -76,3 +76,35 @@ def test_cgroup_quota(tmp_path):
     f.write_text("max 100000\n")
     assert _cgroup_cpus(f) is None
     assert _cgroup_cpus(tmp_path / "absent") is None
+
+
+def test_score_takes_threads_as_run_does(tmp_path, samples):
+    from ix2x.data.mimic import MimicEditDataset
+    from ix2x.images import save_image
+
+    suite = _suite_file(tmp_path, samples)
+    folder = tmp_path / "edits"
+    ids = MimicEditDataset(tmp_path / "data", split="test").sample_ids
+    for sid, s in zip(ids, samples):
+        save_image(folder / f"{sid}.png", s.target, bits=8)
+    assert main(["score", "--suite", str(suite), "--edits", f"mine={folder}", "--out", str(tmp_path / "out"),
+                 "--quiet", "--threads", "1"]) == 0
+    (run_dir,) = (tmp_path / "out" / "threads").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["suite"]["threads"] == 1
+
+
+def test_a_shard_started_again_with_other_threads_keeps_its_count_as_resume_does(tmp_path, samples, capsys):
+    """Regression: the shard's directory was refused as "another run" for --threads alone, while
+    --resume kept the recorded count with a note."""
+    suite = _suite_file(tmp_path, samples)
+    shard = ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet", "--shard", "0/2"]
+    assert main([*shard, "--threads", "1"]) == 0
+    (run_dir,) = (tmp_path / "out" / "threads").iterdir()
+    before = (run_dir / "samples.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main([*shard, "--threads", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "--threads 2 is ignored when shard 0/2 starts again" in err and "the 1 thread(s) it started with" in err
+    assert json.loads((run_dir / "run.json").read_text())["suite"]["threads"] == 1
+    assert (run_dir / "samples.jsonl").read_bytes() == before  # the same run, nothing redone
+    assert main([*shard]) == 0 and "ignored" not in capsys.readouterr().err  # nothing asked: nothing to say
