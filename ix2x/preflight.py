@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from ix2x.diffusion.checks import PIX2PIX_EDITOR_MODULES, model_problems
 from ix2x.errors import UserError
+from ix2x.suite import check_suite
 
 # --------------------------------------------------------------------------------------------- stage 1
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$")
 
 
 def check_specs(suite: Any, *, models: bool = True) -> None:
@@ -36,13 +35,7 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
         for spec in specs:
             if spec.name not in known:
                 registry.load(kind, spec.name)  # raises the "did you mean" error without importing others
-    if not suite.editors:
-        raise UserError(f"Suite `{suite.name}` has no editors.")
-    if suite.batch_size < 1:
-        raise UserError(f"`batch_size` must be >= 1, got {suite.batch_size}. Set it with `--batch-size`.")
-    if not _DEVICE.match(str(suite.device)):
-        raise UserError(f"`device` must be cpu, cuda, cuda:N or mps, got {suite.device!r}. "
-                        "Set it with `--device` or the suite's `device:`.")
+    check_suite(suite)  # its own values: labels, batch size, device, limit...
     data = suite.data
     if data.source == "dir":
         if not data.path:
@@ -62,8 +55,6 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
                 raise UserError(f"{', '.join(f'`{k}`' for k in wants)} take(s) `prompt: dataset`, the dataset's "
                                 f"reports, but {csv_file} has no `target_report` column: add `target_report` (and "
                                 f"`source_report`) columns, or set `prompt: report` to convert the instructions.")
-    if data.limit is not None and data.limit < 1:
-        raise UserError(f"`limit` must be >= 1, got {data.limit}.")
     # Model folders the suite or the command line names for the built-in diffusion editors, before
     # their modules (and torch) are imported; defaults of a Config are checked after, by the hook.
     missing = []
