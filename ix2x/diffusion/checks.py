@@ -1,8 +1,8 @@
 """What would stop a diffusers InstructPix2Pix model from running, found without loading a weight:
 the files of its folder (or hub cache entry), its tokenizer, and on CUDA the free memory against an
 estimate (:mod:`ix2x.diffusion.memory`). The editors' ``problems()`` hooks return these lines, and
-:func:`ix2x.preflight.check_specs` asks :func:`model_problems` about the folders a suite names before
-torch is imported: this module imports neither torch nor diffusers at module level.
+:func:`ix2x.preflight.check_specs` asks :func:`named_model_problems` about the folders a suite names
+before torch is imported: this module imports neither torch nor diffusers at module level.
 """
 
 from __future__ import annotations
@@ -46,6 +46,18 @@ def model_problems(model: str, *, editor: str = "instructx2x") -> list[str]:
         return hub_problems(model)
     return [f"model folder {path} does not exist: {INSTRUCTX2X_FETCH.format(folder=path)}, "
             f"or pass the folder you have with `{flag}`"]
+
+
+def named_model_problems(spec, entry) -> list[str]:
+    """The model folder a suite or the command line names for a built-in InstructPix2Pix editor
+    (``spec.args["model"]``; ``entry`` its registry entry point, None when registered in-process),
+    checked from the entry point's target before the editor's module (and torch) is imported, one
+    line each prefixed by the editor. The default of a Config is checked later, by the editor's own
+    ``problems()`` hook."""
+    model = spec.args.get("model")
+    if entry is None or not isinstance(model, str) or not entry.target.startswith(PIX2PIX_EDITOR_MODULES):
+        return []
+    return [f"editor `{spec.key}`: {p}" for p in model_problems(model, editor=spec.key)]
 
 
 def hub_cache_dir() -> Path:
