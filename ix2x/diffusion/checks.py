@@ -138,15 +138,16 @@ def free_cuda_bytes(device: str) -> int | None:
 
 
 def memory_problems(folder: Path, device: str, dtype: str, *, what: str, resolution: int = 512,
-                    batch: int = 1) -> list[str]:
+                    batch: int = 1, branches: int | None = None, parts: dict | None = None) -> list[str]:
     """A CUDA device with less free memory than one edit of ``batch`` images needs (estimated by
-    :func:`ix2x.diffusion.memory.estimate_for_folder`); larger batches need more on top."""
+    :func:`ix2x.diffusion.memory.estimate_for_folder`, whose ``branches`` and ``parts`` say how the
+    method calls its UNet and where parts kept outside ``folder`` are); larger batches need more on top."""
     if not str(device).startswith("cuda"):
         return []
     free = free_cuda_bytes(device)
     if free is None:
         return []  # device_problems reports the missing CUDA once
-    need = estimate_for_folder(folder, batch, dtype, resolution).total
+    need = estimate_for_folder(folder, batch, dtype, resolution, branches=branches, parts=parts).total
     if need > free:
         return [f"{what} needs about {need / 2**30:.2f} GiB on {device} ({dtype} weights of {folder} and the "
                 f"activations of a batch of {batch} at {resolution} px), the device has {free / 2**30:.2f} GiB "
