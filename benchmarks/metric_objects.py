@@ -17,12 +17,16 @@ def placed(metric: Any, device: str) -> Any:
 
 def with_scoring(metric_objs: list[Any], suite: Suite) -> Any:
     """Give the metrics one per-run scoring state (models built once, prediction and feature
-    caches, the evaluation size: ix2x.classifiers.scoring) and return it."""
+    caches, the evaluation size: ix2x.classifiers.scoring) through the hook `Metric` declares,
+    ``use_scoring``, and return it. An object that does not derive from `Metric` and has no such
+    hook gets none: nothing is set on a plugin that did not ask for it."""
     from ix2x.classifiers.scoring import Scoring
 
     state = Scoring(suite.device, eval_size=suite.eval_size, batch_size=suite.batch_size)
     for metric in metric_objs:
-        metric.scoring = state
+        use = getattr(metric, "use_scoring", None)
+        if callable(use):
+            use(state)
     return state
 
 

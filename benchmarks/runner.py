@@ -26,7 +26,7 @@ from ix2x.errors import UserError
 from ix2x.provenance import device_info, git_state, package_versions
 from ix2x.records import RunMeta
 from ix2x.stats import ci_method, describe_intervals
-from ix2x.suite import ComponentSpec, Suite
+from ix2x.suite import ComponentSpec, Suite, check_suite
 from ix2x.threads import default_threads, torch_threads
 from ix2x.benchmarks.metric_objects import bind as _bind, placed as _placed, with_scoring as _with_scoring
 from ix2x.types import Sample
@@ -107,24 +107,15 @@ class DiskFull(UserError):
 def resolve(suite: Suite) -> tuple[list[Component], list[Component]]:
     """Look up every editor and metric and check its settings and labels, before any data or
     model loads."""
-    records.check_name("The suite `name`", suite.name)
+    check_suite(suite)  # names, labels, values: the same check as before torch is imported
     editors = []
     for spec in suite.editors:
-        records.check_name(f"Editor label `{spec.key}`", spec.key)
         cls = registry.load("editor", spec.name)
         editors.append(Component(spec, cls, build(cls.Config, spec.args, where=f"editor `{spec.key}`")))
     metrics = []
     for spec in suite.metrics:
-        records.check_name(f"Metric label `{spec.key}`", spec.key)
         cls = registry.load("metric", spec.name)
         metrics.append(Component(spec, cls, build(cls.Config, spec.args, where=f"metric `{spec.key}`")))
-    labels = [m.key for m in metrics]
-    twice = sorted({k for k in labels if labels.count(k) > 1})
-    if twice:
-        raise UserError(f"Metric labels must be unique, got {', '.join(twice)} more than once. Give each "
-                        "configuration of a metric its own `label:` in the suite.")
-    if not editors:
-        raise UserError(f"Suite `{suite.name}` has no editors.")
     return editors, metrics
 
 

@@ -44,6 +44,11 @@ class DiffEditConfig(TextToImageConfig):
 class DiffEdit(TextToImageEditor):
     Config = DiffEditConfig
 
+    def unet_branches(self) -> int:
+        # The automatic mask predicts the noise of `mask_maps` samples under 4 prompts (2 unguided) in one call.
+        per_map = 4 if self.sampler().text_guided else 2
+        return max(super().unet_branches(), per_map * self.config.mask_maps)
+
     def run(self, model, requests, targets, sources):
         cfg = self.config
         edits = inversion_edit(model, [r.image for r in requests], targets, sources, [r.seed for r in requests],

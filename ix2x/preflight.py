@@ -1,31 +1,29 @@
-"""Checks before a run: what would stop it, found without loading any weight.
+"""Checks before a run: what would stop it, found without loading any weight. This module only
+orchestrates; every component judges its own files.
 
 Two stages. :func:`check_specs` runs before torch is imported (the suite file has been parsed): names
-registered, the data folder present, the device written as a device. It raises the first mistake, so
-that a typo costs a fraction of a second. The ``*_problems`` functions list every missing file of
-a component (each problem one line: the file, where it goes, the command that fetches it) and are what
-the built-in editors' and metrics' ``problems()`` hooks return; ``ix2x validate`` prints them all and
-``ix2x run`` refuses to start while there are any.
-
-A diffusers model's files and memory are :mod:`ix2x.diffusion.checks`' to judge. Nothing here imports
-torch at module level; :func:`device_problems` imports it when called.
+registered, the suite's values (:func:`ix2x.suite.check_suite`), the data folder present, and the model
+folders a suite names for the built-in diffusion editors (:func:`ix2x.diffusion.checks.named_model_problems`).
+It raises the first mistake, so that a typo costs a fraction of a second. Then :func:`device_problems`
+(the run's device) and :func:`component_problems` collect every editor's and metric's own
+``problems(device)`` (the file, where it goes, the command that fetches it; classifiers answer through
+:func:`ix2x.classifiers.problems`); ``ix2x validate`` prints them all and ``ix2x run`` refuses to start
+while there are any. Nothing here imports torch at module level; :func:`device_problems` imports it
+when called.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from ix2x.diffusion.checks import PIX2PIX_EDITOR_MODULES, model_problems
-from ix2x.errors import UserError
+from ix2x.diffusion.checks import named_model_problems
+from ix2x.errors import MissingWeightsError, UserError
+from ix2x.suite import check_suite
 
 # --------------------------------------------------------------------------------------------- stage 1
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$")
-
-
 def check_specs(suite: Any, *, models: bool = True) -> None:
     """Raise the first mistake of ``suite`` that needs no import of a component (so no torch).
     ``models``: also the model folders named in the built-in diffusion editors' args (all at once)."""
@@ -36,13 +34,7 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
         for spec in specs:
             if spec.name not in known:
                 registry.load(kind, spec.name)  # raises the "did you mean" error without importing others
-    if not suite.editors:
-        raise UserError(f"Suite `{suite.name}` has no editors.")
-    if suite.batch_size < 1:
-        raise UserError(f"`batch_size` must be >= 1, got {suite.batch_size}. Set it with `--batch-size`.")
-    if not _DEVICE.match(str(suite.device)):
-        raise UserError(f"`device` must be cpu, cuda, cuda:N or mps, got {suite.device!r}. "
-                        "Set it with `--device` or the suite's `device:`.")
+    check_suite(suite)  # its own values: labels, batch size, device, limit...
     data = suite.data
     if data.source == "dir":
         if not data.path:
@@ -62,20 +54,11 @@ def check_specs(suite: Any, *, models: bool = True) -> None:
                 raise UserError(f"{', '.join(f'`{k}`' for k in wants)} take(s) `prompt: dataset`, the dataset's "
                                 f"reports, but {csv_file} has no `target_report` column: add `target_report` (and "
                                 f"`source_report`) columns, or set `prompt: report` to convert the instructions.")
-    if data.limit is not None and data.limit < 1:
-        raise UserError(f"`limit` must be >= 1, got {data.limit}.")
-    # Model folders the suite or the command line names for the built-in diffusion editors, before
-    # their modules (and torch) are imported; defaults of a Config are checked after, by the hook.
-    missing = []
-    for spec in suite.editors:
-        entry = registry.entries("editor").get(spec.name)  # None: registered in-process, not by entry point
-        if models and entry is not None and isinstance(spec.args.get("model"), str) \
-                and entry.target.startswith(PIX2PIX_EDITOR_MODULES):
-            missing += [f"editor `{spec.key}`: {p}" for p in model_problems(spec.args["model"], editor=spec.key)]
-    if missing:
-        from ix2x.errors import MissingWeightsError
-
-        raise MissingWeightsError(f"{len(missing)} problem(s) stop this run:\n  " + "\n  ".join(missing))
+    if models:
+        missing = [line for spec in suite.editors
+                   for line in named_model_problems(spec, registry.entries("editor").get(spec.name))]
+        if missing:
+            raise MissingWeightsError(f"{len(missing)} problem(s) stop this run:\n  " + "\n  ".join(missing))
 
 
 # ---------------------------------------------------------------------------------------------- device
@@ -97,102 +80,7 @@ def device_problems(device: str) -> list[str]:
     return []
 
 
-# ----------------------------------------------------------------------------------------- classifiers
-def classifier_problems(spec: str) -> list[str]:
-    """The weight files a classifier spec (see :mod:`ix2x.classifiers`) reads, where they are missing."""
-    from ix2x.classifiers import _factory, _parts, check_spec
-    from ix2x.classifiers.phantom import PhantomClassifier
-    from ix2x.classifiers.xrv import Xrv
-
-    check_spec(spec)
-    out = []
-    for part in _parts(spec):
-        factory, arg = _factory(part)  # the registered classifier and its ARG, short path forms mapped
-        if factory is PhantomClassifier:
-            kind, weights, path = "phantom", None, arg
-        elif factory is Xrv:
-            name, _, file_arg = (arg or "").partition("=")
-            kind, weights, path = ("demographics", None, file_arg or None) if name == "demographics" else \
-                ("xrv", name, file_arg or None)
-        else:  # a plugin classifier names its own missing files, if it knows them
-            hook = getattr(factory, "problems", None)
-            out += [str(p) for p in hook(arg)] if callable(hook) else []
-            continue
-        for file, url, what in _classifier_files(kind, weights, path):
-            if not file.is_file():
-                out.append(_missing_file(file, url, what))
-    return out
-
-
-def _classifier_files(kind: str, weights: str | None, path: str | None) -> list[tuple[Path, str | None, str]]:
-    from ix2x.classifiers import xrv as ours
-
-    if kind == "phantom":
-        if path is None:
-            return []  # shipped with the package
-        return [(Path(path), None, "phantom classifier"), (Path(path).with_suffix(".json"), None,
-                                                            "phantom classifier config")]
-    if kind == "demographics":
-        folder = Path(path) if path else ours.cache_dir()
-        return [(folder / f, ours.RELEASE + f, what) for f, what in
-                ((ours.RACE_FILE, "Emory HITI race model"), (ours.SEX_FILE, "MIRA sex model"),
-                 (ours.AGE_FILE, "RIKEN age model"))]
-    url = xrv_weights_urls()[weights]
-    file = Path(path) if path else ours.cache_dir() / os.path.basename(url)
-    return [(file, url, f"torchxrayvision {weights}")]
-
-
-def xrv_weights_urls() -> dict[str, str]:
-    """``torchxrayvision.models.model_urls[name]["weights_url"]`` for every name, read from the
-    installed package's source without importing it (its import takes seconds: datasets, pandas);
-    falls back to the import when the source does not read as literal assignments."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec("torchxrayvision")
-    try:
-        tree = ast.parse(Path(spec.submodule_search_locations[0], "models.py").read_text())
-        table: dict[str, Any] = {}
-        for node in tree.body:
-            if not (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Subscript)
-                    and getattr(node.targets[0].value, "id", None) == "model_urls"):
-                continue
-            key = ast.literal_eval(node.targets[0].slice)
-            value = node.value
-            if isinstance(value, ast.Subscript) and getattr(value.value, "id", None) == "model_urls":
-                table[key] = table[ast.literal_eval(value.slice)]
-            elif isinstance(value, ast.Dict):
-                entries = {ast.literal_eval(k): v for k, v in zip(value.keys, value.values)}
-                table[key] = ast.literal_eval(entries["weights_url"])
-        if table:
-            return table
-    except (AttributeError, IndexError, KeyError, OSError, SyntaxError, TypeError, ValueError):
-        pass
-    import torchxrayvision as xrv
-
-    return {k: v["weights_url"] for k, v in xrv.models.model_urls.items()}
-
-
-def _missing_file(file: Path, url: str | None, what: str) -> str:
-    if url is None:
-        return f"{what} weights not found: {file}; train it with `ix2x train-classifier` or fix the path"
-    return (f"{what} weights not found: {file} (torchxrayvision's cache under $HOME={os.path.expanduser('~')}); "
-            f"on a machine with internet `mkdir -p {file.parent} && wget {url} -O {file}`, then copy the file here")
-
-
-def lpips_problems(net: str) -> list[str]:
-    """The torchvision backbone LPIPS reads from ``$TORCH_HOME/hub/checkpoints``."""
-    from ix2x.classifiers.perceptual import backbone_file, backbone_url
-
-    file = backbone_file(net)
-    if file.is_file():
-        return []
-    return [f"LPIPS {net} backbone not found: {file} ($TORCH_HOME/hub/checkpoints); on a machine with internet "
-            f"`mkdir -p {file.parent} && wget {backbone_url(net)} -O {file}`, then copy the file here "
-            "(or set `random_backbone: true` in the suite's lpips args for a smoke run, values not comparable)"]
-
-
+# ------------------------------------------------------------------------------------------ components
 def component_problems(editors, metrics, device: str, *, strict: bool = True,
                        contained: list[str] | None = None) -> list[str]:
     """Each editor's and metric's ``problems(device)`` hook, one line per problem prefixed by who
@@ -218,15 +106,3 @@ def component_problems(editors, metrics, device: str, *, strict: bool = True,
             for line in lines:
                 found.setdefault(line, []).append(f"{kind} `{comp.key}`")
     return [f"{', '.join(who)}: {line}" for line, who in found.items()]
-
-
-def features_problems(spec: str) -> list[str]:
-    """The weight file ``spec`` reads, if missing (one line; nothing loaded)."""
-    from ix2x.classifiers.features import INCEPTION_URL, _split, inception_path
-
-    kind, arg = _split(spec)
-    if kind == "inception":
-        file = inception_path(arg)
-        return [] if file.is_file() else [f"Inception-v3 weights not found: {file} (`wget {INCEPTION_URL} "
-                                          f"-O {file}` on a machine with internet)."]
-    return classifier_problems(spec)

@@ -1,4 +1,5 @@
-"""Suite files: one complete YAML file per benchmark, loaded into a frozen dataclass.
+"""Suite files: one complete YAML file per benchmark, loaded into a frozen dataclass, and the one check
+of a suite's values (:func:`suite_problems`, :func:`check_suite`).
 
 Precedence: the dataclass defaults below, then the file, then the command line. Unknown keys are
 errors. The built-in suites live in ``benchmarks/suites/``; any path to a YAML file works too.
@@ -7,6 +8,7 @@ errors. The built-in suites live in ``benchmarks/suites/``; any path to a YAML f
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -108,24 +110,63 @@ def suite_from_dict(raw: dict[str, Any], *, where: str = "suite") -> Suite:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a YAML mapping, got {type(raw).__name__}.")
     suite = build(Suite, raw, where=where)
+    problems = suite_problems(suite)
+    if problems:
+        raise ConfigError(f"{where}: {problems[0]}")
+    return suite
+
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$")
+
+
+def suite_problems(suite: Suite) -> list[str]:
+    """What is wrong with ``suite``'s own values, one sentence each: the one check of a suite, however
+    it was built (a suite file, the command line's overrides, ``dataclasses.replace`` in Python).
+    Nothing is looked up here; registry names, folders and weight files are :mod:`ix2x.preflight`'s."""
+    out = []
     # Labels name folders of the run directory: unique ignoring case, or `Floor` and `floor` would
     # share one folder on a case-insensitive file system (macOS, Windows).
     keys = [e.key for e in suite.editors]
     folded = [k.casefold() for k in keys]
     duplicates = sorted({k for k in keys if folded.count(k.casefold()) > 1})
     if duplicates:
-        raise ConfigError(f"{where}: editor labels must be unique (ignoring case: they name folders), got "
-                          f"{duplicates} more than once. Give each configuration its own `label:`.")
-    if suite.batch_timeout_s is not None and not suite.batch_timeout_s > 0:
-        raise ConfigError(f"{where}: `batch_timeout_s` must be > 0 seconds or null, got {suite.batch_timeout_s}.")
+        out.append(f"editor labels must be unique (ignoring case: they name folders), got {duplicates} more "
+                   "than once. Give each configuration its own `label:`.")
+    labels = [m.key for m in suite.metrics]
+    twice = sorted({k for k in labels if labels.count(k) > 1})
+    if twice:
+        out.append(f"Metric labels must be unique, got {', '.join(twice)} more than once. Give each "
+                   "configuration of a metric its own `label:` in the suite.")
     if suite.batch_size < 1:
-        raise ConfigError(f"{where}: `batch_size` must be >= 1, got {suite.batch_size}.")
+        out.append(f"`batch_size` must be >= 1, got {suite.batch_size}. Set it in the suite or with `--batch-size`.")
+    if suite.batch_timeout_s is not None and not suite.batch_timeout_s > 0:
+        out.append(f"`batch_timeout_s` must be > 0 seconds or null, got {suite.batch_timeout_s}.")
     if suite.threads is not None and (not isinstance(suite.threads, int) or suite.threads < 1):
-        raise ConfigError(f"{where}: `threads` must be an integer >= 1 or null (chosen for the machine), "
-                          f"got {suite.threads!r}.")
+        out.append(f"`threads` must be an integer >= 1 or null (chosen for the machine), got {suite.threads!r}.")
     if suite.eval_size is not None and suite.eval_size < 16:
-        raise ConfigError(f"{where}: `eval_size` must be >= 16 or null (native size), got {suite.eval_size}.")
-    return suite
+        out.append(f"`eval_size` must be >= 16 or null (native size), got {suite.eval_size}.")
+    if not _DEVICE.match(str(suite.device)):
+        out.append(f"`device` must be cpu, cuda, cuda:N or mps, got {suite.device!r}. "
+                   "Set it with `--device` or the suite's `device:`.")
+    if suite.data.limit is not None and suite.data.limit < 1:
+        out.append(f"`limit` must be >= 1, got {suite.data.limit}.")
+    return out
+
+
+def check_suite(suite: Suite) -> None:
+    """The check before a suite runs: its name and labels as folder names, at least one editor, then
+    the first of :func:`suite_problems`, as a one-line :class:`~ix2x.errors.UserError`."""
+    from ix2x.records import check_name
+
+    check_name("The suite `name`", suite.name)
+    for what, specs in (("Editor", suite.editors), ("Metric", suite.metrics)):
+        for spec in specs:
+            check_name(f"{what} label `{spec.key}`", spec.key)
+    if not suite.editors:
+        raise UserError(f"Suite `{suite.name}` has no editors.")
+    problems = suite_problems(suite)
+    if problems:
+        raise UserError(problems[0])
 
 
 def with_overrides(suite: Suite, **overrides: Any) -> Suite:

@@ -209,6 +209,11 @@ class Metric(abc.ABC):
     # True for metrics that edit again (they also derive from :class:`EditsAgain`, the capability
     # the runner binds the editor through). Such metrics cannot be rescored from cache.
     uses_editor: ClassVar[bool] = False
+    # Per-run state: the run's :class:`~ix2x.classifiers.scoring.Scoring` (classifiers and networks
+    # built once per run, prediction and feature caches shared by all metrics, the run's evaluation
+    # size), given by the runner through :meth:`use_scoring` before the first ``compute``; None
+    # outside a run (``ix2x.metrics._shared.scoring(self)`` then makes a private one).
+    scoring: Any = None
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = self.Config() if config is None else config
@@ -226,6 +231,11 @@ class Metric(abc.ABC):
     def to(self, device: str | torch.device) -> "Metric":
         self.device = torch.device(device)
         return self
+
+    def use_scoring(self, scoring: Any) -> None:
+        """Take the run's shared scoring state (:attr:`scoring`); the runner calls this once per run
+        and process, after :meth:`to`. Override to prepare per-run work, calling ``super()``."""
+        self.scoring = scoring
 
     @abc.abstractmethod
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:

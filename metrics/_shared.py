@@ -99,14 +99,13 @@ def intended_presence(sample: Sample, ops: Sequence[Mapping[str, Any]],
 # ------------------------------------------------------------------------------- scoring state
 def scoring(metric: Any):
     """The run's :class:`~ix2x.classifiers.scoring.Scoring` the runner gave ``metric``
-    (``metric.scoring``), else a private one made on first use (a metric scored outside a run), at
-    the metric's device and native resolution."""
+    (:attr:`ix2x.types.Metric.scoring`), else a private one made on first use (a metric scored
+    outside a run), at the metric's device and native resolution."""
     from ix2x.classifiers.scoring import Scoring
 
-    state = getattr(metric, "scoring", None)
-    if state is None:
-        state = metric.scoring = Scoring(getattr(metric, "device", "cpu"))
-    return state
+    if metric.scoring is None:
+        metric.use_scoring(Scoring(getattr(metric, "device", "cpu")))
+    return metric.scoring
 
 
 def at_eval_size(metric: Any, samples: Sequence[Sample],

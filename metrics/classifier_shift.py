@@ -161,7 +161,7 @@ class ClassifierShift(Metric):
 
     def problems(self, device: str = "cpu") -> list[str]:
         """The classifiers' weight files, at the paths they are read from (nothing loaded)."""
-        from ix2x.preflight import classifier_problems
+        from ix2x.classifiers import problems as classifier_problems
 
         specs = [self.config.classifier] + [s for s in [self.config.second_classifier] if s is not None]
         return [p for spec in specs for p in classifier_problems(spec)]

@@ -128,7 +128,7 @@ class Cmig(Metric):
 
     def problems(self, device: str = "cpu") -> list[str]:
         """Both classifiers' weight files, at the paths they are read from (nothing loaded)."""
-        from ix2x.preflight import classifier_problems
+        from ix2x.classifiers import problems as classifier_problems
 
         return classifier_problems(self.config.pathology_classifier) + classifier_problems(
             self.config.attribute_classifier)

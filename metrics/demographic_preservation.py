@@ -93,7 +93,7 @@ class DemographicPreservation(Metric):
 
     def problems(self, device: str = "cpu") -> list[str]:
         """The attribute classifier's weight files, at the paths they are read from (nothing loaded)."""
-        from ix2x.preflight import classifier_problems
+        from ix2x.classifiers import problems as classifier_problems
 
         return classifier_problems(self.config.classifier)
 

@@ -22,6 +22,19 @@ from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import at_eval_size, scoring
 
 
+def backbone_problems(net: str) -> list[str]:
+    """The torchvision backbone LPIPS reads from ``$TORCH_HOME/hub/checkpoints``, if missing: where it
+    goes and how to get it (never downloaded)."""
+    from ix2x.classifiers.perceptual import backbone_file, backbone_url
+
+    file = backbone_file(net)
+    if file.is_file():
+        return []
+    return [f"LPIPS {net} backbone not found: {file} ($TORCH_HOME/hub/checkpoints); on a machine with internet "
+            f"`mkdir -p {file.parent} && wget {backbone_url(net)} -O {file}`, then copy the file here "
+            "(or set `random_backbone: true` in the suite's lpips args for a smoke run, values not comparable)"]
+
+
 def lpips_pairs(model: torch.nn.Module, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor],
                 cache=None) -> list[float]:
     """LPIPS of each pair of ``(1, H, W)`` images in [0, 1], batched where shapes agree."""
@@ -67,9 +80,7 @@ class Lpips(Metric):
 
     def problems(self, device: str = "cpu") -> list[str]:
         """The ImageNet backbone at $TORCH_HOME/hub/checkpoints (none needed with ``random_backbone``)."""
-        from ix2x.preflight import lpips_problems
-
-        return [] if self.config.random_backbone else lpips_problems(self.config.net)
+        return [] if self.config.random_backbone else backbone_problems(self.config.net)
 
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
         state = scoring(self)

@@ -233,9 +233,9 @@ class Realism(Metric):
                 raise ValueError(f"`{name}` must be a non-negative integer (at least 2 for sizes), got {value!r}.")
 
     def problems(self, device: str = "cpu") -> list[str]:
-        from ix2x.preflight import features_problems
+        from ix2x.classifiers.features import problems
 
-        return features_problems(self.config.features)
+        return problems(self.config.features)
 
     def _features(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         """Features of each ``(1, H, W)`` image, through the run's per-image feature cache (the

@@ -87,7 +87,7 @@ def test_metric_time_3000px_over_512px(benchmark):
         metrics = _metrics()
         state = Scoring(eval_size=EVAL_SIZE)
         for m in metrics:
-            m.scoring = state
+            m.use_scoring(state)
         for m in metrics:  # warm-up: networks built, input and target features cached
             m.compute(samples, _edits(samples, 10**6))
         runs[side] = (samples, metrics, [])

@@ -14,7 +14,8 @@ own); ``+`` joins a pathology and an attribute classifier into one. Built-in for
     xrv:densenet121-res224-all+xrv:demographics
 
 An entry point names a class (or any object) with ``from_spec(arg, device) -> Classifier`` and,
-optionally, ``check_arg(arg)`` that raises a UserError for a bad ARG without loading anything.
+optionally, ``check_arg(arg)`` that raises a UserError for a bad ARG without loading anything and
+``problems(arg) -> list[str]``, the weight files ARG needs that are missing (:func:`problems`).
 
 Models are built by :func:`build_classifier`, once per run, by the run's
 :class:`~ix2x.classifiers.scoring.Scoring`; nothing is cached at module level.
@@ -32,7 +33,7 @@ from ix2x.classifiers.base import SEX_CLASSES, Classifier, Combined, Outputs, sq
 from ix2x.errors import UserError
 
 __all__ = ["Classifier", "Outputs", "SEX_CLASSES", "build_classifier", "check_spec", "clear_cache",
-           "get_classifier", "register", "square_resize"]
+           "get_classifier", "problems", "register", "square_resize"]
 
 _REGISTERED: dict[str, Classifier] = {}  # in-process registrations (not a cache: nothing is built here)
 _FORMS = ("phantom[:PATH.safetensors], PATH.safetensors, PATH.pt, xrv:<densenet weights>[=PATH], "
@@ -58,6 +59,19 @@ def check_spec(spec: str) -> None:
         check = getattr(factory, "check_arg", None)
         if check is not None:
             check(arg)
+
+
+def problems(spec: str) -> list[str]:
+    """The weight files ``spec`` reads that are missing, one line each (file, where it goes, how to get
+    it), nothing loaded: each part's entry point answers through its own ``problems(arg)`` (optional
+    for a plugin, which then reports nothing here)."""
+    check_spec(spec)
+    out = []
+    for part in _parts(spec):
+        factory, arg = _factory(part)
+        hook = getattr(factory, "problems", None)
+        out += [str(p) for p in hook(arg)] if callable(hook) else []
+    return out
 
 
 def build_classifier(spec: str, device: str | torch.device = "cpu") -> Classifier:

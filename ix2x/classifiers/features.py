@@ -162,6 +162,18 @@ def check_features_spec(spec: str) -> None:
         raise UserError(f"`features` xrv:<weights> must name a densenet121-res224-* model, got {spec!r}.")
 
 
+def problems(spec: str) -> list[str]:
+    """The weight file ``spec`` reads, if missing (one line; nothing loaded)."""
+    kind, arg = _split(spec)
+    if kind == "inception":
+        file = inception_path(arg)
+        return [] if file.is_file() else [f"Inception-v3 weights not found: {file} (`wget {INCEPTION_URL} "
+                                          f"-O {file}` on a machine with internet)."]
+    from ix2x.classifiers import problems as classifier_problems
+
+    return classifier_problems(spec)
+
+
 def build_features(spec: str, device: str | torch.device = "cpu") -> FeatureExtractor:
     """A new feature extractor for ``spec`` (see module doc) on ``device``."""
     check_features_spec(spec)

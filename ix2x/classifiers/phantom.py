@@ -103,6 +103,16 @@ class PhantomClassifier(Classifier):
         if arg is not None and Path(arg).suffix != ".safetensors":
             raise UserError(f"`phantom:PATH` must name a .safetensors file, got {arg!r}.")
 
+    @staticmethod
+    def problems(arg: str | None) -> list[str]:
+        """The files ``phantom:PATH`` reads that are missing (the shipped weights come with the package)."""
+        if arg is None:
+            return []
+        path = Path(arg)
+        return [f"{what} weights not found: {file}; train it with `ix2x train-classifier` or fix the path"
+                for file, what in ((path, "phantom classifier"), (path.with_suffix(".json"), "phantom classifier config"))
+                if not file.is_file()]
+
     @classmethod
     def from_spec(cls, arg: str | None, device: str | torch.device = "cpu") -> "PhantomClassifier":
         """``phantom`` (the shipped weights) or ``phantom:PATH.safetensors``."""

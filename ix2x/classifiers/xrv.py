@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
@@ -56,6 +56,44 @@ def require_file(path: Path, *, what: str, url: str) -> Path:
         f"or pass its path. On a machine with internet: `mkdir -p {path.parent} && wget {url} -O {path}`, "
         "then copy the file here."
     )
+
+
+def missing_weights_line(file: Path, url: str, what: str) -> str:
+    """The problem line of a weight file that is not in xrv's cache (or at the path given)."""
+    return (f"{what} weights not found: {file} (torchxrayvision's cache under $HOME={os.path.expanduser('~')}); "
+            f"on a machine with internet `mkdir -p {file.parent} && wget {url} -O {file}`, then copy the file here")
+
+
+def weights_urls() -> dict[str, str]:
+    """``torchxrayvision.models.model_urls[name]["weights_url"]`` for every name, read from the
+    installed package's source without importing it (its import takes seconds: datasets, pandas);
+    falls back to the import when the source does not read as literal assignments."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchxrayvision")
+    try:
+        tree = ast.parse(Path(spec.submodule_search_locations[0], "models.py").read_text())
+        table: dict[str, Any] = {}
+        for node in tree.body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Subscript)
+                    and getattr(node.targets[0].value, "id", None) == "model_urls"):
+                continue
+            key = ast.literal_eval(node.targets[0].slice)
+            value = node.value
+            if isinstance(value, ast.Subscript) and getattr(value.value, "id", None) == "model_urls":
+                table[key] = table[ast.literal_eval(value.slice)]
+            elif isinstance(value, ast.Dict):
+                entries = {ast.literal_eval(k): v for k, v in zip(value.keys, value.values)}
+                table[key] = ast.literal_eval(entries["weights_url"])
+        if table:
+            return table
+    except (AttributeError, IndexError, KeyError, OSError, SyntaxError, TypeError, ValueError):
+        pass
+    import torchxrayvision as xrv
+
+    return {k: v["weights_url"] for k, v in xrv.models.model_urls.items()}
 
 
 def xrv_to_range(images: torch.Tensor) -> torch.Tensor:
@@ -226,6 +264,20 @@ class Xrv:
         if name != "demographics" and not name.startswith("densenet"):
             raise UserError(f"Classifier `xrv:{arg or ''}`: xrv weights must be a densenet121-res224-* name "
                             f"or `demographics`, got {name!r}.")
+
+    @staticmethod
+    def problems(arg: str | None) -> list[str]:
+        """The weight files ``xrv:ARG`` reads that are missing, one line each (nothing loaded)."""
+        name, _, path = (arg or "").partition("=")
+        if name == "demographics":
+            folder = Path(path) if path else cache_dir()
+            files = [(folder / f, RELEASE + f, what) for f, what in
+                     ((RACE_FILE, "Emory HITI race model"), (SEX_FILE, "MIRA sex model"),
+                      (AGE_FILE, "RIKEN age model"))]
+        else:
+            url = weights_urls()[name]
+            files = [(Path(path) if path else cache_dir() / os.path.basename(url), url, f"torchxrayvision {name}")]
+        return [missing_weights_line(file, url, what) for file, url, what in files if not file.is_file()]
 
     @classmethod
     def from_spec(cls, arg: str | None, device: str | torch.device = "cpu") -> Classifier:

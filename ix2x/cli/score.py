@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results", help="root of run directories (default: results)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted score run; other options are ignored")
-    from ix2x.cli.run import add_launch_arguments
+    from ix2x.cli.common import add_launch_arguments
 
     add_launch_arguments(p)
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ix2x.cli.common import suite_from_args
-    from ix2x.cli.run import launch
+    from ix2x.cli.common import launch
 
     if args.resume:
         return launch(args, None)

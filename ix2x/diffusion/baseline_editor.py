@@ -61,17 +61,35 @@ class TextToImageEditor(Editor):
         return {}
 
     def problems(self, device: str = "cpu") -> list[str]:
-        """Missing folders or weight files and refused remote code, found without loading anything.
-        (No estimate of CUDA memory yet: the estimate reads InstructPix2Pix folders only.)"""
+        """Missing folders or weight files and refused remote code, found without loading anything; on
+        CUDA also the free memory against an estimate of one edit (the weights in the run's dtype and
+        the activations of the method's largest UNet call, :meth:`unet_branches`), as the InstructPix2Pix
+        editors check theirs."""
+        from ix2x.diffusion.checks import memory_problems
         from ix2x.diffusion.folders import check_folder
         from ix2x.errors import USER_ERRORS
 
         kwargs = {k: v for k, v in self.load_kwargs().items() if k in ("trust_remote_code", "vae", "text_encoder", "tokenizer")}
         try:
-            check_folder(self.config.model, **kwargs)
+            folder, vae, text_encoder, _, _ = check_folder(self.config.model, **kwargs)
         except USER_ERRORS as e:
             return [str(e)]
-        return []
+        if not str(device).startswith("cuda"):
+            return []
+        dtype = "float16" if self.config.dtype == "auto" else self.config.dtype
+        name = getattr(type(self), "registry_name", type(self).__name__.lower())
+        try:
+            return memory_problems(folder, device, dtype, what=f"editor `{name}`", resolution=self.config.resolution,
+                                   branches=self.unet_branches(), parts={"vae": vae, "text_encoder": text_encoder})
+        except (OSError, ValueError, KeyError, ImportError):
+            # A part whose size cannot be read without running or loading it (a text encoder defined by
+            # its folder's own code): no estimate, and the run is not refused for the want of one.
+            return []
+
+    def unet_branches(self) -> int:
+        """Images per sample in the method's largest UNet call: 2 with classifier-free guidance (the
+        empty and the target prompt), else 1. Methods with a larger call say so (DiffEdit's mask)."""
+        return self.sampler().branches(False)
 
     def to(self, device: str | torch.device) -> "TextToImageEditor":
         device = "cuda" if str(device) == "auto" and torch.cuda.is_available() else ("cpu" if str(device) == "auto" else device)

@@ -1,8 +1,8 @@
 """What would stop a diffusers InstructPix2Pix model from running, found without loading a weight:
 the files of its folder (or hub cache entry), its tokenizer, and on CUDA the free memory against an
 estimate (:mod:`ix2x.diffusion.memory`). The editors' ``problems()`` hooks return these lines, and
-:func:`ix2x.preflight.check_specs` asks :func:`model_problems` about the folders a suite names before
-torch is imported: this module imports neither torch nor diffusers at module level.
+:func:`ix2x.preflight.check_specs` asks :func:`named_model_problems` about the folders a suite names
+before torch is imported: this module imports neither torch nor diffusers at module level.
 """
 
 from __future__ import annotations
@@ -46,6 +46,18 @@ def model_problems(model: str, *, editor: str = "instructx2x") -> list[str]:
         return hub_problems(model)
     return [f"model folder {path} does not exist: {INSTRUCTX2X_FETCH.format(folder=path)}, "
             f"or pass the folder you have with `{flag}`"]
+
+
+def named_model_problems(spec, entry) -> list[str]:
+    """The model folder a suite or the command line names for a built-in InstructPix2Pix editor
+    (``spec.args["model"]``; ``entry`` its registry entry point, None when registered in-process),
+    checked from the entry point's target before the editor's module (and torch) is imported, one
+    line each prefixed by the editor. The default of a Config is checked later, by the editor's own
+    ``problems()`` hook."""
+    model = spec.args.get("model")
+    if entry is None or not isinstance(model, str) or not entry.target.startswith(PIX2PIX_EDITOR_MODULES):
+        return []
+    return [f"editor `{spec.key}`: {p}" for p in model_problems(model, editor=spec.key)]
 
 
 def hub_cache_dir() -> Path:
@@ -126,15 +138,16 @@ def free_cuda_bytes(device: str) -> int | None:
 
 
 def memory_problems(folder: Path, device: str, dtype: str, *, what: str, resolution: int = 512,
-                    batch: int = 1) -> list[str]:
+                    batch: int = 1, branches: int | None = None, parts: dict | None = None) -> list[str]:
     """A CUDA device with less free memory than one edit of ``batch`` images needs (estimated by
-    :func:`ix2x.diffusion.memory.estimate_for_folder`); larger batches need more on top."""
+    :func:`ix2x.diffusion.memory.estimate_for_folder`, whose ``branches`` and ``parts`` say how the
+    method calls its UNet and where parts kept outside ``folder`` are); larger batches need more on top."""
     if not str(device).startswith("cuda"):
         return []
     free = free_cuda_bytes(device)
     if free is None:
         return []  # device_problems reports the missing CUDA once
-    need = estimate_for_folder(folder, batch, dtype, resolution).total
+    need = estimate_for_folder(folder, batch, dtype, resolution, branches=branches, parts=parts).total
     if need > free:
         return [f"{what} needs about {need / 2**30:.2f} GiB on {device} ({dtype} weights of {folder} and the "
                 f"activations of a batch of {batch} at {resolution} px), the device has {free / 2**30:.2f} GiB "

@@ -28,7 +28,7 @@ import math
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
@@ -77,8 +77,11 @@ def estimate_edit_memory(unet_params: int, vae_params: int, text_params: int, ba
 
 def edit_memory(unet_params: int, vae_params: int, text_params: int, batch: int, height: int, width: int,
                 dtype: str, *, guided: bool = True, unet_channels: Sequence[int] = SD15_UNET_CHANNELS,
-                unet_layers_per_block: int = 2, vae_channels: Sequence[int] = SD15_VAE_CHANNELS) -> MemoryEstimate:
-    """:func:`estimate_edit_memory` with its parts (:class:`MemoryEstimate`)."""
+                unet_layers_per_block: int = 2, vae_channels: Sequence[int] = SD15_VAE_CHANNELS,
+                branches: int | None = None) -> MemoryEstimate:
+    """:func:`estimate_edit_memory` with its parts (:class:`MemoryEstimate`). ``branches``: the UNet's
+    batch per image in its largest call, when not InstructPix2Pix's (3 guided, else 1): a text-to-image
+    method's 2 guided branches, DiffEdit's mask of 4 x maps noise predictions in one call."""
     if dtype not in BYTES:
         raise ValueError(f"`dtype` must be one of {', '.join(BYTES)}, got {dtype!r}.")
     for name, value in (("batch", batch), ("height", height), ("width", width)):
@@ -87,7 +90,10 @@ def edit_memory(unet_params: int, vae_params: int, text_params: int, batch: int,
     size = BYTES[dtype]
     factor = 2 ** (len(vae_channels) - 1)
     latent = (height // factor) * (width // factor)
-    branches = 3 if guided else 1
+    if branches is None:
+        branches = 3 if guided else 1
+    elif not (isinstance(branches, int) and branches >= 1):
+        raise ValueError(f"`branches` must be a positive int, got {branches!r}.")
     unet = branches * batch * _unet_elements(unet_channels, unet_layers_per_block, latent) * size
     decode = batch * _vae_decode_elements(vae_channels, height * width) * size
     encode = batch * 3 * vae_channels[0] * height * width * size
@@ -126,15 +132,17 @@ def safetensors_params(path: str | Path) -> int:
     return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
 
 
-def count_params(model_dir: str | Path) -> dict[str, int]:
-    """Parameters per component (``unet``, ``vae``, ``text_encoder``) of a diffusers InstructPix2Pix folder,
-    from the safetensors headers; a component without one is built from its config on the ``meta``
-    device (no memory, no weights)."""
+def count_params(model_dir: str | Path, parts: Mapping[str, str | Path] | None = None) -> dict[str, int]:
+    """Parameters per component (``unet``, ``vae``, ``text_encoder``) of a diffusers folder, from the
+    safetensors headers; a component without one is built from its config on the ``meta`` device (no
+    memory, no weights). ``parts``: component -> folder, for parts kept elsewhere (RadEdit's VAE and
+    text encoder); the others are ``model_dir/<component>``."""
     root = Path(model_dir)
     out = {}
     for name, (sub, file) in _WEIGHT_FILES.items():
-        path = root / sub / file
-        out[name] = safetensors_params(path) if path.is_file() else _meta_params(root / sub, name)
+        folder = Path((parts or {}).get(name) or root / sub)
+        path = folder / file
+        out[name] = safetensors_params(path) if path.is_file() else _meta_params(folder, name)
     return out
 
 
@@ -145,9 +153,13 @@ def _meta_params(folder: Path, name: str) -> int:
         raise FileNotFoundError(f"{folder / 'config.json'} does not exist: cannot count the {name}'s parameters.")
     with torch.device("meta"):
         if name == "text_encoder":
-            from transformers import CLIPTextConfig, CLIPTextModel
+            from transformers import AutoConfig, AutoModel, CLIPTextConfig, CLIPTextModel
 
-            module = CLIPTextModel(CLIPTextConfig.from_pretrained(folder))
+            config = json.loads((folder / "config.json").read_text())
+            if config.get("model_type", "clip_text_model") in ("clip_text_model", "clip"):
+                module = CLIPTextModel(CLIPTextConfig.from_pretrained(folder))
+            else:  # another transformers family (BiomedJourney's, RadEdit's); never the folder's own code
+                module = AutoModel.from_config(AutoConfig.from_pretrained(folder, trust_remote_code=False))
         else:
             import diffusers
 
@@ -157,15 +169,16 @@ def _meta_params(folder: Path, name: str) -> int:
 
 
 def estimate_for_folder(model_dir: str | Path, batch: int, dtype: str, resolution: int = 512, *,
-                        guided: bool = True) -> MemoryEstimate:
+                        guided: bool = True, branches: int | None = None,
+                        parts: Mapping[str, str | Path] | None = None) -> MemoryEstimate:
     """:func:`edit_memory` for the model in ``model_dir`` (parameter counts and channels read from its
-    files) editing ``batch`` images at ``resolution`` pixels."""
+    files; ``parts``: see :func:`count_params`) editing ``batch`` images at ``resolution`` pixels."""
     root = Path(model_dir)
-    params = count_params(root)
+    params = count_params(root, parts)
     unet_cfg = json.loads((root / "unet/config.json").read_text())
-    vae_cfg = json.loads((root / "vae/config.json").read_text())
+    vae_cfg = json.loads((Path((parts or {}).get("vae") or root / "vae") / "config.json").read_text())
     layers = unet_cfg.get("layers_per_block", 2)
     return edit_memory(params["unet"], params["vae"], params["text_encoder"], batch, resolution, resolution,
-                       dtype, guided=guided, unet_channels=tuple(unet_cfg["block_out_channels"]),
+                       dtype, guided=guided, branches=branches, unet_channels=tuple(unet_cfg["block_out_channels"]),
                        unet_layers_per_block=layers if isinstance(layers, int) else max(layers),
                        vae_channels=tuple(vae_cfg["block_out_channels"]))

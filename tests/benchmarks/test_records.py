@@ -1,6 +1,7 @@
 """Typed, versioned run records: the stored schema-1 run (made with the code before schema 2) is
 read, compared, rescored and resumed; a suite using one metric twice under two labels works."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -119,10 +120,18 @@ def test_one_metric_under_two_labels_gives_two_sets_of_values_and_rows(tmp_path,
 def test_one_label_used_twice_is_refused(tmp_path):
     from ix2x.errors import UserError
 
-    suite = suite_from_dict({"name": "twice", "editors": [{"name": "identity"}],
-                             "metrics": [{"name": "out_of_mask_change"}, {"name": "out_of_mask_change"}]})
+    from ix2x.errors import ConfigError
+    from ix2x.suite import ComponentSpec
+
+    twice = {"name": "twice", "editors": [{"name": "identity"}],
+             "metrics": [{"name": "out_of_mask_change"}, {"name": "out_of_mask_change"}]}
+    with pytest.raises(ConfigError, match="Metric labels must be unique, got out_of_mask_change"):
+        suite_from_dict(twice)  # a suite file: refused when it loads
+    suite = dataclasses.replace(suite_from_dict({**twice, "metrics": []}),  # built in Python: refused at the start
+                                metrics=(ComponentSpec("out_of_mask_change"),) * 2)
     with pytest.raises(UserError, match="Metric labels must be unique, got out_of_mask_change"):
         runner.start_run(suite, tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_metric_that_describes_itself_is_described_in_run_json(tmp_path, samples, monkeypatch):

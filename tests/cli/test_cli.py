@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,13 @@ def test_ls_json(capsys):
     assert {"name": "lpips", "target": "ix2x.metrics.lpips:Lpips"}.items() <= next(r for r in rows if r["name"] == "lpips").items()
     assert main(["ls", "suites", "--json"]) == 0
     assert "mimic" in {r["name"] for r in json.loads(capsys.readouterr().out)}
+
+
+def test_run_command_is_argument_handling_only():
+    """`ix2x run` parses options; launching, resuming and printing live in the library
+    (ix2x.benchmarks.console, ix2x.benchmarks.api), where Python users and `ix2x score` reach them."""
+    import ix2x.cli.run as run_cli
+
+    source = Path(run_cli.__file__).read_text()
+    assert len(source.splitlines()) <= 65
+    assert "print(" not in source and "resume_run" not in source and "run_suite" not in source

@@ -123,9 +123,9 @@ def test_stand_ins_in_the_real_layouts_pass(tmp_path, data, tiny_model, monkeypa
 def test_xrv_urls_read_from_source_equal_the_imported_table():
     import torchxrayvision as xrv
 
-    from ix2x.preflight import xrv_weights_urls
+    from ix2x.classifiers.xrv import weights_urls
 
-    assert xrv_weights_urls() == {k: v["weights_url"] for k, v in xrv.models.model_urls.items()}
+    assert weights_urls() == {k: v["weights_url"] for k, v in xrv.models.model_urls.items()}
 
 
 def test_hub_cache_stand_in_is_what_huggingface_hub_finds(tmp_path, tiny_model, monkeypatch):
@@ -245,3 +245,33 @@ def test_prompt_dataset_needs_the_report_column_before_anything_loads(data):
     lines = csv_file.read_text().splitlines()
     csv_file.write_text("\n".join([lines[0] + ",target_report"] + [l + ",Edema." for l in lines[1:]]) + "\n")
     check_specs(suite("dataset"), models=False)
+
+
+def test_preflight_only_orchestrates_components_own_their_files():
+    """Which files a classifier, a metric or an editor reads is the component's to say (its
+    `problems` hook); preflight collects, and no component calls back into it."""
+    import ast
+
+    source = (REPO / "ix2x/preflight.py").read_text().lower()
+    for knowledge in ("xrv", "torchxrayvision", "lpips", "inception", "backbone", "pix2pix", "url"):
+        assert knowledge not in source, knowledge
+    for folder in ("metrics", "editors", "ix2x/classifiers", "ix2x/diffusion"):
+        for path in (REPO / folder).rglob("*.py"):
+            imported = {n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)}
+            assert "ix2x.preflight" not in imported, path
+
+
+def test_a_plugin_classifier_names_its_own_missing_files(monkeypatch):
+    from ix2x import classifiers, registry
+
+    class Plugin:
+        @staticmethod
+        def from_spec(arg, device="cpu"):
+            raise AssertionError("nothing is loaded to find problems")
+
+        @staticmethod
+        def problems(arg):
+            return [f"plugin weights not found: /nowhere/{arg}.pt"]
+
+    monkeypatch.setitem(registry._IN_PROCESS["classifier"], "plug", Plugin)
+    assert classifiers.problems("plug:w+phantom") == ["plugin weights not found: /nowhere/w.pt"]

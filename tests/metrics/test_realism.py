@@ -242,7 +242,7 @@ def test_inception_features_equal_torchvisions_model(tmp_path, monkeypatch):
 
 
 def test_bad_spec_and_missing_weights_are_clear(tmp_path, monkeypatch):
-    from ix2x.preflight import features_problems
+    from ix2x.classifiers.features import problems as features_problems
     from ix2x.errors import UserError
 
     with pytest.raises(UserError, match="`features` must be one of"):
