@@ -36,7 +36,7 @@ from ix2x.errors import DataError
 __all__ = [
     "EditOp", "InstructionError", "UnreadLevels", "UNREAD_LEVEL", "SYNONYMS", "CANONICAL_FINDINGS", "DIFF_VQA_CATEGORIES",
     "SEVERITY_WORDS", "LOCATION_WORDS", "canonical_finding", "finding_phrase", "parse", "render", "render_item",
-    "ops_as_json", "ops_from_json",
+    "ops_as_json", "ops_from_json", "read_ops", "recorded_ops", "sample_ops",
 ]
 
 OPS: tuple[str, ...] = ("add", "remove", "change")
@@ -349,6 +349,37 @@ def parse(text: str) -> list[EditOp]:
         raise UnreadLevels(f"cannot read the levels of instruction {text!r}: {'; '.join(unread)}; "
                            f"its findings are clear and kept, with levels {UNREAD_LEVEL!r}: {kept}.", ops)
     return ops
+
+
+def read_ops(text: str) -> list[EditOp] | None:
+    """The ops of an instruction as a run records them: :func:`parse`'s, the ops of an
+    :class:`UnreadLevels` instruction with its levels :data:`UNREAD_LEVEL` (its findings are clear),
+    None when the grammar cannot read it."""
+    try:
+        return parse(text)
+    except UnreadLevels as e:
+        return list(e.ops)
+    except InstructionError:
+        return None
+
+
+def sample_ops(sample: Any) -> tuple[EditOp, ...]:
+    """A :class:`~ix2x.types.Sample`'s ops: the parse its dataset reader made (``sample.ops``), or,
+    for a sample made without one, its instruction's :func:`read_ops` now. ``()``: the grammar
+    cannot read the instruction."""
+    ops = getattr(sample, "ops", None)
+    return tuple(ops) if ops is not None else tuple(read_ops(sample.instruction) or ())
+
+
+def recorded_ops(record: Mapping[str, Any]) -> list[EditOp] | None:
+    """The parsed ops of a run record (a line of ``samples.jsonl``, as a dict): its ``ops``, written
+    once when the run made it (``[]``: the grammar could not read the instruction; None is returned
+    then). Records of runs from before the field was written have no ``ops``: their instruction is
+    parsed now (:func:`read_ops`), which gives what the run would have written."""
+    ops = record.get("ops")
+    if ops is None:
+        return read_ops(record.get("instruction") or "")
+    return ops_from_json(ops) or None
 
 
 class _LevelsUnread(InstructionError):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from ix2x.data.instructions import EditOp, parse, render_item
+from ix2x.data.instructions import UNREAD_LEVEL, EditOp, parse, render_item
 
 Style = Literal["instruction", "report", "progression"]
 STYLES = ("instruction", "report", "progression")
@@ -71,15 +71,17 @@ def progression_prompt(ops: Sequence[EditOp]) -> str:
     return " ".join(out)
 
 
-def prompts_for(instruction: str, style: Style) -> Prompts:
+def prompts_for(instruction: str, style: Style, ops: Sequence[EditOp] | None = None) -> Prompts:
     """The prompts an editor of ``style`` gets for ``instruction``. "instruction" passes it through (its
-    source is the empty prompt); the other styles parse it and raise
+    source is the empty prompt); the other styles use ``ops``, the instruction's parse when the caller
+    has it (a run's request carries it), else parse it, and raise
     :class:`~ix2x.data.instructions.InstructionError` when the grammar cannot read it."""
     if style not in STYLES:
         raise ValueError(f"`prompt` must be one of {', '.join(STYLES)}, got {style!r}.")
     if style == "instruction":
         return Prompts(instruction, "")
-    ops = parse(instruction)
+    if not ops or any(UNREAD_LEVEL in (o.from_level, o.to_level) for o in ops):
+        ops = parse(instruction)  # raises, with the reason, where the run's parse was not clear
     if style == "progression":
         return Prompts(progression_prompt(ops), report_prompts(ops).source)
     return report_prompts(ops)

@@ -261,8 +261,11 @@ class DiffusionEditor(Editor):
         priors, prior_infos = [None] * len(requests), [None] * len(requests)
         if cfg.rse and cfg.pseudo_mask:
             for i, r in enumerate(requests):
-                lookup = original_pseudo_mask if cfg.original else pseudo_mask_for
-                priors[i], prior_infos[i] = lookup(r.instruction, cfg.resolution, cfg.mask_source)
+                if cfg.original:  # the original's own substring lookup, not the grammar
+                    priors[i], prior_infos[i] = original_pseudo_mask(r.instruction, cfg.resolution, cfg.mask_source)
+                else:
+                    priors[i], prior_infos[i] = pseudo_mask_for(r.instruction, cfg.resolution, cfg.mask_source,
+                                                                ops=r.ops)
         cuda = model.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(model.device)
@@ -314,15 +317,19 @@ def check_mask_source(mask_source: str) -> None:
                         f"\"density:<folder>\", got {mask_source!r} (no such folder). {ORIGINAL_MASKS_HOW_TO_GET}")
 
 
-def pseudo_mask_for(instruction: str, size: int, source: str) -> tuple[torch.Tensor, dict[str, Any]]:
+def pseudo_mask_for(instruction: str, size: int, source: str,
+                    ops: Sequence[Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """The anatomical prior M (1, size, size) of the instruction's findings and what it was made of.
+    ``ops``: the instruction's parse when the caller has it (a run's request carries it); else, and
+    when it says the grammar could not read all of it, the instruction is parsed here for the reason.
     An instruction the grammar cannot read gets the whole image, and the info says so."""
-    from ix2x.data.instructions import InstructionError, UnreadLevels, parse
+    from ix2x.data.instructions import UNREAD_LEVEL, InstructionError, UnreadLevels, parse
     from ix2x.data.masks import pseudo_mask
 
     warnings: list[str] = []
     try:
-        ops = parse(instruction)
+        clear = ops and all(UNREAD_LEVEL not in (o.from_level, o.to_level) for o in ops)
+        ops = list(ops) if clear else parse(instruction)
     except UnreadLevels as e:  # the prior needs the findings, not their levels
         ops, warnings = e.ops, [f"levels not understood ({e}); the prior is the findings' all the same"]
     except InstructionError as e:
@@ -353,3 +360,4 @@ def _auto_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+

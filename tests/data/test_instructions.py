@@ -103,7 +103,7 @@ def test_unreadable_levels_keep_the_prior_the_breakdown_and_the_metric_reason():
     import torch
 
     ops = edit_ops(Sample(sample_id="s", image=torch.zeros(1, 8, 8), instruction=text))
-    assert [o["finding"] for o in ops] == ["Effusion"]
+    assert [o.finding for o in ops] == ["Effusion"]
     from ix2x.metrics.classifier_shift import shift_values
 
     v = shift_values({"Effusion": 0.4}, {"Effusion": 0.6}, ops, levels_in={"Effusion": 1.0},
