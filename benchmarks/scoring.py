@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ix2x.benchmarks import rundir
-from ix2x.benchmarks.editing import Edited, format_error
+from ix2x.benchmarks.editing import EditOutcome, format_error
 from ix2x import records
 from ix2x.data.instructions import ops_as_json, sample_ops
 from ix2x.records import Layout, RunMeta, SampleRecord, SummaryRow
@@ -40,7 +40,7 @@ def compute_isolated(metric: Any, pairs: list[tuple[Sample, EditResult]]) -> lis
     return [compute_isolated(metric, [p])[0] for p in pairs]
 
 
-def batch_records(editor_key: str, batch: Sequence[Sample], edited: Sequence[Edited],
+def batch_records(editor_key: str, batch: Sequence[Sample], edited: Sequence[EditOutcome],
                   metrics: Sequence[tuple[str, Any]], hashes: Sequence[str], *, run_dir: Path,
                   layout: Layout, save_images: bool) -> list[SampleRecord]:
     """Score a batch's successful edits with every ``(label, metric)`` and build its records

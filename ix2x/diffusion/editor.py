@@ -7,7 +7,7 @@ the pseudo-masks as tensors, so it is tested with explicit masks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import torch
@@ -87,24 +87,16 @@ class DiffusionEditorConfig:
                                     always_guide=self.original, background="lagged" if self.original else "aligned")
 
 
-@dataclass
-class Edit:
-    """One output of :func:`edit_images`: ``image`` (1, H, W), ``guidance_map`` and ``edit_mask`` at the
-    input's size (None without RSE), ``info`` JSON-serialisable."""
-
-    image: torch.Tensor
-    guidance_map: torch.Tensor | None
-    edit_mask: torch.Tensor | None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
 def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompts: Sequence[str],
                 seeds: Sequence[int], config: DiffusionEditorConfig,
-                pseudo_masks: Sequence[torch.Tensor | None] | None = None) -> list[Edit]:
+                pseudo_masks: Sequence[torch.Tensor | None] | None = None) -> list[EditResult]:
     """Edit a batch. ``images``: (1, H, W) in [0, 1] each (sizes may differ); ``pseudo_masks``: per sample a
     (1, S, S) prior in [0, 1] or None (whole image), ignored unless ``config.pseudo_mask``.
 
     With ``config.tau == 0`` this is plain InstructPix2Pix: no relevance pass, no masks.
+
+    Returns one :class:`~ix2x.types.EditResult` per image (the editors' own output type): ``image``
+    (1, H, W), ``guidance_map`` and ``edit_mask`` at the input's size (None without RSE).
     """
     n = len(images)
     if not (len(prompts) == len(seeds) == n):
@@ -168,7 +160,7 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
             "edit_fraction": float(mask.mean()) if mask is not None else 1.0,
             "warnings": warnings[i],
         }
-        out.append(Edit(edited, gmap, mask, info))
+        out.append(EditResult(image=edited, guidance_map=gmap, edit_mask=mask, info=info))
     return out
 
 
@@ -361,3 +353,9 @@ def _auto_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
 
+
+def __getattr__(name: str) -> Any:
+    if name == "Edit":  # merged into the editors' output type; same fields, in the same order
+        raise AttributeError("ix2x.diffusion.editor.Edit was removed: edit_images returns "
+                             "ix2x.types.EditResult (fields image, guidance_map, edit_mask, info, as Edit had).")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
