@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from ix2x.data.instructions import sample_ops
+from ix2x.data.instructions import ops_of_sample
 from ix2x.seeding import sample_seed
 from ix2x.suite import Suite
 from ix2x.types import EditRequest, EditResult, EditorOutputError, Sample, fill_batch, validate_result
@@ -102,7 +102,7 @@ def requests_for(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[E
     return [EditRequest(s.sample_id, s.image.clone(), s.instruction, sample_seed(seed, s.sample_id),
                         target=s.target.clone() if gt and s.target_aligned else None,
                         source_report=(s.labels or {}).get("source_report"),
-                        target_report=(s.labels or {}).get("target_report"), ops=sample_ops(s))
+                        target_report=(s.labels or {}).get("target_report"), ops=ops_of_sample(s))
             for s in batch]
 
 

@@ -48,7 +48,7 @@ class Sample:
     ``ops`` is the instruction's parse, :class:`~ix2x.data.instructions.EditOp` objects
     (:func:`~ix2x.data.instructions.read_ops`), made once by the dataset reader: ``()`` when the
     grammar cannot read the instruction, None when nobody parsed it (a sample made by hand;
-    :func:`~ix2x.data.instructions.sample_ops` parses it then). Editors get it in their requests,
+    :func:`~ix2x.data.instructions.ops_of_sample` parses it then). Editors get it in their requests,
     metrics read it, and the run writes it into the sample's record (``ops``), where reports read it.
     """
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ix2x.data.findings import LEVELS
-from ix2x.data.instructions import EditOp, ops_from_json, sample_ops
+from ix2x.data.instructions import EditOp, ops_from_json, ops_of_sample
 from ix2x.types import EditResult, Sample
 
 
@@ -39,7 +39,7 @@ def edit_ops(sample: Sample) -> list[EditOp]:
     ops = sample.labels.get("ops") if sample.labels else None
     if ops:
         return ops_from_json(ops)
-    return list(sample_ops(sample))
+    return list(ops_of_sample(sample))
 
 
 def level_rank(level: str | None) -> int | None:

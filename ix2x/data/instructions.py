@@ -36,7 +36,7 @@ from ix2x.errors import DataError
 __all__ = [
     "EditOp", "InstructionError", "UnreadLevels", "UNREAD_LEVEL", "SYNONYMS", "CANONICAL_FINDINGS", "DIFF_VQA_CATEGORIES",
     "SEVERITY_WORDS", "LOCATION_WORDS", "canonical_finding", "finding_phrase", "parse", "render", "render_item",
-    "ops_as_json", "ops_from_json", "read_ops", "recorded_ops", "sample_ops",
+    "ops_as_json", "ops_from_json", "read_ops", "recorded_ops", "ops_of_sample",
 ]
 
 OPS: tuple[str, ...] = ("add", "remove", "change")
@@ -363,7 +363,7 @@ def read_ops(text: str) -> list[EditOp] | None:
         return None
 
 
-def sample_ops(sample: Any) -> tuple[EditOp, ...]:
+def ops_of_sample(sample: Any) -> tuple[EditOp, ...]:
     """A :class:`~ix2x.types.Sample`'s ops: the parse its dataset reader made (``sample.ops``), or,
     for a sample made without one, its instruction's :func:`read_ops` now. ``()``: the grammar
     cannot read the instruction."""
