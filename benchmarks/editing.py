@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from ix2x.data.instructions import ops_of_sample
 from ix2x.seeding import sample_seed
 from ix2x.suite import Suite
 from ix2x.types import EditRequest, EditResult, EditorOutputError, Sample, fill_batch, validate_result
@@ -35,8 +36,10 @@ class BatchTimeout(BaseException):
 
 
 @dataclass(frozen=True)
-class Edited:
-    """The outcome of one sample's edit."""
+class EditOutcome:
+    """What the harness knows of one sample's edit: the editor's output (its
+    :class:`~ix2x.types.EditResult`, checked) or why there is none (``error``, at ``stage``), and
+    what it cost. Not an editor output: editors return ``EditResult``; the harness wraps it."""
 
     result: EditResult | None
     error: str | None = None
@@ -99,11 +102,11 @@ def requests_for(editor_cls: type, batch: Sequence[Sample], seed: int) -> list[E
     return [EditRequest(s.sample_id, s.image.clone(), s.instruction, sample_seed(seed, s.sample_id),
                         target=s.target.clone() if gt and s.target_aligned else None,
                         source_report=(s.labels or {}).get("source_report"),
-                        target_report=(s.labels or {}).get("target_report"))
+                        target_report=(s.labels or {}).get("target_report"), ops=ops_of_sample(s))
             for s in batch]
 
 
-def warm_up(editor: Any, batch: Sequence[Sample], suite: Suite, *, keep: bool = True) -> list[Edited] | None:
+def warm_up(editor: Any, batch: Sequence[Sample], suite: Suite, *, keep: bool = True) -> list[EditOutcome] | None:
     """One untimed batch of the run's batch size, so that model loading, lazy initialisation and
     the kernels' per-shape setup (a batch of one sets up other shapes) stay out of the latency.
 
@@ -126,7 +129,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite, *, retry: bool = False) -> list[Edited]:
+def edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite, *, retry: bool = False) -> list[EditOutcome]:
     """Edit a batch, filled to the suite's batch size (:func:`ix2x.types.fill_batch`) and timed
     with device sync; if the editor raises, retry sample by sample, unfilled (so that a batch too
     large for the device's memory still edits), so one bad sample fails alone. A batch past the
@@ -151,15 +154,15 @@ def edit_batch(editor: Any, batch: Sequence[Sample], suite: Suite, *, retry: boo
             n = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
             raise RuntimeError(f"editor returned {n} results for {len(padded)} requests")
     except BatchTimeout as e:
-        return [Edited(None, f"BatchTimeout: {e}", "timeout") for _ in batch]
+        return [EditOutcome(None, f"BatchTimeout: {e}", "timeout") for _ in batch]
     except EDITOR_FAULTS as e:
         if len(padded) == 1:
-            return [Edited(None, format_error(e), "edit")]
+            return [EditOutcome(None, format_error(e), "edit")]
         return [edit_batch(editor, [s], suite, retry=True)[0] for s in batch]
     out = []
     for r, s in zip(results, batch):
         try:
-            out.append(Edited(validate_result(r, tuple(s.image.shape)), None, None, per, peak))
+            out.append(EditOutcome(validate_result(r, tuple(s.image.shape)), None, None, per, peak))
         except EditorOutputError as e:
-            out.append(Edited(None, f"{type(e).__name__}: {e}", "output", per, peak))
+            out.append(EditOutcome(None, f"{type(e).__name__}: {e}", "output", per, peak))
     return out

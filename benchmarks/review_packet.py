@@ -48,14 +48,14 @@ def key_path(packet: Path) -> Path:
     return packet.with_name(packet.name + KEY_SUFFIX)
 
 
-def facets(instruction: str) -> tuple[str, str]:
-    """(operation, finding) strata of an instruction: ``("add", "Effusion")``; several ops or
-    findings are joined with ``+``; an instruction the grammar rejects is ``("unparsed", "")``."""
-    from ix2x.data.instructions import InstructionError, parse
+def facets(record: SampleRecord) -> tuple[str, str]:
+    """(operation, finding) strata of a record's instruction: ``("add", "Effusion")``; several ops or
+    findings are joined with ``+``; an instruction the grammar rejects, or whose levels it cannot
+    read, is ``("unparsed", "")``. Read from the parse the run wrote into the record (``ops``)."""
+    from ix2x.data.instructions import UNREAD_LEVEL, recorded_ops
 
-    try:
-        ops = parse(instruction)
-    except InstructionError:
+    ops = recorded_ops(record.as_dict())
+    if not ops or any(o.from_level == UNREAD_LEVEL for o in ops):
         return "unparsed", ""
     return "+".join(sorted({o.op for o in ops})), "+".join(sorted({o.finding for o in ops}))
 
@@ -116,9 +116,9 @@ def sample_cases(runs: Sequence[RunDir], n: int, seed: int, mode: str = "rate",
     editors = list(by_editor)
     for editor, quota in zip(editors, _split(n - n_real, len(editors))):
         pool = by_editor[editor]
-        strata = [facets(r.instruction) for _, r in pool]
+        strata = [facets(r) for _, r in pool]
         for i, r in _stratified(pool, strata, quota, rng):
-            op, finding = facets(r.instruction)
+            op, finding = facets(r)
             cases.append(Case("edit", i, editor, r.editor, r.sample_id, r.instruction, op, finding))
     if n_real:
         seen: dict[str, tuple[int, SampleRecord]] = {}
@@ -126,8 +126,8 @@ def sample_cases(runs: Sequence[RunDir], n: int, seed: int, mode: str = "rate",
             for i, r in pool:
                 seen.setdefault(r.sample_id, (i, r))
         pool = [seen[s] for s in sorted(seen)]
-        for i, r in _stratified(pool, [facets(r.instruction) for _, r in pool], n_real, rng):
-            op, finding = facets(r.instruction)
+        for i, r in _stratified(pool, [facets(r) for _, r in pool], n_real, rng):
+            op, finding = facets(r)
             cases.append(Case("real", i, None, None, r.sample_id, r.instruction, op, finding))
     return [cases[j] for j in rng.permutation(len(cases))]
 

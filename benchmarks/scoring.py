@@ -15,8 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ix2x.benchmarks import rundir
-from ix2x.benchmarks.editing import Edited, format_error
+from ix2x.benchmarks.editing import EditOutcome, format_error
 from ix2x import records
+from ix2x.data.instructions import ops_as_json, ops_of_sample
 from ix2x.records import Layout, RunMeta, SampleRecord, SummaryRow
 from ix2x.stats import bootstrap_ci_blocks
 from ix2x.types import EditResult, Sample
@@ -39,7 +40,7 @@ def compute_isolated(metric: Any, pairs: list[tuple[Sample, EditResult]]) -> lis
     return [compute_isolated(metric, [p])[0] for p in pairs]
 
 
-def batch_records(editor_key: str, batch: Sequence[Sample], edited: Sequence[Edited],
+def batch_records(editor_key: str, batch: Sequence[Sample], edited: Sequence[EditOutcome],
                   metrics: Sequence[tuple[str, Any]], hashes: Sequence[str], *, run_dir: Path,
                   layout: Layout, save_images: bool) -> list[SampleRecord]:
     """Score a batch's successful edits with every ``(label, metric)`` and build its records
@@ -63,7 +64,7 @@ def batch_records(editor_key: str, batch: Sequence[Sample], edited: Sequence[Edi
             latency_s=e.latency_s, metrics_s=metrics_s if e.result is not None else None,
             peak_memory_mb=e.peak_memory_mb, metrics=values[s.sample_id],
             info=dict(e.result.info) if e.result is not None else {}, image=image, data_hash=h,
-            data_info=data_info(s)))
+            data_info=data_info(s), ops=ops_as_json(ops_of_sample(s))))
     return out
 
 
@@ -71,7 +72,8 @@ def failed_records(editor_key: str, batch: Sequence[Sample], stage: str, error: 
                    hashes: Sequence[str]) -> list[SampleRecord]:
     """Records of samples an editor never reached (it failed to build or to be placed)."""
     return [SampleRecord(editor=editor_key, sample_id=s.sample_id, status="failed", instruction=s.instruction,
-                         patient_id=s.patient_id, error=error, stage=stage, data_hash=h, data_info=data_info(s))
+                         patient_id=s.patient_id, error=error, stage=stage, data_hash=h, data_info=data_info(s),
+                         ops=ops_as_json(ops_of_sample(s)))
             for s, h in zip(batch, hashes)]
 
 

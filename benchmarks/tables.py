@@ -15,12 +15,15 @@ from typing import Any
 
 import pandas as pd
 
+from ix2x.data.instructions import ops_as_json, recorded_ops
 from ix2x.records import RunDir, RunMeta, SUMMARY_COLUMNS
 
 # The record fields that become plain columns; `metrics` is spread into one column per value and
-# `info`/`data_info` stay one column of dicts (editors put what they like in them).
+# `info`/`data_info` stay one column of dicts (editors put what they like in them); `ops` is the
+# instruction's parse as a list of op objects (parsed now for runs that predate the field, [] when
+# the grammar cannot read the instruction).
 _RECORD_COLUMNS = ["editor", "sample_id", "status", "instruction", "patient_id", "error", "stage",
-                   "latency_s", "metrics_s", "peak_memory_mb", "image", "data_hash", "info", "data_info"]
+                   "latency_s", "metrics_s", "peak_memory_mb", "image", "data_hash", "info", "data_info", "ops"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     rows = []
     for rec in run.sample_records():
         row = {c: getattr(rec, c) for c in _RECORD_COLUMNS}
+        row["ops"] = ops_as_json(recorded_ops(rec.as_dict()) or [])
         for label, values in rec.metrics.items():
             row.update(_flat(values, label))
         rows.append(row)

@@ -54,6 +54,6 @@ class BiomedJourney(DiffusionEditor):
         from ix2x.data.prompts import prompts_for
 
         try:
-            return prompts_for(request.instruction, self.config.prompt).target, []
+            return prompts_for(request.instruction, self.config.prompt, request.ops).target, []
         except InstructionError as e:
             return request.instruction, [f"instruction not understood ({e}); used as the prompt unchanged"]

@@ -255,6 +255,10 @@ class SampleRecord:
     # What the image reader did to this sample's files, by role ("past", "current"): EXIF
     # orientation applied, bit depth detected, DICOM LUTs... (empty when it read them as stored).
     data_info: dict[str, Any] = field(default_factory=dict)
+    # The instruction's parse, written once when the run made the record (EditOp.as_json objects;
+    # [] when the grammar cannot read it). None in records of runs from before the field: readers
+    # parse the instruction then (ix2x.data.instructions.recorded_ops).
+    ops: list[dict[str, Any]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -287,6 +291,9 @@ class SampleRecord:
         data_info = d.get("data_info") or {}
         if not isinstance(data_info, dict):
             raise ValueError(f"`data_info` must be an object, got {type(data_info).__name__}")
+        ops = d.get("ops")
+        if ops is not None and (not isinstance(ops, list) or not all(isinstance(o, dict) for o in ops)):
+            raise ValueError(f"`ops` must be a list of objects (or absent), got {ops!r}")
         stage = d.get("stage")
         if d["status"] == "failed" and stage is None and version == 1:
             stage = "edit"  # schema 1 recorded only failures while editing
@@ -297,7 +304,8 @@ class SampleRecord:
                    error=_opt_str(d, "error"), stage=stage, latency_s=_opt_num(d, "latency_s"),
                    metrics_s=_opt_num(d, "metrics_s"), peak_memory_mb=_opt_num(d, "peak_memory_mb"),
                    metrics={k: dict(v) for k, v in metrics.items()}, info=dict(info),
-                   image=_opt_str(d, "image"), data_hash=_opt_str(d, "data_hash"), data_info=dict(data_info))
+                   image=_opt_str(d, "image"), data_hash=_opt_str(d, "data_hash"), data_info=dict(data_info),
+                   ops=[dict(o) for o in ops] if ops is not None else None)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

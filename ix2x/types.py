@@ -44,6 +44,12 @@ class Sample:
     without pose jitter, false for real follow-up studies). ``region`` is the mask of where change
     is allowed (the phantom's true change mask, or the instruction's pseudo-mask on real data).
     ``labels`` holds per-finding labels before/after and attributes when known.
+
+    ``ops`` is the instruction's parse, :class:`~ix2x.data.instructions.EditOp` objects
+    (:func:`~ix2x.data.instructions.read_ops`), made once by the dataset reader: ``()`` when the
+    grammar cannot read the instruction, None when nobody parsed it (a sample made by hand;
+    :func:`~ix2x.data.instructions.ops_of_sample` parses it then). Editors get it in their requests,
+    metrics read it, and the run writes it into the sample's record (``ops``), where reports read it.
     """
 
     sample_id: str
@@ -55,8 +61,11 @@ class Sample:
     labels: Mapping[str, Any] = field(default_factory=dict)
     patient_id: str | None = None
     split: str = "test"
+    ops: tuple["EditOp", ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.ops is not None:
+            object.__setattr__(self, "ops", tuple(self.ops))
         check_image("Sample.image", self.image)
         if self.target is not None:
             check_image("Sample.target", self.target)
@@ -79,7 +88,11 @@ class EditRequest:
 
     Requests are read-only: return new tensors (``r.image.clone()`` before any in-place operation).
     The runner hands each editor copies of the sample's tensors, so an editor that writes into them
-    changes only its copy, never the input its edit is scored against."""
+    changes only its copy, never the input its edit is scored against.
+
+    ``ops``: the instruction's parse as the run made it (:class:`~ix2x.data.instructions.EditOp`
+    objects, ``()`` when the grammar cannot read it), or None in a request made without one, where
+    an editor that needs the ops parses ``instruction`` itself."""
 
     sample_id: str
     image: torch.Tensor
@@ -88,6 +101,7 @@ class EditRequest:
     target: torch.Tensor | None = None
     source_report: str | None = None
     target_report: str | None = None
+    ops: tuple["EditOp", ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ix2x.data.findings import LEVELS
+from ix2x.data.instructions import EditOp, ops_from_json, ops_of_sample
 from ix2x.types import EditResult, Sample
 
 
@@ -30,22 +31,15 @@ def add_reason(values: dict[str, Any], reason: str) -> None:
 
 
 # ------------------------------------------------------------------------------ instructed changes
-def edit_ops(sample: Sample) -> list[dict[str, Any]]:
-    """The instructed ops as dicts (op, finding, side, from_level, to_level): the dataset's own
-    ``labels["ops"]`` where it has them (phantoms), else the parsed instruction."""
+def edit_ops(sample: Sample) -> list[EditOp]:
+    """The instructed ops: the dataset's own ``labels["ops"]`` where it has them (phantoms: they also
+    know the level of an added or removed finding), else the instruction's parse the sample carries
+    (``Sample.ops``, made once by the dataset reader and written into the run's record; its
+    unreadable levels are ``UNREAD_LEVEL``, which ranks nowhere, so level values are NaN)."""
     ops = sample.labels.get("ops") if sample.labels else None
-    if isinstance(ops, str):
-        ops = json.loads(ops)
     if ops:
-        return [dict(o) for o in ops]
-    from ix2x.data.instructions import UnreadLevels, parse
-
-    try:
-        parsed = parse(sample.instruction)
-    except UnreadLevels as e:  # keep the findings; UNREAD_LEVEL ranks nowhere, so level values are NaN
-        parsed = e.ops
-    return [{"op": o.op, "finding": o.finding, "side": o.side, "from_level": o.from_level,
-             "to_level": o.to_level} for o in parsed]
+        return ops_from_json(ops)
+    return list(ops_of_sample(sample))
 
 
 def level_rank(level: str | None) -> int | None:
@@ -56,13 +50,13 @@ def level_rank(level: str | None) -> int | None:
     return LEVELS.index(key) if key in LEVELS else None
 
 
-def direction(op: Mapping[str, Any]) -> int:
+def direction(op: EditOp) -> int:
     """+1 if the op should raise the finding (add, level up), -1 if lower it, 0 if unknown."""
-    if op["op"] == "add":
+    if op.op == "add":
         return 1
-    if op["op"] == "remove":
+    if op.op == "remove":
         return -1
-    a, b = level_rank(op.get("from_level")), level_rank(op.get("to_level"))
+    a, b = level_rank(op.from_level), level_rank(op.to_level)
     if a is None or b is None or a == b:
         return 0
     return 1 if b > a else -1
@@ -76,7 +70,7 @@ def _findings_dict(value: Any) -> dict[str, Any] | None:
     return dict(value)
 
 
-def intended_presence(sample: Sample, ops: Sequence[Mapping[str, Any]],
+def intended_presence(sample: Sample, ops: Sequence[EditOp],
                       findings: Sequence[str]) -> dict[str, int]:
     """Finding -> 1/0, the presence the edit should produce, for every finding where it is known.
 
@@ -91,8 +85,8 @@ def intended_presence(sample: Sample, ops: Sequence[Mapping[str, Any]],
         return {f: int(f in current) for f in findings if f in RSE_FINDINGS}
     out = {}
     for op in ops:
-        if op["finding"] in findings:
-            out[op["finding"]] = 0 if op["op"] == "remove" else 1
+        if op.finding in findings:
+            out[op.finding] = 0 if op.op == "remove" else 1
     return out
 
 

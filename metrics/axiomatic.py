@@ -28,13 +28,10 @@ def inverse_instruction(instruction: str) -> str:
     """The instruction that undoes ``instruction`` (raises InstructionError if it does not parse)."""
     from ix2x.data.instructions import parse, render
 
-    flipped = []
-    for op in parse(instruction):
-        if op.op == "change":
-            flipped.append(dataclasses.replace(op, from_level=op.to_level, to_level=op.from_level))
-        else:
-            flipped.append(dataclasses.replace(op, op="remove" if op.op == "add" else "add"))
-    return render(flipped)
+    flip = {"add": "remove", "remove": "add", "change": "change"}
+    # Before and after swap places: a change's levels, and an added finding's level when an op knows it.
+    return render([dataclasses.replace(op, op=flip[op.op], from_level=op.to_level, to_level=op.from_level)
+                   for op in parse(instruction)])
 
 
 def mae(a, b) -> float:

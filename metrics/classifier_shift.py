@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ix2x.data.instructions import EditOp
 from ix2x.stats import Aggregate
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
@@ -39,16 +40,16 @@ from ix2x.metrics._shared import (ResampledAuroc, add_reason, auroc, direction, 
 KEYS = ("effect", "flip_rate", "level_effect", "level_direction", "collateral")
 
 
-def shift_values(p_in: Mapping[str, float], p_out: Mapping[str, float], ops: Sequence[Mapping[str, Any]],
+def shift_values(p_in: Mapping[str, float], p_out: Mapping[str, float], ops: Sequence[EditOp],
                  *, levels_in: Mapping[str, float] | None = None,
                  levels_out: Mapping[str, float] | None = None, operating_point: float = 0.5,
                  level_step: float = 0.5) -> dict[str, Any]:
     """Effectiveness and collateral of one edit from finding -> probability maps (see module doc).
     Values that cannot be computed are NaN, with the reasons under ``nan_reason``."""
     t = operating_point
-    named = {op["finding"] for op in ops}
-    presence = [(op["finding"], direction(op)) for op in ops
-                if op["op"] in ("add", "remove") and op["finding"] in p_in]
+    named = {op.finding for op in ops}
+    presence = [(op.finding, direction(op)) for op in ops
+                if op.op in ("add", "remove") and op.finding in p_in]
     out: dict[str, Any] = {k: math.nan for k in KEYS}
     if presence:
         out["effect"] = float(np.mean([d * (p_out[f] - p_in[f]) for f, d in presence]))
@@ -59,7 +60,7 @@ def shift_values(p_in: Mapping[str, float], p_out: Mapping[str, float], ops: Seq
             add_reason(out, "flip_rate: every target finding was already on the instructed side in the input")
     else:
         add_reason(out, "effect: no Add/Remove op on a finding the classifier predicts")
-    changes = [(op["finding"], direction(op)) for op in ops if op["op"] == "change" and op["finding"] in p_in]
+    changes = [(op.finding, direction(op)) for op in ops if op.op == "change" and op.finding in p_in]
     if changes and all(d == 0 for _, d in changes):
         add_reason(out, "level: no level change read from the instruction (levels unknown, unread or equal)")
     changes = [(f, d) for f, d in changes if d != 0]
@@ -176,7 +177,7 @@ class ClassifierShift(Metric):
         for i, (s, ops) in enumerate(zip(samples, ops_list)):
             clf, p_in, p_out, values = first[i]
             values["p_input"], values["p_edit"] = p_in, p_out
-            values["targets"] = [op["finding"] for op in ops if op["finding"] in p_in]
+            values["targets"] = [op.finding for op in ops if op.finding in p_in]
             values["intended"] = intended_presence(s, ops, clf.findings)
             if second is not None:
                 _, _, p2_out, v2 = second[i]

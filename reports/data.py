@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ix2x.records import RunDir
 
@@ -338,23 +337,19 @@ def display_unit(col: Column, values: list[float]) -> tuple[str, float]:
 
 
 # ------------------------------------------------------------------------------------ facets
-@lru_cache(maxsize=None)
-def facets(instruction: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(op, findings, sides) of an instruction: ("add", ("Effusion",), ("left",)); ("unparsed", (),
-    ()) if the grammar rejects it."""
-    from ix2x.data.instructions import InstructionError, UnreadLevels, parse
+def facets(record: Mapping[str, Any] | str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(op, findings, sides) of a record's instruction: ("add", ("Effusion",), ("left",)); ("unparsed",
+    (), ()) if the grammar rejects it. Read from the parse the run wrote into the record (``ops``; the
+    instruction is parsed now for runs from before the field, or when given as a string). An
+    instruction whose levels are unreadable is grouped by its findings, which are clear."""
+    from ix2x.data.instructions import recorded_ops
 
-    try:
-        ops = parse(instruction)
-    except UnreadLevels as e:  # the findings are clear: grouped by them, only the levels are unknown
-        ops = e.ops
-    except InstructionError:
+    ops = recorded_ops({"instruction": record} if isinstance(record, str) else record)
+    if not ops:
         return "unparsed", (), ()
     kinds = sorted({o.op for o in ops})
     sides = sorted({o.side or "unspecified" for o in ops})
     return "+".join(kinds), tuple(sorted({o.finding for o in ops})), tuple(sides)
-
-
 
 
 def breakdown(editor: EditorView, col: Column, by: str, *, seed: int = 0) -> dict[str, tuple[float, float, float, int]]:
@@ -369,7 +364,7 @@ def breakdown(editor: EditorView, col: Column, by: str, *, seed: int = 0) -> dic
         v = values.get(r["sample_id"])
         if v is None:
             continue
-        op, findings, _ = facets(r.get("instruction", ""))
+        op, findings, _ = facets(r)
         for g in ([op] if by == "op" else findings):
             groups[g].append((v, patients.get(r["sample_id"])))
     out = {}

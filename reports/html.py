@@ -337,7 +337,7 @@ def browser_data(runs: list[RunView], editors: list[EditorView], out: Path, asse
         per_col = [{k: _round(v) for k, v in ed.per_sample(c).items()} for c in cols]
         per_col.append({k: _round(v, lat_scale) for k, v in ed.per_sample(LATENCY).items()})
         for r in ed.records:
-            op, findings, sides = facets(r.get("instruction", ""))
+            op, findings, sides = facets(r)
             sid = r["sample_id"]
             vals = [pc.get(sid) for pc in per_col]
             imgs: dict[str, str] = {}

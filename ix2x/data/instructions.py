@@ -25,16 +25,18 @@ location, which is rendered after it ("atelectasis in the left lower lobe"); bot
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ix2x.data.findings import LATERALITIES, LEVELS
 from ix2x.errors import DataError
 
 __all__ = [
     "EditOp", "InstructionError", "UnreadLevels", "UNREAD_LEVEL", "SYNONYMS", "CANONICAL_FINDINGS", "DIFF_VQA_CATEGORIES",
-    "SEVERITY_WORDS", "LOCATION_WORDS", "canonical_finding", "finding_phrase", "parse", "render",
+    "SEVERITY_WORDS", "LOCATION_WORDS", "canonical_finding", "finding_phrase", "parse", "render", "render_item",
+    "ops_as_json", "ops_from_json", "read_ops", "recorded_ops", "ops_of_sample",
 ]
 
 OPS: tuple[str, ...] = ("add", "remove", "change")
@@ -208,13 +210,22 @@ def finding_phrase(finding: str) -> str:
 
 @dataclass(frozen=True)
 class EditOp:
-    """One structured edit.
+    """One structured edit: the one op type of the grammar, the phantom generator, the prompts, the
+    metrics and the run records.
 
     ``op`` is "add", "remove" or "change"; ``finding`` a canonical name (see :func:`canonical_finding`);
-    ``from_level``/``to_level`` are set for "change" only; ``side`` is "left", "right", "bilateral" or
-    None; ``location`` other location words as text ("lower lobe"); ``severity`` a severity word of
-    an added or removed finding ("mild"). ``phrase`` is the finding as written in the instruction
-    (kept so that rendering reproduces it; ignored by ``==``).
+    ``side`` is "left", "right", "bilateral" or None; ``location`` other location words as text
+    ("lower lobe"); ``severity`` a severity word the instruction writes before an added or removed
+    finding ("mild"). ``phrase`` is the finding as written in the instruction (kept so that rendering
+    reproduces it; ignored by ``==``).
+
+    Levels: ``from_level`` and ``to_level`` are the finding's level before and after the edit.
+    A "change" op states both (the grammar needs them; :func:`render` writes them). An "add" op has
+    no ``from_level`` and a "remove" op no ``to_level``; their other level is the finding's true
+    level where a data source knows it without the instruction stating it: the phantom generator's
+    ground truth (an "Add the finding of left pleural effusion." that adds a moderate one carries
+    ``to_level="moderate"``). It is never rendered and the parser never sets it; a level an
+    instruction writes for an added or removed finding is that op's ``severity``.
     """
 
     op: str
@@ -232,15 +243,60 @@ class EditOp:
         if self.finding not in CANONICAL_FINDINGS:
             raise ValueError(f"`finding` must be a canonical finding name, got {self.finding!r}. "
                              "Map phrases with ix2x.data.instructions.canonical_finding().")
-        has_levels = (self.from_level is not None, self.to_level is not None)
-        if self.op == "change" and not all(has_levels):
+        if self.op == "change" and (self.from_level is None or self.to_level is None):
             raise ValueError("a 'change' op needs `from_level` and `to_level`, got "
                              f"{self.from_level!r} and {self.to_level!r}.")
-        if self.op != "change" and any(has_levels):
-            raise ValueError(f"only 'change' ops have levels; this {self.op!r} op has "
-                             f"from_level={self.from_level!r}, to_level={self.to_level!r}.")
+        if self.op == "add" and self.from_level is not None:
+            raise ValueError(f"an 'add' op has no level before the edit, got from_level={self.from_level!r}. "
+                             "The level of the added finding is `to_level` (or `severity` when the "
+                             "instruction states it).")
+        if self.op == "remove" and self.to_level is not None:
+            raise ValueError(f"a 'remove' op has no level after the edit, got to_level={self.to_level!r}. "
+                             "The level of the removed finding is `from_level` (or `severity` when the "
+                             "instruction states it).")
         if self.side is not None and self.side not in LATERALITIES:
             raise ValueError(f"`side` must be one of {LATERALITIES} or None, got {self.side!r}.")
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON object: ``op``, ``finding``, ``side``, ``from_level`` and ``to_level`` always (the
+        phantom's ``ops`` column holds exactly these), ``location``, ``severity`` and ``phrase`` when set."""
+        out: dict[str, Any] = {"op": self.op, "finding": self.finding, "side": self.side,
+                               "from_level": self.from_level, "to_level": self.to_level}
+        for name in _OPTIONAL_JSON:
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+    @classmethod
+    def from_json(cls, value: Any) -> "EditOp":
+        """The op of :meth:`as_json`'s object; ``ValueError`` naming what is wrong."""
+        if not isinstance(value, Mapping):
+            raise ValueError(f"an edit op must be a JSON object, got {type(value).__name__}: {value!r}.")
+        unknown = sorted(set(value) - _JSON_KEYS)
+        if unknown:
+            raise ValueError(f"unknown edit op field(s) {', '.join(unknown)} in {dict(value)!r}; "
+                             f"known: {', '.join(sorted(_JSON_KEYS))}.")
+        if "op" not in value or "finding" not in value:
+            raise ValueError(f"an edit op needs `op` and `finding`, got {dict(value)!r}.")
+        return cls(**value)
+
+
+_OPTIONAL_JSON = ("location", "severity", "phrase")
+_JSON_KEYS = frozenset({"op", "finding", "side", "from_level", "to_level", *_OPTIONAL_JSON})
+
+
+def ops_as_json(ops: Iterable[EditOp]) -> list[dict[str, Any]]:
+    """``[op.as_json() for op in ops]``."""
+    return [op.as_json() for op in ops]
+
+
+def ops_from_json(value: Any) -> list[EditOp]:
+    """Ops from a JSON list (or its text) of :meth:`EditOp.as_json` objects."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"edit ops must be a JSON list, got {type(value).__name__}: {value!r}.")
+    return [EditOp.from_json(v) for v in value]
 
 
 # --------------------------------------------------------------------------------------- parsing
@@ -293,6 +349,37 @@ def parse(text: str) -> list[EditOp]:
         raise UnreadLevels(f"cannot read the levels of instruction {text!r}: {'; '.join(unread)}; "
                            f"its findings are clear and kept, with levels {UNREAD_LEVEL!r}: {kept}.", ops)
     return ops
+
+
+def read_ops(text: str) -> list[EditOp] | None:
+    """The ops of an instruction as a run records them: :func:`parse`'s, the ops of an
+    :class:`UnreadLevels` instruction with its levels :data:`UNREAD_LEVEL` (its findings are clear),
+    None when the grammar cannot read it."""
+    try:
+        return parse(text)
+    except UnreadLevels as e:
+        return list(e.ops)
+    except InstructionError:
+        return None
+
+
+def ops_of_sample(sample: Any) -> tuple[EditOp, ...]:
+    """A :class:`~ix2x.types.Sample`'s ops: the parse its dataset reader made (``sample.ops``), or,
+    for a sample made without one, its instruction's :func:`read_ops` now. ``()``: the grammar
+    cannot read the instruction."""
+    ops = getattr(sample, "ops", None)
+    return tuple(ops) if ops is not None else tuple(read_ops(sample.instruction) or ())
+
+
+def recorded_ops(record: Mapping[str, Any]) -> list[EditOp] | None:
+    """The parsed ops of a run record (a line of ``samples.jsonl``, as a dict): its ``ops``, written
+    once when the run made it (``[]``: the grammar could not read the instruction; None is returned
+    then). Records of runs from before the field was written have no ``ops``: their instruction is
+    parsed now (:func:`read_ops`), which gives what the run would have written."""
+    ops = record.get("ops")
+    if ops is None:
+        return read_ops(record.get("instruction") or "")
+    return ops_from_json(ops) or None
 
 
 class _LevelsUnread(InstructionError):
@@ -411,6 +498,10 @@ def render(ops: Iterable[EditOp]) -> str:
 
     Consecutive "add" ops share one sentence ("Add the findings of X, Y and Z."), as do consecutive
     "remove" ops; each "change" op is its own sentence. Sentences are joined by a space.
+
+    The one instruction renderer: the phantom generator writes its instructions with it (after
+    :func:`ix2x.data.phantom.order_ops`), the ``axiomatic`` metric its inverse instructions, and
+    :mod:`ix2x.data.prompts` its report sentences from :func:`render_item`.
     """
     ops = list(ops)
     if not ops:
@@ -422,13 +513,13 @@ def render(ops: Iterable[EditOp]) -> str:
         if not isinstance(op, EditOp):
             raise TypeError(f"`ops` must hold EditOp objects, got {type(op).__name__}.")
         if op.op == "change":
-            sentences.append(f"Change the level of {_render_item(op)} from {op.from_level} to {op.to_level}.")
+            sentences.append(f"Change the level of {render_item(op)} from {op.from_level} to {op.to_level}.")
             i += 1
             continue
         j = i
         while j < len(ops) and isinstance(ops[j], EditOp) and ops[j].op == op.op:
             j += 1
-        items = [_render_item(o) for o in ops[i:j]]
+        items = [render_item(o) for o in ops[i:j]]
         noun = "finding" if len(items) == 1 else "findings"
         listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
         sentences.append(f"{op.op.capitalize()} the {noun} of {listed}.")
@@ -436,9 +527,13 @@ def render(ops: Iterable[EditOp]) -> str:
     return " ".join(sentences)
 
 
-def _render_item(op: EditOp) -> str:
+def render_item(op: EditOp, *, severity: bool = True) -> str:
+    """One finding as :func:`render` writes it: ``[severity] [side] phrase`` ("mild left pleural
+    effusion"), or ``[severity] phrase in the [side] location`` when the op has a location. The
+    phrase is the op's own wording when it names the op's finding, else :func:`finding_phrase`.
+    ``severity=False`` leaves the severity word out (report prompts write "No left pleural effusion.")."""
     phrase = op.phrase if op.phrase and SYNONYMS.get(op.phrase) == op.finding else finding_phrase(op.finding)
-    words = [op.severity] if op.severity else []
+    words = [op.severity] if (severity and op.severity) else []
     if op.location:
         words.append(phrase)
         words.append("in the " + " ".join(w for w in (op.side, op.location) if w))

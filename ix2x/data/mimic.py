@@ -33,6 +33,7 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from ix2x.data.instructions import read_ops
 from ix2x.data.paths import ImageNotFound, OutsideRoot, check_inside, relative_part
 from ix2x.errors import DataError
 from ix2x.images import MAX_PIXELS, MIN_IMAGE_SIZE, load_image, read_image
@@ -320,9 +321,11 @@ class MimicEditDataset(Sequence[Sample]):
                        for c in self.label_columns if not (c in labels and str(row[c]).strip() == "")})
         if image_info:
             labels["image_info"] = image_info
+        # The instruction is parsed once, here: editors, metrics and the run's record read this parse.
         return Sample(sample_id=sample_id, image=image, instruction=row["instruction"],
                       target=target, target_aligned=aligned, region=region, labels=labels,
-                      patient_id=patient, split=str(row["split"]).strip())
+                      patient_id=patient, split=str(row["split"]).strip(),
+                      ops=tuple(read_ops(row["instruction"]) or ()))
 
     def patient_of(self, row: Mapping[str, Any]) -> str | None:
         """The row's ``subject_id``, else the one the image tree knows for the past study."""

@@ -14,7 +14,9 @@ Levels (documented choice): ``Cardiomegaly`` and ``Edema`` use mild / moderate /
 finding uses small / moderate / large. Sides: ``Effusion`` left / right / bilateral; ``Cardiomegaly``
 and ``Edema`` none (edema is always bilateral and perihilar, and its instruction names no side); the
 others left / right. "Add" instructions name the side but not the level (the original grammar);
-"Change the level" instructions name both levels.
+"Change the level" instructions name both levels. The ops are the grammar's
+:class:`~ix2x.data.instructions.EditOp` with the true level of an added or removed finding in its
+``to_level`` / ``from_level`` (the ``ops`` column); the instruction is the grammar's own ``render``.
 
 The third attribute, standing in for the race attribute of the real protocol, is ``habitus``
 (slim / average / broad: body width and soft-tissue thickness). It is a body-shape class, not a
@@ -27,7 +29,6 @@ training code.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -36,8 +37,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ix2x.data import instructions
 from ix2x.data import phantom_anatomy as pa
 from ix2x.data.findings import RSE_FINDINGS
+from ix2x.data.instructions import EditOp, finding_phrase
 from ix2x.data.phantom_anatomy import Anatomy, grid, smoothstep
 
 GENERATOR_VERSION = "1.1"  # 1.1: report columns (images unchanged)
@@ -56,11 +59,6 @@ FINDING_SIDES: dict[str, tuple[str | None, ...]] = {
     "Atelectasis": ("left", "right"), "Cardiomegaly": (None,), "Consolidation": ("left", "right"),
     "Edema": (None,), "Effusion": ("left", "right", "bilateral"), "Lung Opacity": ("left", "right"),
     "Pneumonia": ("left", "right"), "Pneumothorax": ("left", "right"),
-}
-PHRASES: dict[str, str] = {
-    "Atelectasis": "atelectasis", "Cardiomegaly": "cardiomegaly", "Consolidation": "consolidation",
-    "Edema": "edema", "Effusion": "pleural effusion", "Lung Opacity": "lung opacity",
-    "Pneumonia": "pneumonia", "Pneumothorax": "pneumothorax",
 }
 CSV_COLUMNS: tuple[str, ...] = (
     "split", "past_dicom_id", "current_dicom_id", "instruction", "subject_id", "aligned", "mask",
@@ -81,25 +79,10 @@ class Finding:
         return {"level": self.level, "side": self.side}
 
 
-@dataclass(frozen=True)
-class Op:
-    """One instructed change. ``add``: ``to_level`` set; ``remove``: ``from_level`` set;
-    ``change``: both."""
-
-    op: str
-    finding: str
-    side: str | None = None
-    from_level: str | None = None
-    to_level: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
 Findings = Mapping[str, Finding]
 
 
-def apply_ops(findings: Findings, ops: Sequence[Op]) -> dict[str, Finding]:
+def apply_ops(findings: Findings, ops: Sequence[EditOp]) -> dict[str, Finding]:
     """The findings after ``ops``; raises ``ValueError`` for an op that does not fit."""
     out = dict(findings)
     for op in ops:
@@ -129,8 +112,10 @@ def findings_from_json(text: str) -> dict[str, Finding]:
     return {k: Finding(v["level"], v.get("side")) for k, v in json.loads(text).items()}
 
 
-def ops_from_json(text: str) -> list[Op]:
-    return [Op(**o) for o in json.loads(text)]
+def ops_from_json(text: str) -> list[EditOp]:
+    """The ``ops`` column: :class:`~ix2x.data.instructions.EditOp` objects whose add and remove ops
+    carry the finding's true level (``to_level`` / ``from_level``, see ``EditOp``'s levels)."""
+    return instructions.ops_from_json(text)
 
 
 def findings_report(findings: Findings) -> str:
@@ -138,46 +123,27 @@ def findings_report(findings: Findings) -> str:
     instructions ("Moderate left pleural effusion. Mild cardiomegaly."); "No findings." when none.
     These are the ``source_report`` / ``target_report`` columns, the captions the phantom text-to-image
     model was trained on and the prompts the text-to-image baselines get with ``prompt: dataset``."""
-    sentences = [" ".join(w for w in (f.level, f.side, PHRASES[name]) if w)
+    sentences = [" ".join(w for w in (f.level, f.side, finding_phrase(name)) if w)
                  for name, f in ((k, findings[k]) for k in RSE_FINDINGS if k in findings)]
     if not sentences:
         return "No findings."
     return " ".join(s[:1].upper() + s[1:] + "." for s in sentences)
 
 
-def _phrase(op: Op) -> str:
-    return f"{op.side} {PHRASES[op.finding]}" if op.side else PHRASES[op.finding]
-
-
-def _join(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def order_ops(ops: Sequence[Op]) -> list[Op]:
+def order_ops(ops: Sequence[EditOp]) -> list[EditOp]:
     """Ops in the order the instruction states them: adds together, removes together (each group
     where its first op stood), changes one sentence each."""
-    groups: dict[str, list[Op]] = {}
+    groups: dict[str, list[EditOp]] = {}
     for i, op in enumerate(ops):
         groups.setdefault(op.op if op.op != "change" else f"change{i}", []).append(op)
     return [op for group in groups.values() for op in group]
 
 
-def format_instruction(ops: Sequence[Op]) -> str:
-    """MIMIC-EDIT-INSTRUCTION text, e.g. ``"Add the findings of left pleural effusion and edema."``."""
-    sentences, ordered = [], order_ops(ops)
-    i = 0
-    while i < len(ordered):
-        op = ordered[i]
-        if op.op == "change":
-            sentences.append(f"Change the level of {_phrase(op)} from {op.from_level} to {op.to_level}.")
-            i += 1
-            continue
-        group = [o for o in ordered[i:] if o.op == op.op]
-        verb = "Add" if op.op == "add" else "Remove"
-        noun = "finding" if len(group) == 1 else "findings"
-        sentences.append(f"{verb} the {noun} of {_join([_phrase(o) for o in group])}.")
-        i += len(group)
-    return " ".join(sentences)
+def format_instruction(ops: Sequence[EditOp]) -> str:
+    """MIMIC-EDIT-INSTRUCTION text, e.g. ``"Add the findings of left pleural effusion and edema."``:
+    the grammar's :func:`~ix2x.data.instructions.render` of the ops in :func:`order_ops` order. Levels
+    appear only in "Change the level" sentences (the phantom's ops state no severity)."""
+    return instructions.render(order_ops(ops))
 
 
 # ----------------------------------------------------------------------------------------- patient
@@ -233,9 +199,9 @@ def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
     return options[int(rng.integers(len(options)))]
 
 
-def sample_ops(rng: np.random.Generator, past: Findings, n_ops: int) -> list[Op]:
+def sample_ops(rng: np.random.Generator, past: Findings, n_ops: int) -> list[EditOp]:
     """``n_ops`` ops on distinct findings that fit ``past`` (add absent, remove/change present)."""
-    ops: list[Op] = []
+    ops: list[EditOp] = []
     for _ in range(n_ops):
         touched = {o.finding for o in ops}
         absent = [f for f in RSE_FINDINGS if f not in past and f not in touched]
@@ -244,15 +210,15 @@ def sample_ops(rng: np.random.Generator, past: Findings, n_ops: int) -> list[Op]
         kind = _pick(rng, kinds)
         if kind == "add":
             f = _pick(rng, absent)
-            ops.append(Op("add", f, _pick(rng, FINDING_SIDES[f]), None, _pick(rng, FINDING_LEVELS[f])))
+            ops.append(EditOp("add", f, side=_pick(rng, FINDING_SIDES[f]), to_level=_pick(rng, FINDING_LEVELS[f])))
         else:
             f = _pick(rng, present)
             old = past[f]
             if kind == "remove":
-                ops.append(Op("remove", f, old.side, old.level, None))
+                ops.append(EditOp("remove", f, side=old.side, from_level=old.level))
             else:
                 new = _pick(rng, [lv for lv in FINDING_LEVELS[f] if lv != old.level])
-                ops.append(Op("change", f, old.side, old.level, new))
+                ops.append(EditOp("change", f, side=old.side, from_level=old.level, to_level=new))
     return order_ops(ops)
 
 
@@ -582,7 +548,7 @@ class PhantomPair:
     patient: Patient
     findings_past: dict[str, Finding]
     findings_current: dict[str, Finding]
-    ops: list[Op]
+    ops: list[EditOp]
     instruction: str
     aligned: bool = True
 
@@ -594,7 +560,7 @@ def _noise(patient: Patient, size: int, study: int) -> np.ndarray:
 
 def render_pair(seed: int | np.random.Generator | Sequence[int], size: int = 256, *, jitter: bool = False,
                 patient: Patient | None = None, findings_past: Findings | None = None,
-                ops: Sequence[Op] | None = None) -> PhantomPair:
+                ops: Sequence[EditOp] | None = None) -> PhantomPair:
     """Draw (or take) a patient, past findings and ops, and render both studies.
 
     Without ``jitter`` the two images are bit-identical outside ``mask``; with it the current study
@@ -723,3 +689,16 @@ def generate(out_dir: str | Path, n: int, seed: int = 0, size: int = 256, jitter
 def read_rows(dataset_dir: str | Path) -> list[dict[str, str]]:
     with open(Path(dataset_dir) / "instructions.csv", newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+_MOVED = {
+    "Op": "phantom ops are the grammar's ix2x.data.instructions.EditOp (pass side, from_level and "
+          "to_level by keyword: EditOp(\"add\", \"Effusion\", side=\"left\", to_level=\"small\"))",
+    "PHRASES": "the phrase of a finding is ix2x.data.instructions.finding_phrase(name)",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        raise AttributeError(f"ix2x.data.phantom.{name} was removed: {_MOVED[name]}.")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

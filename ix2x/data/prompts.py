@@ -9,7 +9,8 @@ From the parsed ops (:func:`ix2x.data.instructions.parse`), one sentence per op:
 - Change X a->b  -> target "B X."        source "A X."
 
 X keeps the instruction's wording (severity, side, location: "Left pleural effusion.", "No atelectasis in
-the left lower lobe."). The source prompt (the input's state) is what DiffEdit contrasts with. A
+the left lower lobe."), written by the grammar's own :func:`~ix2x.data.instructions.render_item`. The
+source prompt (the input's state) is what DiffEdit contrasts with. A
 progression-style target ("New X.", "Resolved X.", "X, now b (was a).") is offered for BiomedJourney, whose
 model was trained on progression descriptions.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from ix2x.data.instructions import EditOp, finding_phrase, parse
+from ix2x.data.instructions import UNREAD_LEVEL, EditOp, parse, render_item
 
 Style = Literal["instruction", "report", "progression"]
 STYLES = ("instruction", "report", "progression")
@@ -33,16 +34,6 @@ class Prompts:
     source: str
 
 
-def _item(op: EditOp, with_severity: bool = True) -> str:
-    phrase = op.phrase or finding_phrase(op.finding)
-    words = [op.severity] if (with_severity and op.severity) else []
-    if op.location:
-        words += [phrase, "in the " + " ".join(w for w in (op.side, op.location) if w)]
-    else:
-        words += [w for w in (op.side, phrase) if w]
-    return " ".join(words)
-
-
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
@@ -53,12 +44,12 @@ def report_prompts(ops: Sequence[EditOp]) -> Prompts:
         raise ValueError("`ops` must hold at least one EditOp, got none.")
     target, source = [], []
     for op in ops:
-        item = _item(op)
+        item = render_item(op)
         if op.op == "add":
             target.append(_sentence(item))
-            source.append(_sentence("no " + _item(op, with_severity=False)))
+            source.append(_sentence("no " + render_item(op, severity=False)))
         elif op.op == "remove":
-            target.append(_sentence("no " + _item(op, with_severity=False)))
+            target.append(_sentence("no " + render_item(op, severity=False)))
             source.append(_sentence(item))
         else:
             target.append(_sentence(f"{op.to_level} {item}"))
@@ -70,7 +61,7 @@ def progression_prompt(ops: Sequence[EditOp]) -> str:
     """BiomedJourney-style progression description of ``ops``."""
     out = []
     for op in ops:
-        item = _item(op)
+        item = render_item(op)
         if op.op == "add":
             out.append(_sentence("new " + item))
         elif op.op == "remove":
@@ -80,15 +71,17 @@ def progression_prompt(ops: Sequence[EditOp]) -> str:
     return " ".join(out)
 
 
-def prompts_for(instruction: str, style: Style) -> Prompts:
+def prompts_for(instruction: str, style: Style, ops: Sequence[EditOp] | None = None) -> Prompts:
     """The prompts an editor of ``style`` gets for ``instruction``. "instruction" passes it through (its
-    source is the empty prompt); the other styles parse it and raise
+    source is the empty prompt); the other styles use ``ops``, the instruction's parse when the caller
+    has it (a run's request carries it), else parse it, and raise
     :class:`~ix2x.data.instructions.InstructionError` when the grammar cannot read it."""
     if style not in STYLES:
         raise ValueError(f"`prompt` must be one of {', '.join(STYLES)}, got {style!r}.")
     if style == "instruction":
         return Prompts(instruction, "")
-    ops = parse(instruction)
+    if not ops or any(UNREAD_LEVEL in (o.from_level, o.to_level) for o in ops):
+        ops = parse(instruction)  # raises, with the reason, where the run's parse was not clear
     if style == "progression":
         return Prompts(progression_prompt(ops), report_prompts(ops).source)
     return report_prompts(ops)

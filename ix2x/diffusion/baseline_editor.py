@@ -137,7 +137,7 @@ class TextToImageEditor(Editor):
                 warnings.append([] if r.source_report else ["no source report: the source prompt is empty"])
                 continue
             try:
-                p = prompts_for(r.instruction, self.config.prompt)
+                p = prompts_for(r.instruction, self.config.prompt, r.ops)
                 warns = []
             except InstructionError as e:
                 p = prompts_for(r.instruction, "instruction")

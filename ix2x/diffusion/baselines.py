@@ -12,7 +12,7 @@ Per sample, one CPU generator seeded from the request's seed supplies every draw
 uses them with one generator: (DiffEdit) the mask's posterior samples and their noise, then the
 inversion's posterior sample; (SDEdit) the posterior sample, then the start noise; then the sampler's
 per-step noise. Each function takes (1, H, W) images in [0, 1] and prompts, and returns
-:class:`~ix2x.diffusion.editor.Edit` objects at the inputs' sizes.
+:class:`~ix2x.types.EditResult` objects at the inputs' sizes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ix2x.diffusion import loop
 from ix2x.diffusion.diffedit_mask import diffedit_mask
-from ix2x.diffusion.editor import Edit
+from ix2x.types import EditResult
 from ix2x.diffusion.inversion import check_steps, invert
 
 
@@ -40,7 +40,7 @@ def _cond(model, x_latents_unscaled, text, negative=None) -> loop.Conditioning:
     return cond
 
 
-def _finish(model, latents, sizes, info_common, masks=None, extra=None) -> list[Edit]:
+def _finish(model, latents, sizes, info_common, masks=None, extra=None) -> list[EditResult]:
     decoded = model.decode(latents)
     out = []
     for i, size in enumerate(sizes):
@@ -51,7 +51,7 @@ def _finish(model, latents, sizes, info_common, masks=None, extra=None) -> list[
         info = dict(info_common, **(extra[i] if extra else {}))
         if mask is not None:
             info["edit_fraction"] = float(mask.mean())
-        out.append(Edit(image, None, mask, info))
+        out.append(EditResult(image=image, edit_mask=mask, info=info))
     return out
 
 
@@ -61,7 +61,7 @@ def _counts(model, calls0, vae0, n):
 
 @torch.no_grad()
 def sdedit(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompts: Sequence[str], seeds: Sequence[int],
-           settings: loop.SamplerSettings, *, resolution: int, vae_sample: bool = True) -> list[Edit]:
+           settings: loop.SamplerSettings, *, resolution: int, vae_sample: bool = True) -> list[EditResult]:
     """SDEdit with a text-to-image model. ``settings.strength`` is SDEdit's strength; ``vae_sample``: start
     from a posterior sample (diffusers) rather than the mode."""
     _check_t2i(model)
@@ -84,7 +84,7 @@ def inversion_edit(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], tar
                    source_prompts: Sequence[str], seeds: Sequence[int], settings: loop.SamplerSettings, *,
                    resolution: int, edit_masks: torch.Tensor | None = None, invert_scale: float = 7.5,
                    negative: str = "source", mask_strength: float = 0.5, mask_maps: int = 10,
-                   mask_ratio: float = 3.0) -> list[Edit]:
+                   mask_ratio: float = 3.0) -> list[EditResult]:
     """DiffEdit.
 
     ``edit_masks`` (N, 1, h, w) at latent resolution in {0, 1}: None makes DiffEdit's automatic mask.

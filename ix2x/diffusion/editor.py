@@ -7,7 +7,7 @@ the pseudo-masks as tensors, so it is tested with explicit masks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import torch
@@ -87,24 +87,16 @@ class DiffusionEditorConfig:
                                     always_guide=self.original, background="lagged" if self.original else "aligned")
 
 
-@dataclass
-class Edit:
-    """One output of :func:`edit_images`: ``image`` (1, H, W), ``guidance_map`` and ``edit_mask`` at the
-    input's size (None without RSE), ``info`` JSON-serialisable."""
-
-    image: torch.Tensor
-    guidance_map: torch.Tensor | None
-    edit_mask: torch.Tensor | None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
 def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompts: Sequence[str],
                 seeds: Sequence[int], config: DiffusionEditorConfig,
-                pseudo_masks: Sequence[torch.Tensor | None] | None = None) -> list[Edit]:
+                pseudo_masks: Sequence[torch.Tensor | None] | None = None) -> list[EditResult]:
     """Edit a batch. ``images``: (1, H, W) in [0, 1] each (sizes may differ); ``pseudo_masks``: per sample a
     (1, S, S) prior in [0, 1] or None (whole image), ignored unless ``config.pseudo_mask``.
 
     With ``config.tau == 0`` this is plain InstructPix2Pix: no relevance pass, no masks.
+
+    Returns one :class:`~ix2x.types.EditResult` per image (the editors' own output type): ``image``
+    (1, H, W), ``guidance_map`` and ``edit_mask`` at the input's size (None without RSE).
     """
     n = len(images)
     if not (len(prompts) == len(seeds) == n):
@@ -168,7 +160,7 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
             "edit_fraction": float(mask.mean()) if mask is not None else 1.0,
             "warnings": warnings[i],
         }
-        out.append(Edit(edited, gmap, mask, info))
+        out.append(EditResult(image=edited, guidance_map=gmap, edit_mask=mask, info=info))
     return out
 
 
@@ -285,8 +277,11 @@ class DiffusionEditor(Editor):
         priors, prior_infos = [None] * len(requests), [None] * len(requests)
         if cfg.rse and cfg.pseudo_mask:
             for i, r in enumerate(requests):
-                lookup = original_pseudo_mask if cfg.original else pseudo_mask_for
-                priors[i], prior_infos[i] = lookup(r.instruction, cfg.resolution, cfg.mask_source)
+                if cfg.original:  # the original's own substring lookup, not the grammar
+                    priors[i], prior_infos[i] = original_pseudo_mask(r.instruction, cfg.resolution, cfg.mask_source)
+                else:
+                    priors[i], prior_infos[i] = pseudo_mask_for(r.instruction, cfg.resolution, cfg.mask_source,
+                                                                ops=r.ops)
         cuda = model.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(model.device)
@@ -338,15 +333,19 @@ def check_mask_source(mask_source: str) -> None:
                         f"\"density:<folder>\", got {mask_source!r} (no such folder). {ORIGINAL_MASKS_HOW_TO_GET}")
 
 
-def pseudo_mask_for(instruction: str, size: int, source: str) -> tuple[torch.Tensor, dict[str, Any]]:
+def pseudo_mask_for(instruction: str, size: int, source: str,
+                    ops: Sequence[Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """The anatomical prior M (1, size, size) of the instruction's findings and what it was made of.
+    ``ops``: the instruction's parse when the caller has it (a run's request carries it); else, and
+    when it says the grammar could not read all of it, the instruction is parsed here for the reason.
     An instruction the grammar cannot read gets the whole image, and the info says so."""
-    from ix2x.data.instructions import InstructionError, UnreadLevels, parse
+    from ix2x.data.instructions import UNREAD_LEVEL, InstructionError, UnreadLevels, parse
     from ix2x.data.masks import pseudo_mask
 
     warnings: list[str] = []
     try:
-        ops = parse(instruction)
+        clear = ops and all(UNREAD_LEVEL not in (o.from_level, o.to_level) for o in ops)
+        ops = list(ops) if clear else parse(instruction)
     except UnreadLevels as e:  # the prior needs the findings, not their levels
         ops, warnings = e.ops, [f"levels not understood ({e}); the prior is the findings' all the same"]
     except InstructionError as e:
@@ -377,3 +376,10 @@ def _auto_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Edit":  # merged into the editors' output type; same fields, in the same order
+        raise AttributeError("ix2x.diffusion.editor.Edit was removed: edit_images returns "
+                             "ix2x.types.EditResult (fields image, guidance_map, edit_mask, info, as Edit had).")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

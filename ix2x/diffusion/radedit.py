@@ -42,7 +42,7 @@ import torch
 
 from ix2x.diffusion import loop
 from ix2x.diffusion.baselines import _check_t2i, _cond, _counts, _finish, _prepare, _with
-from ix2x.diffusion.editor import Edit
+from ix2x.types import EditResult
 from ix2x.diffusion.inversion import check_steps, invert
 
 INVERSIONS = ("ddpm", "ddim")
@@ -53,7 +53,7 @@ def radedit(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], target_pro
             source_prompts: Sequence[str], seeds: Sequence[int], settings: loop.SamplerSettings, *,
             resolution: int, edit_masks: torch.Tensor, keep_masks: torch.Tensor | None,
             inversion: str = "ddpm", skip_ratio: float = 0.3, release_quirks: bool = False,
-            invert_scale: float = 7.5, negative: str = "empty") -> list[Edit]:
+            invert_scale: float = 7.5, negative: str = "empty") -> list[EditResult]:
     """Edit a batch. ``edit_masks`` (N, 1, h, w) in {0, 1} at latent resolution; ``keep_masks`` likewise, or
     None for no keep mask (nothing pasted back). ``settings``: steps and guidance scale of the generation
     (``strength``: the ddim variant's). ``negative``: the generation's unconditional branch, "empty" (both

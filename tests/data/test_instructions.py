@@ -1,5 +1,6 @@
 """Instruction grammar: parsed fields, synonyms, errors and render-then-parse round trips."""
 
+import json
 import math
 
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from ix2x.data.findings import LATERALITIES, LEVELS, RSE_FINDINGS
 from ix2x.data.instructions import (
     CANONICAL_FINDINGS, DIFF_VQA_CATEGORIES, LOCATION_WORDS, SEVERITY_WORDS, SYNONYMS, XRV_PATHOLOGIES,
-    EditOp, InstructionError, canonical_finding, finding_phrase, parse, render,
+    EditOp, InstructionError, canonical_finding, finding_phrase, ops_as_json, ops_from_json, parse, render,
 )
 from ix2x.errors import DataError
 
@@ -102,7 +103,7 @@ def test_unreadable_levels_keep_the_prior_the_breakdown_and_the_metric_reason():
     import torch
 
     ops = edit_ops(Sample(sample_id="s", image=torch.zeros(1, 8, 8), instruction=text))
-    assert [o["finding"] for o in ops] == ["Effusion"]
+    assert [o.finding for o in ops] == ["Effusion"]
     from ix2x.metrics.classifier_shift import shift_values
 
     v = shift_values({"Effusion": 0.4}, {"Effusion": 0.6}, ops, levels_in={"Effusion": 1.0},
@@ -180,12 +181,41 @@ def test_editop_rejects_inconsistent_fields():
         EditOp("add", "pleural effusion")
     with pytest.raises(ValueError, match="needs `from_level`"):
         EditOp("change", "Edema", from_level="mild")
-    with pytest.raises(ValueError, match="only 'change'"):
-        EditOp("add", "Edema", to_level="mild")
+    with pytest.raises(ValueError, match="no level before the edit"):
+        EditOp("add", "Edema", from_level="mild")
+    with pytest.raises(ValueError, match="no level after the edit"):
+        EditOp("remove", "Edema", to_level="mild")
     with pytest.raises(ValueError, match="`side`"):
         EditOp("add", "Edema", side="up")
     with pytest.raises(ValueError, match="`op`"):
         EditOp("grow", "Edema")
+
+
+def test_known_level_of_an_added_or_removed_finding_is_kept_but_not_rendered():
+    # The phantom's ground truth: the instruction names no level, the op knows it.
+    ops = [EditOp("add", "Effusion", side="left", to_level="moderate"),
+           EditOp("remove", "Edema", from_level="mild")]
+    assert render(ops) == "Add the finding of left pleural effusion. Remove the finding of edema."
+    assert [(o.op, o.finding, o.side) for o in parse(render(ops))] == [(o.op, o.finding, o.side) for o in ops]
+
+
+def test_edit_op_json_round_trip_and_its_errors():
+    ops = parse("Add the finding of mild pleural effusions in the left lower lobe. "
+                "Change the level of edema from mild to moderate.")
+    data = ops_as_json(ops)
+    # The phantom's five keys always, the rest only when set.
+    assert data[0] == {"op": "add", "finding": "Effusion", "side": "left", "from_level": None, "to_level": None,
+                       "location": "lower lobe", "severity": "mild", "phrase": "pleural effusions"}
+    assert set(data[1]) == {"op", "finding", "side", "from_level", "to_level", "phrase"}
+    again = ops_from_json(json.dumps(data))
+    assert again == ops and [o.phrase for o in again] == [o.phrase for o in ops]
+    assert render(again) == render(ops)
+    with pytest.raises(ValueError, match="unknown edit op field.*level"):
+        EditOp.from_json({"op": "add", "finding": "Edema", "level": "mild"})
+    with pytest.raises(ValueError, match="needs `op` and `finding`"):
+        EditOp.from_json({"op": "add"})
+    with pytest.raises(ValueError, match="must be a JSON list"):
+        ops_from_json({"op": "add"})
 
 
 # ---------------------------------------------------------------- property: render then parse

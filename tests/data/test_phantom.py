@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from ix2x.data.findings import LEVELS, RSE_FINDINGS
+from ix2x.data.instructions import EditOp, finding_phrase, render
 from ix2x.data.phantom import (
-    CSV_COLUMNS, FINDING_LEVELS, PHRASES, Finding, Op, apply_ops, findings_from_json, findings_report,
+    CSV_COLUMNS, FINDING_LEVELS, Finding, apply_ops, findings_from_json, findings_report,
     format_instruction, generate, ops_from_json, render_pair,
 )
 
@@ -75,7 +76,7 @@ def test_reports_describe_each_study_in_the_instructions_words(dataset):
             report = r["source_report" if study == "past" else "target_report"]
             assert report.count(".") == max(1, len(findings))
             for name, f in findings.items():
-                assert " ".join(w for w in (f.level, f.side, PHRASES[name]) if w) in report.lower()
+                assert " ".join(w for w in (f.level, f.side, finding_phrase(name)) if w) in report.lower()
 
 
 def test_pairs_differ_only_inside_their_masks(dataset):
@@ -99,9 +100,35 @@ def test_labels_are_the_past_findings_with_the_ops_applied(dataset):
         for name, f in {**past, **cur}.items():
             assert name in RSE_FINDINGS and f.level in FINDING_LEVELS[name] and f.level in LEVELS
         for op in ops:
-            assert PHRASES[op.finding] in r["instruction"]
+            assert finding_phrase(op.finding) in r["instruction"]
             if op.side:
-                assert f"{op.side} {PHRASES[op.finding]}" in r["instruction"]
+                assert f"{op.side} {finding_phrase(op.finding)}" in r["instruction"]
+
+
+# sha256 of the instruction and ops columns ("instruction\tops" per row, rows joined by newlines) of
+# generate(n=24, seed=0, size=64), as the generator wrote them before its ops became the grammar's
+# EditOp and its text the grammar's render: a user's phantom dataset keeps its bytes across versions.
+INSTRUCTIONS_AND_OPS_SHA256 = "0a821d50485e8abef5c9f042f9735561b26cdf01cb9484d04627a036451b1fd8"
+
+
+def test_instruction_and_ops_columns_are_the_bytes_earlier_versions_wrote(dataset):
+    rows = _rows(dataset)
+    text = "\n".join(r["instruction"] + "\t" + r["ops"] for r in rows)
+    assert hashlib.sha256(text.encode()).hexdigest() == INSTRUCTIONS_AND_OPS_SHA256
+    assert (rows[0]["instruction"], rows[0]["ops"]) == (
+        "Add the finding of left atelectasis.",
+        '[{"finding": "Atelectasis", "from_level": null, "op": "add", "side": "left", "to_level": "small"}]')
+
+
+def test_phantom_ops_are_the_grammar_edit_op_and_its_renderer(dataset):
+    for r in _rows(dataset):
+        ops = ops_from_json(r["ops"])
+        assert all(type(o) is EditOp for o in ops)
+        assert format_instruction(ops) == render(ops) == r["instruction"]
+    import ix2x.data.phantom as phantom
+
+    with pytest.raises(AttributeError, match="EditOp"):
+        phantom.Op
 
 
 def test_instructions_parse_back_to_the_ops(dataset):
@@ -127,7 +154,7 @@ def test_same_seed_same_bytes_and_different_seed_differs(dataset, tmp_path):
 
 @pytest.mark.parametrize("side, image_half", [("left", "right"), ("right", "left")])
 def test_laterality_left_effusion_changes_the_image_right_half(side, image_half):
-    pair = render_pair(3, 96, findings_past={}, ops=[Op("add", "Effusion", side, None, "moderate")])
+    pair = render_pair(3, 96, findings_past={}, ops=[EditOp("add", "Effusion", side=side, to_level="moderate")])
     assert pair.instruction == f"Add the finding of {side} pleural effusion."
     diff = pair.past != pair.current
     cols = np.nonzero(diff.any(axis=0))[0]
@@ -142,13 +169,13 @@ def test_every_finding_and_level_renders_and_changes_pixels():
     for name in RSE_FINDINGS:
         for level in FINDING_LEVELS[name]:
             side = {"Cardiomegaly": None, "Edema": None}.get(name, "right")
-            pair = render_pair(7, 64, findings_past={}, ops=[Op("add", name, side, None, level)])
+            pair = render_pair(7, 64, findings_past={}, ops=[EditOp("add", name, side=side, to_level=level)])
             diff = pair.past != pair.current
             assert diff.sum() > 5, (name, level)
             assert not (diff & ~pair.mask).any()
     # Levels differ from each other: a level change changes pixels too.
     pair = render_pair(7, 64, findings_past={"Effusion": Finding("small", "left")},
-                       ops=[Op("change", "Effusion", "left", "small", "large")])
+                       ops=[EditOp("change", "Effusion", side="left", from_level="small", to_level="large")])
     assert pair.instruction == "Change the level of left pleural effusion from small to large."
     assert (pair.past != pair.current).sum() > 50
     assert pair.findings_current == {"Effusion": Finding("large", "left")}
@@ -163,15 +190,16 @@ def test_render_pair_is_deterministic_and_jitter_is_flagged():
 
 
 def test_format_and_apply_ops():
-    ops = [Op("add", "Effusion", "left", None, "small"), Op("add", "Edema", None, None, "mild")]
+    ops = [EditOp("add", "Effusion", side="left", to_level="small"), EditOp("add", "Edema", to_level="mild")]
     assert format_instruction(ops) == "Add the findings of left pleural effusion and edema."
-    ops = [Op("remove", "Pneumothorax", "right", "small", None), Op("change", "Cardiomegaly", None, "mild", "severe")]
+    ops = [EditOp("remove", "Pneumothorax", side="right", from_level="small"),
+           EditOp("change", "Cardiomegaly", from_level="mild", to_level="severe")]
     assert format_instruction(ops) == ("Remove the finding of right pneumothorax. "
                                        "Change the level of cardiomegaly from mild to severe.")
     past = {"Pneumothorax": Finding("small", "right"), "Cardiomegaly": Finding("mild")}
     assert apply_ops(past, ops) == {"Cardiomegaly": Finding("severe")}
     with pytest.raises(ValueError, match="cannot add"):
-        apply_ops(past, [Op("add", "Cardiomegaly", None, None, "mild")])
+        apply_ops(past, [EditOp("add", "Cardiomegaly", to_level="mild")])
 
 
 def test_jitter_dataset_marks_pairs_unaligned(tmp_path):

@@ -32,7 +32,7 @@ def fake_masks(monkeypatch):
     half of the image for instructions naming 'effusion', else the whole image."""
     from ix2x.diffusion import editor
 
-    def fake(instruction, size, source):
+    def fake(instruction, size, source, ops=None):
         mask = torch.ones(1, size, size)
         if "effusion" in instruction.lower():
             mask[..., size // 2:] = 0

@@ -7,6 +7,7 @@ from diffusion_helpers import radiograph
 
 from ix2x.diffusion import loop, rse
 from ix2x.diffusion.editor import DiffusionEditorConfig, edit_images
+from ix2x.types import EditResult
 from ix2x.diffusion.loading import load_components
 
 
@@ -62,6 +63,7 @@ def test_all_zero_mask_returns_the_input_exactly(model, start):
     cfg = DiffusionEditorConfig(model="unused", steps=4, resolution=64, start=start)
     out = edit_images(model, [image], ["Add the finding of pleural effusion."], [7], cfg,
                       pseudo_masks=[torch.zeros(1, 64, 64)])[0]
+    assert type(out) is EditResult  # the core returns the editors' own output type
     assert torch.equal(out.image, image)
     assert out.edit_mask.sum() == 0 and out.guidance_map.abs().sum() == 0 and out.info["edit_fraction"] == 0.0
     # The latents alone come back to the clean input latents too (no noise left after the last step).
@@ -106,3 +108,10 @@ def test_tau_zero_is_plain_editing_without_relevance_pass(model):
     # Outside the binary mask the edit is the input, pixel for pixel.
     outside = out2.edit_mask == 0
     assert outside.any() and torch.equal(out2.image[outside], image[outside])
+
+
+def test_the_removed_core_output_type_says_what_replaced_it():
+    import ix2x.diffusion.editor as editor
+
+    with pytest.raises(AttributeError, match="ix2x.types.EditResult"):
+        editor.Edit

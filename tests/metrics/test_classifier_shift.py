@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from metric_helpers import blur_everything, identity, oracle
 
+from ix2x.data.instructions import EditOp
 from ix2x.metrics.classifier_shift import ClassifierShift, auroc_pairs, shift_values
 
 
 def test_hand_computed_add_remove_and_collateral():
     p_in = {"Effusion": 0.2, "Edema": 0.7, "Mass": 0.4, "Nodule": 0.5}
     p_out = {"Effusion": 0.8, "Edema": 0.6, "Mass": 0.5, "Nodule": 0.3}
-    ops = [{"op": "add", "finding": "Effusion"}, {"op": "remove", "finding": "Edema"}]
+    ops = [EditOp("add", "Effusion"), EditOp("remove", "Edema")]
     v = shift_values(p_in, p_out, ops)
     assert math.isclose(v["effect"], ((0.8 - 0.2) + -(0.6 - 0.7)) / 2)
     # Effusion crossed 0.5 upward (flip); Edema went 0.7 -> 0.6, still present (no flip).
@@ -22,11 +23,11 @@ def test_hand_computed_add_remove_and_collateral():
 
 
 def test_change_level_direction_needs_levels():
-    ops = [{"op": "change", "finding": "Effusion", "from_level": "small", "to_level": "large"}]
+    ops = [EditOp("change", "Effusion", from_level="small", to_level="large")]
     p = {"Effusion": 0.9, "Edema": 0.1}
     v = shift_values(p, p, ops, levels_in={"Effusion": 1.0, "Edema": 0}, levels_out={"Effusion": 2.6, "Edema": 0})
     assert math.isclose(v["level_effect"], 1.6) and v["level_direction"] == 1.0
-    down = [{"op": "change", "finding": "Effusion", "from_level": "large", "to_level": "small"}]
+    down = [EditOp("change", "Effusion", from_level="large", to_level="small")]
     v = shift_values(p, p, down, levels_in={"Effusion": 1.0, "Edema": 0}, levels_out={"Effusion": 2.6, "Edema": 0})
     assert math.isclose(v["level_effect"], -1.6) and v["level_direction"] == 0.0
     v = shift_values(p, p, ops)
@@ -35,7 +36,7 @@ def test_change_level_direction_needs_levels():
 
 
 def test_flip_undefined_when_input_already_on_the_instructed_side():
-    v = shift_values({"Effusion": 0.7}, {"Effusion": 0.9}, [{"op": "add", "finding": "Effusion"}])
+    v = shift_values({"Effusion": 0.7}, {"Effusion": 0.9}, [EditOp("add", "Effusion")])
     assert math.isclose(v["effect"], 0.2) and math.isnan(v["flip_rate"])
 
 

@@ -74,7 +74,7 @@ def test_same_seed_same_bytes_other_seed_other_packet(phantom_run, tmp_path):
 def test_cases_are_shared_evenly_by_editor_and_spread_over_operations_and_findings(phantom_run):
     run = RunDir.open(phantom_run)
     recs = [r for r in run.sample_records() if r.editor == "oracle"]
-    available = {facets(r.instruction) for r in recs}
+    available = {facets(r) for r in recs}
     cases = sample_cases([run], 12, seed=1)
     per_editor = {e: [c for c in cases if c.editor == e] for e in EDITORS}
     assert [len(v) for v in per_editor.values()] == [6, 6]
