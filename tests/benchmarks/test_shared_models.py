@@ -2,6 +2,7 @@
 and in editor processes, with the same edits as alone; a crash of one of them costs its own samples."""
 
 import json
+import sys
 import textwrap
 
 import pytest
@@ -62,10 +63,16 @@ def counting_plugin(tmp_path, monkeypatch):
         "[ix2x.editors]\ncounted_x2x = counted_editors:CountedX2X\ncounted_no_rse = counted_editors:CountedNoRse\n"
         "crashes_x2x = counted_editors:CrashesX2X\n")
     monkeypatch.syspath_prepend(str(site))
+    # The plugin replaces loading.load_components when this process imports it: put the real one back
+    # after the test, or every later test in this process would count loads into a missing file.
+    from ix2x.diffusion import loading
+
+    monkeypatch.setattr(loading, "load_components", loading.load_components)
     loads = tmp_path / "loads.txt"
     loads.write_text("")
     monkeypatch.setenv("IX2X_TEST_LOADS", str(loads))
-    return loads
+    yield loads
+    sys.modules.pop("counted_editors", None)
 
 
 def _run(tmp_path, samples, editors, isolation, tiny_model_dir):
