@@ -1,5 +1,7 @@
 """`instructx2x`: InstructX2X with Region-Specific Editing: relevance map times the anatomical pseudo-mask,
-thresholded at tau; latent blending each step and pixel compositing.
+thresholded at tau; latent blending each step and pixel compositing. The method reads in numbered steps
+in :func:`ix2x.diffusion.editor.edit_images` (encode, relevance, G = M x R, latent mask, denoise, decode,
+composite); the pseudo-mask M comes from :func:`ix2x.diffusion.editor.pseudo_mask_for`.
 
 The prior is an explicit choice, recorded per edit as ``info["prior"]``:
 

@@ -97,6 +97,10 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
 
     Returns one :class:`~ix2x.types.EditResult` per image (the editors' own output type): ``image``
     (1, H, W), ``guidance_map`` and ``edit_mask`` at the input's size (None without RSE).
+
+    Region-Specific Editing in steps (the pseudo-mask M itself comes from the instruction's ops,
+    :func:`pseudo_mask_for`, before this call): 1 encode, 2 relevance R, 3 G = M x R, 4 latent mask,
+    5 denoise on the shared loop, 6 decode, 7 composite. Each step is marked below.
     """
     n = len(images)
     if not (len(prompts) == len(seeds) == n):
@@ -106,6 +110,7 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
     sizes = [tuple(im.shape[-2:]) for im in images]
     x = torch.cat([loop.to_model_images(im[None].float(), res) for im in images])
     calls0, vae0 = model.unet_calls, model.vae_calls
+    # 1. Encode: the input images to latents (the image conditioning and the start) and the prompts.
     gens = loop.generators(seeds)
     rel_gens = loop.generators(rse.relevance_seeds(seeds))
     rel_x0 = None
@@ -123,6 +128,7 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
 
     g_full = g_lat = None
     if config.rse:
+        # 2. Relevance R: how much the text changes the noise prediction, per latent pixel (2 UNet calls).
         rel = None
         if config.relevance:
             rel, degenerate = rse.relevance(model, cond, rel_gens, config.noise_level, x0=rel_x0,
@@ -131,16 +137,21 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
             for i, bad in enumerate(degenerate):
                 if bad:
                     warnings[i].append("relevance map is constant (no spatial information): nothing edited")
+        # 3. Guidance map G = M x R (either factor alone in the ablations), at image and latent size.
         priors = None
         if config.pseudo_mask:
             priors = torch.stack([_prior(m, res) for m in (pseudo_masks or [None] * n)])
         g_full, g_lat = rse.guidance(rel, priors, (res, res), latent_size)
+    # 4. Latent mask: where G >= tau the denoised latents are kept; elsewhere the input's, noised.
     latent_mask = (g_lat >= config.tau).float() if (g_lat is not None and config.latent_blend) else None
 
+    # 5. Denoise on the loop every diffusion editor shares (guidance, scheduler, latent blending).
     latents = loop.denoise(model, cond, config.sampler(), gens, latent_mask=latent_mask, background_x0=rel_x0)
+    # 6. Decode.
     decoded = model.decode(latents)
     model_calls, vae_calls = model.unet_calls - calls0, model.vae_calls - vae0
 
+    # 7. Back to each input's size; composite: outside G >= tau every pixel is the input's.
     out = []
     for i, size in enumerate(sizes):
         edited = loop.from_model_images(decoded[i:i + 1], size)[0].cpu()
