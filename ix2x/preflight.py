@@ -124,6 +124,17 @@ def classifier_problems(spec: str) -> list[str]:
     return out
 
 
+def segmenter_problems(spec: str) -> list[str]:
+    """The weight files a segmenter spec (:mod:`ix2x.classifiers.segmentation`) reads, where missing."""
+    from ix2x.classifiers import segmentation as seg
+
+    file = seg.segmenter_path(spec)
+    if spec.startswith("xrv:"):
+        return [] if file.is_file() else [_missing_file(file, seg.PSPNET_URL, "torchxrayvision ChestX-Det PSPNet")]
+    return [f"phantom segmenter file not found: {p}; train it with `python -m ix2x.training.segmenter --out {file}` "
+            "or fix the path" for p in (file, file.with_suffix(".json")) if not p.is_file()]
+
+
 def _classifier_files(kind: str, weights: str | None, path: str | None) -> list[tuple[Path, str | None, str]]:
     from ix2x.classifiers import xrv as ours
 
