@@ -92,13 +92,20 @@ class Segmenter:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Probabilities ``(B, 3, H, W)`` for images ``(B, 1, H, W)`` in [0, 1], at the input's size
-        (the model's logits resized bilinearly, then the sigmoid)."""
+        (the model's logits resized bilinearly, then the sigmoid). The network sees fixed chunks of
+        ``CHUNK`` images (:func:`ix2x.classifiers.base.fixed_chunks`), so a mask never depends on
+        the batch it was computed in."""
+        from ix2x.classifiers.base import fixed_chunks
+
         if images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"`images` must be (B, 1, H, W), got {tuple(images.shape)}.")
-        logits = self._logits(images.to(self.device)).float()
-        if logits.shape[-2:] != images.shape[-2:]:
-            logits = F.interpolate(logits, size=tuple(images.shape[-2:]), mode="bilinear", align_corners=False)
-        return logits.sigmoid().cpu()
+        out = []
+        for chunk, n in fixed_chunks(images.to(self.device).float()):
+            logits = self._logits(chunk).float()
+            if logits.shape[-2:] != images.shape[-2:]:
+                logits = F.interpolate(logits, size=tuple(images.shape[-2:]), mode="bilinear", align_corners=False)
+            out.append(logits[:n].sigmoid().cpu())
+        return torch.cat(out)
 
 
 class PhantomSegmenter(Segmenter):
