@@ -93,7 +93,7 @@ def test_a_shrunken_lung_is_seen(samples, metric):
     """An edit that whites out the lower part of the image (opaque, like fluid) removes lung area."""
     s = samples[0]
     img = s.image.clone()
-    img[:, 90:, :] = 0
+    img[:, 80:, :] = 1.0
     from ix2x.types import EditResult
 
     (v,) = metric.compute([s], [EditResult(image=img)])
