@@ -107,3 +107,18 @@ def test_bad_settings_are_refused():
         AnatomyPreservation(build(AnatomyPreservation.Config, {"segmenter": "unet"}, where="anatomy_preservation"))
     with pytest.raises(ValueError, match="`threshold` must be in"):
         AnatomyPreservation(build(AnatomyPreservation.Config, {"threshold": 1.5}, where="anatomy_preservation"))
+
+
+def test_cached_input_masks_are_the_masks(samples, monkeypatch):
+    """Inputs seen before (packed in the cache, or evicted from a tiny one) give the same values."""
+    import json
+
+    from ix2x.metrics import anatomy_preservation as ap
+
+    fresh = AnatomyPreservation().compute(samples[:6], oracle(samples[:6]))
+    warm = AnatomyPreservation()
+    warm.compute(samples[:6], identity(samples[:6]))
+    monkeypatch.setattr(ap, "INPUT_CACHE_BYTES", 3 * 128 * 128 // 8 * 2)  # two inputs
+    again = warm.compute(samples[:6], oracle(samples[:6]))
+    assert len(warm._inputs) == 2
+    assert json.dumps(again, sort_keys=True) == json.dumps(fresh, sort_keys=True)
