@@ -114,7 +114,7 @@ def train(out: Path, *, n_train: int = 400, n_held_out: int = 100, size: int = 1
         loss.backward()
         opt.step()
         sched.step()
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     config["held_out"] = {"generator_seed": HELD_OUT_SEED, "n_pairs": n_held_out, "n_images": len(xh),
                           "threshold": 0.5, "dice": held_out_dice(net, config, xh, mh)}
     config["training"]["seconds"] = round(time.time() - t0, 1)
