@@ -75,6 +75,7 @@ class Scoring:
         self._predictions: "OrderedDict[tuple[int, bytes], Outputs]" = OrderedDict()
         self._lpips: dict[tuple[str, bool], torch.nn.Module] = {}
         self._extractors: dict[str, Any] = {}
+        self._segmenters: dict[str, Any] = {}
         self._resized: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
         from ix2x.classifiers.perceptual import FEATURE_CACHE_BYTES, WORKING_SET, TensorLRU
 
@@ -107,10 +108,19 @@ class Scoring:
             self._extractors[spec] = build_features(spec, self.device)
         return self._extractors[spec]
 
+    def segmenter(self, spec: str) -> Any:
+        """The chest segmenter named by ``spec`` (:mod:`ix2x.classifiers.segmentation`), built on first use."""
+        if spec not in self._segmenters:
+            from ix2x.classifiers.segmentation import build_segmenter
+
+            self._segmenters[spec] = build_segmenter(spec, self.device)
+        return self._segmenters[spec]
+
     def weight_files(self) -> dict[str, str]:
         """{weights file: SHA-256} of every model this run loaded (for run.json)."""
         out: dict[str, str] = {}
-        for model in [*self._classifiers.values(), *self._lpips.values(), *self._extractors.values()]:
+        for model in [*self._classifiers.values(), *self._lpips.values(), *self._extractors.values(),
+                      *self._segmenters.values()]:
             out.update(getattr(model, "weight_files", None) or {})
         return dict(sorted(out.items()))
 

@@ -16,7 +16,8 @@ from ix2x.types import EditResult
 
 METRICS = {"classifier_shift": {}, "demographic_preservation": {}, "cmig": {}, "guidance_localization": {},
            "out_of_mask_change": {"lpips_random_backbone": True},
-           "gt_fidelity": {"lpips_random_backbone": True}, "lpips": {"random_backbone": True}}
+           "gt_fidelity": {"lpips_random_backbone": True}, "lpips": {"random_backbone": True},
+           "anatomy_preservation": {}}
 
 
 def _edits(samples):
