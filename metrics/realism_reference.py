@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ix2x.errors import UserError
-from ix2x.metrics.realism import Moments, Reservoir
+from ix2x.metrics._feature_stats import Moments, Reservoir
 
 FORMAT = 1  # bump when what is stored, or how an image becomes features, changes
 SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")
