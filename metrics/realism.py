@@ -43,6 +43,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -224,7 +225,12 @@ class Realism(Metric):
     def problems(self, device: str = "cpu") -> list[str]:
         from ix2x.preflight import features_problems
 
-        return features_problems(self.config.features)
+        problems = features_problems(self.config.features)
+        ref = self.config.reference
+        if ref and not Path(ref).expanduser().is_dir():
+            problems.append(f"`reference` must be a folder of PNG, JPEG or DICOM images, got {ref!r} (not a folder). "
+                            "Pass the folder that holds the reference radiographs, or drop `reference`.")
+        return problems
 
     def _features(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         """Features of each ``(1, H, W)`` image, through the run's per-image feature cache (the

@@ -210,3 +210,9 @@ def test_fid_interval_names_its_method():
     assert rows["fid"].ci_method == "percentile"
     rows = {a.key: a for a in ours.Realism(ours.Realism.Config(fid_resamples=0, kid_subsets=3)).aggregate(values)}
     assert rows["fid"].ci_method == ""
+
+
+def test_preflight_names_a_missing_reference_folder(tmp_path):
+    metric = ours.Realism(ours.Realism.Config(reference=str(tmp_path / "nowhere")))
+    assert any("`reference` must be a folder" in p for p in metric.problems())
+    assert not ours.Realism(ours.Realism.Config(reference=str(tmp_path))).problems()
