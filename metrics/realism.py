@@ -150,6 +150,13 @@ def kid(edits: np.ndarray, targets: np.ndarray, *, subsets: int = 100, subset_si
 
 
 # --------------------------------------------------------------------------------- the metric
+def _reference_problems(ref: str | None) -> list[str]:
+    if ref and not Path(ref).expanduser().is_dir():
+        return [f"`reference` must be a folder of PNG, JPEG or DICOM images, got {ref!r} (not a folder). "
+                "Pass the folder that holds the reference radiographs, or drop `reference`."]
+    return []
+
+
 def _method(low: float) -> str:
     """The interval method summary.csv names for a bootstrap interval (the run's), "" for none."""
     from ix2x.stats import current_ci_method
@@ -225,12 +232,7 @@ class Realism(Metric):
     def problems(self, device: str = "cpu") -> list[str]:
         from ix2x.preflight import features_problems
 
-        problems = features_problems(self.config.features)
-        ref = self.config.reference
-        if ref and not Path(ref).expanduser().is_dir():
-            problems.append(f"`reference` must be a folder of PNG, JPEG or DICOM images, got {ref!r} (not a folder). "
-                            "Pass the folder that holds the reference radiographs, or drop `reference`.")
-        return problems
+        return features_problems(self.config.features) + _reference_problems(self.config.reference)
 
     def _features(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         """Features of each ``(1, H, W)`` image, through the run's per-image feature cache (the
