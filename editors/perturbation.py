@@ -30,5 +30,5 @@ class Perturbation(Editor):
 
     def edit(self, requests: Sequence[EditRequest]) -> list[EditResult]:
         c = self.config
-        return [EditResult(image=perturb(c.kind, c.strength, r.image, r.target, r.seed), info={"model_calls": 0})
+        return [EditResult(image=perturb(c.kind, c.strength, r.image, r.target, r.seed, r.sample_id), info={"model_calls": 0})
                 for r in requests]

@@ -24,6 +24,18 @@ without running the network again.
 
 KID and the bootstrap hold at most ``max_features`` samples' features in memory (a seeded uniform
 subset beyond that); the FID value itself always uses every sample.
+
+KID has no confidence interval: ``kid_std`` is its spread. A percentile bootstrap over samples,
+as FID's, does not carry over to an unbiased MMD^2: a resample repeats samples, and a repeated
+sample's edit and target (or two copies of one edit) on the two sides of a subset re-create the
+negative bias that disjoint subsets remove. summary.csv says so in ``kid_mean``'s ``nan_reason``.
+
+With ``reference`` (a folder of real images, :mod:`ix2x.metrics.realism_reference`), the same
+distances from the edits to that set: ``fid_reference`` (bootstrap over the edits; the reference is
+fixed) and ``kid_reference_mean`` / ``kid_reference_std`` (independent subsets: the sets are not
+paired). Every sample with an edit counts, with a target or without. The reference's statistics are
+computed once per extractor, preprocessing and data fingerprint and cached on disk; each record
+names them by their key (``reference_key``), so a finalize, rescore or merge reads the cache.
 """
 
 from __future__ import annotations
@@ -31,15 +43,20 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ix2x.types import Aggregate, EditResult, HeadlineKey, Metric, Sample
+from ix2x.metrics._feature_stats import Moments, Reservoir
 from ix2x.metrics._shared import nan_values, scoring
 
 KEYS = ("fid", "kid_mean", "kid_std")
+REFERENCE_KEYS = ("fid_reference", "kid_reference_mean", "kid_reference_std")
+KID_NO_CI = ("no interval: kid_std is KID's spread over subsets (a bootstrap over samples repeats samples, "
+             "which biases the unbiased MMD^2 negative; docs/realism.md)")
 # Above this many dimensions the bootstrap takes the trace of the square root from a symmetric
 # eigendecomposition (S1^1/2 S2 S1^1/2 has the eigenvalues of S1 S2) rather than torchmetrics'
 # general eigvals: equal values, several times faster on 1,024-d and 2,048-d features.
@@ -59,30 +76,6 @@ def decode_features(s: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------- FID
-class Moments:
-    """Running float64 sums of feature vectors and of their outer products: a set's mean and
-    covariance in memory that does not grow with the number of samples."""
-
-    def __init__(self, dim: int) -> None:
-        self.n = 0
-        self.sum = np.zeros(dim, dtype=np.float64)
-        self.outer = np.zeros((dim, dim), dtype=np.float64)
-
-    def add(self, features: np.ndarray) -> None:
-        """Add ``(k, dim)`` (or ``(dim,)``) features."""
-        f = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        self.n += f.shape[0]
-        self.sum += f.sum(axis=0)
-        self.outer += f.T @ f
-
-    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and unbiased covariance (n - 1), as torchmetrics computes them from the same sums."""
-        if self.n < 2:
-            raise ValueError(f"FID needs at least 2 samples per set, got {self.n}.")
-        mean = self.sum / self.n
-        return mean, (self.outer - self.n * np.outer(mean, mean)) / (self.n - 1)
-
-
 def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray, *,
                      symmetric: bool = False) -> float:
     """||mu1 - mu2||^2 + Tr(s1 + s2 - 2 (s1 s2)^1/2), float64. ``symmetric=False`` takes the trace of
@@ -157,6 +150,20 @@ def kid(edits: np.ndarray, targets: np.ndarray, *, subsets: int = 100, subset_si
 
 
 # --------------------------------------------------------------------------------- the metric
+def _reference_problems(ref: str | None) -> list[str]:
+    if ref and not Path(ref).expanduser().is_dir():
+        return [f"`reference` must be a folder of PNG, JPEG or DICOM images, got {ref!r} (not a folder). "
+                "Pass the folder that holds the reference radiographs, or drop `reference`."]
+    return []
+
+
+def _method(low: float) -> str:
+    """The interval method summary.csv names for a bootstrap interval (the run's), "" for none."""
+    from ix2x.stats import current_ci_method
+
+    return current_ci_method() if math.isfinite(low) else ""
+
+
 def _has_features(v: Mapping[str, Any]) -> bool:
     return isinstance(v.get("features_edit"), str) and isinstance(v.get("features_target"), str)
 
@@ -168,29 +175,6 @@ def stream_pairs(values: Sequence[Mapping[str, Any]]):
             yield i, decode_features(v["features_edit"]), decode_features(v["features_target"])
 
 
-class Reservoir:
-    """A uniform random sample of at most ``size`` items from a stream (Algorithm R, seeded): memory
-    bounded by ``size``, whatever the length of the stream."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seen, self.slots = size, 0, []
-        self.rng = np.random.default_rng(seed)
-
-    def offer(self, *item: Any) -> None:
-        if len(self.slots) < self.size:
-            self.slots.append(item)
-        else:
-            j = int(self.rng.integers(0, self.seen + 1))
-            if j < self.size:
-                self.slots[j] = item
-        self.seen += 1
-
-    def items(self) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """Indices, edit features and target features of the kept items, in stream order."""
-        slots = sorted(self.slots, key=lambda s: s[0])
-        return [s[0] for s in slots], np.stack([s[1] for s in slots]), np.stack([s[2] for s in slots])
-
-
 class Realism(Metric):
     @dataclass(frozen=True)
     class Config:
@@ -200,8 +184,13 @@ class Realism(Metric):
         kid_subset_size: int = 1000
         fid_resamples: int = 200  # bootstrap resamples of FID (each one a covariance square root)
         max_features: int = 10000  # samples whose features KID and the bootstrap hold in memory
+        # A folder of real PNG/JPEG/DICOM images to compare the edits with, beside the targets.
+        reference: str | None = None
+        reference_bit_depth: Any = "auto"  # how reference files are read (ix2x.images.read_image)
+        reference_cache: str | None = None  # default: $IX2X_CACHE/realism_reference
 
-    higher_is_better = {"fid": False, "kid_mean": False, "kid_std": False}
+    higher_is_better = {"fid": False, "kid_mean": False, "kid_std": False, "fid_reference": False,
+                        "kid_reference_mean": False, "kid_reference_std": False}
     glossary = ("Realism: FID and KID between the set of edits and the set of true target images of the same "
                 "samples, on chest-X-ray features (the phantom classifier's penultimate layer on phantoms, "
                 "torchxrayvision's DenseNet on real radiographs; Inception only on request). Set-level values, "
@@ -231,11 +220,19 @@ class Realism(Metric):
             value = getattr(c, name)
             if not isinstance(value, int) or value < (2 if name in ("kid_subset_size", "max_features") else 0):
                 raise ValueError(f"`{name}` must be a non-negative integer (at least 2 for sizes), got {value!r}.")
+        if c.reference is not None and not isinstance(c.reference, str):
+            raise ValueError(f"`reference` must be a folder path (a string), got {c.reference!r}.")
+        from ix2x.images import BIT_DEPTHS
+
+        if c.reference_bit_depth not in BIT_DEPTHS:
+            raise ValueError(f"`reference_bit_depth` must be one of {', '.join(map(repr, BIT_DEPTHS))}, "
+                             f"got {c.reference_bit_depth!r}.")
+        self._reference = None
 
     def problems(self, device: str = "cpu") -> list[str]:
         from ix2x.classifiers.features import problems
 
-        return problems(self.config.features)
+        return problems(self.config.features) + _reference_problems(self.config.reference)
 
     def _features(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         """Features of each ``(1, H, W)`` image, through the run's per-image feature cache (the
@@ -259,18 +256,45 @@ class Realism(Metric):
         state.features.trim()
         return out
 
+    def reference_stats(self):
+        """The reference folder's statistics (cached on disk; computed once per metric object)."""
+        from ix2x.metrics.realism_reference import reference_statistics
+
+        c = self.config
+        if self._reference is None:
+            extractor = scoring(self).feature_extractor(c.features)
+            self._reference = reference_statistics(c.features, extractor, c.reference,
+                                                   bit_depth=c.reference_bit_depth, max_features=c.max_features,
+                                                   cache=c.reference_cache)
+        return self._reference
+
     def compute(self, samples: Sequence[Sample], results: Sequence[EditResult]) -> list[dict[str, Any]]:
-        with_target = [i for i, s in enumerate(samples) if s.target is not None]
-        feats = self._features([results[i].image for i in with_target] + [samples[i].target for i in with_target])
-        k = len(with_target)
-        out: list[dict[str, Any]] = [nan_values(KEYS, "realism: the sample has no target image")
-                                     for _ in samples]
-        for j, i in enumerate(with_target):
-            out[i] = {"features_edit": encode_features(feats[j]), "features_target": encode_features(feats[k + j]),
-                      "features": self.config.features}
+        c = self.config
+        # without a reference only pairs count; with one, every edit does
+        edited = [i for i, s in enumerate(samples) if s.target is not None or c.reference]
+        with_target = [i for i in edited if samples[i].target is not None]
+        feats = self._features([results[i].image for i in edited] + [samples[i].target for i in with_target])
+        edit_f = dict(zip(edited, feats))
+        target_f = dict(zip(with_target, feats[len(edited):]))
+        key = self.reference_stats().key if c.reference else None
+        out: list[dict[str, Any]] = []
+        for i in range(len(samples)):
+            v: dict[str, Any] = (nan_values(KEYS, "realism: the sample has no target image")
+                                 if i not in target_f else {"features_target": encode_features(target_f[i])})
+            if i in edit_f:
+                v.update(features_edit=encode_features(edit_f[i]), features=c.features)
+            if key:
+                v["reference_key"] = key
+            out.append(v)
         return out
 
     def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
+        out = self._to_targets(values, seed, clusters)
+        if self.config.reference:
+            out += self._to_reference(values, seed, clusters)
+        return out
+
+    def _to_targets(self, values, seed: int, clusters) -> list[Aggregate]:
         from ix2x.stats import bootstrap_ci
 
         c = self.config
@@ -299,11 +323,68 @@ class Realism(Metric):
         cl = None if clusters is None else [clusters[i] for i in kept_i]
         low, high = bootstrap_ci(lambda idx: max(0.0, fid(e[idx], t[idx], symmetric=sym)), len(kept_i), seed=seed,
                                  clusters=cl, n_resamples=c.fid_resamples) if c.fid_resamples else (math.nan,) * 2
-        out = [Aggregate(self.name, "fid", n, n_nan, value, low, high, False)]
+        out = [Aggregate(self.name, "fid", n, n_nan, value, low, high, False, ci_method=_method(low))]
         size = min(c.kid_subset_size, len(kept_i) // 2)
         if size < 2 or c.kid_subsets < 1:
             return out + [nan_row("kid_mean"), nan_row("kid_std")]
         mean, std = kid(e, t, subsets=c.kid_subsets, subset_size=size, seed=seed, disjoint=True)
-        out.append(Aggregate(self.name, "kid_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False))
+        out.append(Aggregate(self.name, "kid_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False,
+                             nan_reason=KID_NO_CI))
         out.append(Aggregate(self.name, "kid_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
+        return out
+
+    def _stored_reference(self, values):
+        """The reference statistics the records name (from the disk cache, no network), else
+        computed now (a record written before the cache was emptied, or by another machine)."""
+        from ix2x.metrics.realism_reference import load_by_key
+
+        keys = {v["reference_key"] for v in values if isinstance(v.get("reference_key"), str)}
+        if len(keys) > 1:
+            raise ValueError(f"realism: the records name {len(keys)} different reference sets; the reference "
+                             "folder changed during the run. Rescore `realism` to score every edit against one.")
+        stats = load_by_key(keys.pop(), self.config.reference_cache) if keys else None
+        return stats if stats is not None else self.reference_stats()
+
+    def _to_reference(self, values, seed: int, clusters) -> list[Aggregate]:
+        """FID and KID from every stored edit to the reference set (fixed: the bootstrap resamples
+        the edits only; KID's subsets are drawn independently, the sets are not paired)."""
+        from ix2x.stats import bootstrap_ci
+
+        c = self.config
+        edits = [(i, v) for i, v in enumerate(values) if isinstance(v.get("features_edit"), str)]
+        n, n_nan = len(edits), len(values) - len(edits)
+        nan_row = lambda key: Aggregate(self.name, key, n, n_nan, math.nan, math.nan, math.nan, False)  # noqa: E731
+        if n < 2:
+            return [nan_row(k) for k in REFERENCE_KEYS]
+        ref = self._stored_reference(values)
+        r_mean, r_cov = ref.moments.mean_cov()
+        m_edit = Moments(r_mean.size)
+        kept = Reservoir(c.max_features, seed)
+        for i, v in edits:
+            f = decode_features(v["features_edit"])
+            if f.size != r_mean.size:
+                raise ValueError(f"realism: stored edit features have {f.size} dimensions, the reference's "
+                                 f"{r_mean.size}; rescore `realism` with one `features` setting.")
+            m_edit.add(f)
+            kept.offer(i, f, f)
+        kept_i, e, _ = kept.items()
+        value = max(0.0, frechet_distance(*m_edit.mean_cov(), r_mean, r_cov))
+        sym = e.shape[1] > _SYMMETRIC_ABOVE
+
+        def resampled(idx):
+            m = Moments(e.shape[1])
+            m.add(e[idx])
+            return max(0.0, frechet_distance(*m.mean_cov(), r_mean, r_cov, symmetric=sym))
+
+        cl = None if clusters is None else [clusters[i] for i in kept_i]
+        low, high = bootstrap_ci(resampled, len(kept_i), seed=seed, clusters=cl,
+                                 n_resamples=c.fid_resamples) if c.fid_resamples else (math.nan,) * 2
+        out = [Aggregate(self.name, "fid_reference", n, n_nan, value, low, high, False, ci_method=_method(low))]
+        size = min(c.kid_subset_size, len(kept_i), len(ref.features))
+        if size < 2 or c.kid_subsets < 1:
+            return out + [nan_row("kid_reference_mean"), nan_row("kid_reference_std")]
+        mean, std = kid(e, ref.features, subsets=c.kid_subsets, subset_size=size, seed=seed)
+        out.append(Aggregate(self.name, "kid_reference_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False,
+                             nan_reason=KID_NO_CI))
+        out.append(Aggregate(self.name, "kid_reference_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
         return out

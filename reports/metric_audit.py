@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 KIND_TITLES = {"brightness": "brightness", "contrast": "contrast", "blur": "blur", "noise": "noise",
-               "true_edit": "true edit", "true_edit_outside": "true change outside"}
+               "true_edit": "true edit", "true_edit_outside": "true change outside",
+               "second_finding": "second finding", "attributes": "sex/habitus/age"}
 SKIP_METRICS = {"run", "latency"}
 
 
@@ -102,8 +103,8 @@ def markdown(kinds: list[str], rows: list[dict[str, Any]]) -> str:
     out += ["", "Spearman's ρ of each key with the perturbation's strength (identity = 0, then 25, 50, 75, 100 %), "
             "signed by the key's direction: +1 = the metric calls the edit better as the perturbation grows, "
             "-1 = worse; blind = the value never moved. A metric that measures the instructed edit should be "
-            "+1 on the true edit; a preservation metric -1 on brightness, contrast, blur, noise and the change "
-            "moved outside. Brackets: the 25/50/75 % true edits lie between identity and the oracle."]
+            "+1 on the true edit; a preservation metric -1 on brightness, contrast, blur, noise, the change "
+            "moved outside, the second finding and the altered attributes. Brackets: the 25/50/75 % true edits lie between identity and the oracle."]
     return "\n".join(out) + "\n"
 
 

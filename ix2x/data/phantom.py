@@ -606,6 +606,22 @@ def render_pair(seed: int | np.random.Generator | Sequence[int], size: int = 256
                        aligned=not jitter)
 
 
+def study_density(patient: Patient, findings: Findings, size: int) -> np.ndarray:
+    """The density map of one study of ``patient`` with ``findings``, summed as :func:`render_pair`
+    sums it (so the same patient and findings give the same bytes)."""
+    cv = _canvas(patient, size)
+    D = _anatomy(cv).copy()
+    for name in RSE_FINDINGS:
+        if name in findings:
+            D += finding_layer(cv, name, findings[name])
+    return D
+
+
+def study_image(patient: Patient, D: np.ndarray, size: int) -> np.ndarray:
+    """A density map as the past study's ``uint8`` image (the patient's own noise and window)."""
+    return _to_image(patient, D, _noise(patient, size, 0))
+
+
 def _jitter(rng: np.random.Generator, D: np.ndarray, size: int) -> np.ndarray:
     from scipy.ndimage import affine_transform
 

@@ -81,3 +81,21 @@ def test_a_sweep_run_reports_its_dose_response(tmp_path, plugins):
     assert "## Dose-response: brighten\\_t over amount" in text and "median per-sample Spearman" in text
     write_report([run], tmp_path / "report.html")
     assert list((tmp_path / "report_files").glob("pareto-0.png"))
+
+
+def test_strength_sweep_suite_holds_three_sweeps():
+    """The built-in strength_sweep suite: InstructX2X and InstructPix2Pix (the same phantom model,
+    no RSE) over text guidance, RoentGen-style SDEdit over its strength; the report finds each."""
+    from types import SimpleNamespace
+
+    from ix2x.benchmarks import suite_path
+    from ix2x.suite import load_suite
+
+    suite = load_suite(suite_path("strength_sweep"))
+    rng = np.random.default_rng(0)
+    views = [SimpleNamespace(name=e.name, label=e.key, config=dict(e.args),
+                             per_sample=lambda m, k, r=rng.random(4): ({f"s{i}": float(v) for i, v in enumerate(r)}
+                                                                       if (m, k) == ("classifier_shift", "effect") else {}))
+             for e in suite.editors]
+    found = {(sw.editor, sw.setting): len(sw.labels) for sw in sweeps(views)}
+    assert found == {("instructx2x", "text_scale"): 5, ("instructpix2pix", "text_scale"): 5, ("roentgen", "strength"): 5}
