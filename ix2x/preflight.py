@@ -183,7 +183,7 @@ def _missing_file(file: Path, url: str | None, what: str) -> str:
 
 def lpips_problems(net: str) -> list[str]:
     """The torchvision backbone LPIPS reads from ``$TORCH_HOME/hub/checkpoints``."""
-    from ix2x.classifiers.perceptual import backbone_file, backbone_url
+    from ix2x.classifiers.lpips_net import backbone_file, backbone_url
 
     file = backbone_file(net)
     if file.is_file():

@@ -76,7 +76,7 @@ class Scoring:
         self._lpips: dict[tuple[str, bool], torch.nn.Module] = {}
         self._extractors: dict[str, Any] = {}
         self._resized: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
-        from ix2x.classifiers.perceptual import FEATURE_CACHE_BYTES, WORKING_SET, TensorLRU
+        from ix2x.classifiers.lpips_net import FEATURE_CACHE_BYTES, WORKING_SET, TensorLRU
 
         # At least a batch's inputs, edits and targets: the metrics of a batch compare each of them
         # more than once, and a cache smaller than that sent them through the backbone again.
@@ -94,7 +94,7 @@ class Scoring:
     def lpips(self, net: str = "alex", *, random_backbone: bool = False) -> torch.nn.Module:
         key = (net, random_backbone)
         if key not in self._lpips:
-            from ix2x.classifiers.perceptual import get_lpips
+            from ix2x.classifiers.lpips_net import get_lpips
 
             self._lpips[key] = get_lpips(net, random_backbone=random_backbone, device=self.device)
         return self._lpips[key]
