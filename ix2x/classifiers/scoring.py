@@ -22,8 +22,8 @@ from collections import OrderedDict
 from typing import Any, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.classifiers.base import Classifier, Outputs, square_resize
 from ix2x.images import content_key
 
@@ -43,8 +43,7 @@ def resize_image(image: torch.Tensor, size: int | None) -> torch.Tensor:
     shape = eval_shape(*image.shape[-2:], size)
     if tuple(image.shape[-2:]) == shape:
         return image
-    out = F.interpolate(image[None].float(), size=shape, mode="bilinear", antialias=True, align_corners=False)
-    return out[0].clamp_(0, 1)
+    return resize.antialiased(image.float(), shape, clamp=True)
 
 
 def resize_mask(mask: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -52,9 +51,8 @@ def resize_mask(mask: torch.Tensor, size: int | None) -> torch.Tensor:
     shape = eval_shape(*mask.shape[-2:], size)
     if tuple(mask.shape[-2:]) == shape:
         return mask
-    out = F.interpolate((mask[None] >= 0.5).float(), size=shape, mode="bilinear", antialias=True,
-                        align_corners=False)
-    return (out[0] > 0).float()
+    # Antialiased: each low-resolution pixel averages its whole footprint, so > 0 means "any".
+    return (resize.antialiased((mask >= 0.5).float(), shape) > 0).float()
 
 
 class Scoring:

@@ -11,8 +11,8 @@ The network itself (backbone weights, never downloaded) and the run's feature ca
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.classifiers.base import fixed_chunks
 from ix2x.classifiers.lpips_net import FEATURE_CACHE_BYTES, TensorLRU
 from ix2x.images import content_key
@@ -38,12 +38,11 @@ def lpips_distance(model: torch.nn.Module, a: torch.Tensor, b: torch.Tensor, *,
         # The head's 1x1 convolution as a weighted channel sum: a convolution's batched kernels would
         # make each pair's value depend (in the last bits) on the number of pairs beside it.
         per_layer = ((f[:n] - f[n:]) ** 2 * lin.model[-1].weight).sum(1, keepdim=True)
-        d = d + (F.interpolate(per_layer, size=x.shape[-2:], mode="bilinear", align_corners=False)
-                 if spatial else per_layer.mean([2, 3], keepdim=True))
+        d = d + (resize.bilinear(per_layer, x.shape[-2:]) if spatial else per_layer.mean([2, 3], keepdim=True))
     d = d.float().cpu()
     if not spatial:
         return d.reshape(-1)
-    return d if d.shape[-2:] == (h, w) else F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)
+    return resize.bilinear(d, (h, w))
 
 
 def _lpips_input(a: torch.Tensor) -> torch.Tensor:
@@ -52,7 +51,7 @@ def _lpips_input(a: torch.Tensor) -> torch.Tensor:
     if min(h, w) >= MIN_SIZE:
         return a
     scale = MIN_SIZE / min(h, w)
-    return F.interpolate(a, size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False)
+    return resize.bilinear(a, (round(h * scale), round(w * scale)))
 
 
 @torch.no_grad()
