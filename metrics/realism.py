@@ -36,7 +36,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ix2x.types import Aggregate, EditResult, HeadlineKey, Metric, Sample
+from ix2x.records import SummaryRow
+from ix2x.types import EditResult, HeadlineKey, Metric, Sample
 from ix2x.metrics._shared import nan_values, scoring
 
 KEYS = ("fid", "kid_mean", "kid_std")
@@ -270,13 +271,13 @@ class Realism(Metric):
                       "features": self.config.features}
         return out
 
-    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
+    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[SummaryRow]:
         from ix2x.stats import bootstrap_ci
 
         c = self.config
         n_nan = sum(1 for v in values if not _has_features(v))
         n = len(values) - n_nan
-        nan_row = lambda key: Aggregate(self.name, key, n, n_nan, math.nan, math.nan, math.nan, False)  # noqa: E731
+        nan_row = lambda key: SummaryRow(self.name, key, n, n_nan, math.nan, math.nan, math.nan, False)  # noqa: E731
         if n < 2:
             return [nan_row(k) for k in KEYS]
         m_edit = m_target = None
@@ -299,11 +300,11 @@ class Realism(Metric):
         cl = None if clusters is None else [clusters[i] for i in kept_i]
         low, high = bootstrap_ci(lambda idx: max(0.0, fid(e[idx], t[idx], symmetric=sym)), len(kept_i), seed=seed,
                                  clusters=cl, n_resamples=c.fid_resamples) if c.fid_resamples else (math.nan,) * 2
-        out = [Aggregate(self.name, "fid", n, n_nan, value, low, high, False)]
+        out = [SummaryRow(self.name, "fid", n, n_nan, value, low, high, False)]
         size = min(c.kid_subset_size, len(kept_i) // 2)
         if size < 2 or c.kid_subsets < 1:
             return out + [nan_row("kid_mean"), nan_row("kid_std")]
         mean, std = kid(e, t, subsets=c.kid_subsets, subset_size=size, seed=seed, disjoint=True)
-        out.append(Aggregate(self.name, "kid_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False))
-        out.append(Aggregate(self.name, "kid_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
+        out.append(SummaryRow(self.name, "kid_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False))
+        out.append(SummaryRow(self.name, "kid_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
         return out

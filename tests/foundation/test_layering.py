@@ -199,6 +199,18 @@ def test_metrics_math_is_a_functional_core():
     assert _functional_violations(Path("metrics/functional/x.py"), [("ix2x.metrics.functional.ssim", True)]) == []
 
 
+def test_reports_use_no_private_name_of_ix2x():
+    """Reports compute with ix2x's public functions (one bootstrap: ix2x.stats), never with a
+    private constant or helper, which may change under them (a copy of the bootstrap did)."""
+    private = []
+    for path in sorted((REPO / "reports").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ix2x"):
+                private += [f"{path.relative_to(REPO)}: {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_")]
+    assert not private, "\n".join(private)
+
+
 def test_reports_import_no_torch():
     mods = ["ix2x." + ".".join(p.relative_to(REPO).with_suffix("").parts) for p in (REPO / "reports").rglob("*.py")]
     code = "import sys\n" + "".join(f"import {m}\n" for m in mods) + "print('torch' in sys.modules)"
