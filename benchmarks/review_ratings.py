@@ -355,8 +355,8 @@ def _write_run(out: Path, key: Mapping[str, Any], ratings: Sequence[Ratings], pa
                                      "rating_files": [str(r.path) for r in ratings],
                                      "n_incomplete_files": report["n_incomplete_files"]}})
     records.write_json_atomic(out / records.RUN_FILE, meta.as_dict())
-    rows = [SummaryRow(editor, READER_METRIC, scale, d["n_ratings"], 0, d["value"], d["ci_low"], d["ci_high"],
-                       HIGHER_IS_BETTER[scale])
+    rows = [SummaryRow(READER_METRIC, scale, d["n_ratings"], 0, d["value"], d["ci_low"], d["ci_high"],
+                       HIGHER_IS_BETTER[scale], editor=editor)
             for scale, by_group in report["scores"].items() for editor, d in by_group.items() if editor in editors]
     rows += _automatic_rows(new_recs, metrics, editors, seed)
     records.write_summary(out / records.SUMMARY_FILE, rows)
@@ -375,8 +375,7 @@ def _automatic_rows(recs: Sequence[Any], metrics: Mapping[str, Any], editors: Se
             if label == READER_METRIC or not hib:
                 continue
             for a in mean_aggregates(label, [r.metrics.get(label, {}) for r in mine], hib, seed=seed):
-                rows.append(SummaryRow(editor, a.metric, a.key, a.n, a.n_nan, a.value, a.ci_low, a.ci_high,
-                                       a.higher_is_better))
+                rows.append(replace(a, editor=editor))
     return rows
 
 

@@ -7,6 +7,7 @@ twice with two settings under two labels gives two sets of values and rows.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -102,7 +103,7 @@ def _nan_from_null(values: dict[str, Any]) -> dict[str, Any]:
 
 def _row(editor: str, metric: str, key: str, n: int, n_nan: int, value: float, hib: bool,
          low: float = math.nan, high: float = math.nan) -> SummaryRow:
-    return SummaryRow(editor, metric, key, n, n_nan, value, low, high, hib)
+    return SummaryRow(metric, key, n, n_nan, value, low, high, hib, editor=editor)
 
 
 def summarise(meta: RunMeta, editor_keys: Sequence[str], metrics: Sequence[tuple[str, Any]],
@@ -128,9 +129,8 @@ def summarise(meta: RunMeta, editor_keys: Sequence[str], metrics: Sequence[tuple
             values = [_nan_from_null(v) for v, _ in kept]
             cl = [c for _, c in kept] if clusters else None
             for agg in metric.aggregate(values, seed=seed, clusters=cl):
-                d = agg.as_row()
-                d["metric"] = label  # rows are the suite's label's, as the records are
-                rows.append(SummaryRow(editor=key, **d))
+                # rows are the suite's label's, as the records are
+                rows.append(dataclasses.replace(agg, editor=key, metric=label))
         rows.extend(latency_rows(key, ok, seed))
     counts = {"n_records": len(recs), "n_failed": n_failed, "n_metric_errors": n_metric_errors,
               "n_per_editor": n_per_editor}

@@ -32,6 +32,7 @@ from typing import Any, Literal, Sequence
 
 import torch
 
+from ix2x import resize
 from ix2x import records
 from ix2x.errors import DataError
 from ix2x.types import EditRequest, EditResult, Editor
@@ -262,7 +263,5 @@ class Outputs(Editor):
 
 
 def _resize(image: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:
-    import torch.nn.functional as F
-
-    kwargs = {"align_corners": False, "antialias": True} if mode == "bilinear" else {}
-    return F.interpolate(image[None], size=tuple(size), mode=mode, **kwargs)[0].clamp(0, 1).contiguous()
+    fn = resize.antialiased if mode == "bilinear" else resize.nearest
+    return fn(image, size).clamp(0, 1).contiguous()

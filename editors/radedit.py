@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.diffusion.baseline_editor import TextToImageConfig, TextToImageEditor
 from ix2x.diffusion.radedit import radedit
 from ix2x.errors import UserError
@@ -101,4 +101,4 @@ class RadEdit(TextToImageEditor):
 
 def edit_mask_latent(prior: torch.Tensor, size: int) -> torch.Tensor:
     """A (1, S, S) prior in [0, 1] -> binary (1, size, size): area-averaged, kept where at least half covered."""
-    return (F.interpolate(prior.float()[None], size=(size, size), mode="area")[0] >= 0.5).float()
+    return (resize.area(prior.float(), (size, size)) >= 0.5).float()

@@ -518,9 +518,11 @@ def read_json_file(path: Path) -> Any:
 @dataclass(frozen=True)
 class SummaryRow:
     """One row of ``summary.csv``: a statistic of one metric key over one editor's samples.
-    ``metric`` is the suite's label for the metric (``run`` and ``latency`` rows are the harness's)."""
 
-    editor: str
+    A metric's ``aggregate`` returns these without ``editor`` (it does not know which editor it
+    scored; the harness fills it in) and with its registry name as ``metric``, which the harness
+    replaces by the suite's label (``run`` and ``latency`` rows are the harness's own)."""
+
     metric: str
     key: str
     n: int
@@ -531,19 +533,46 @@ class SummaryRow:
     higher_is_better: bool = False
     ci_method: str = ""  # how the interval was computed (ix2x.stats); "" when there is none
     nan_reason: str = ""  # why there is no interval or value
+    editor: str = ""
 
     @classmethod
     def from_csv(cls, row: Mapping[str, str]) -> "SummaryRow":
         def num(k: str) -> float:
             return float(row[k]) if row.get(k) not in (None, "", "nan") else math.nan
 
-        return cls(row["editor"], row["metric"], row["key"], int(row["n"]), int(row["n_nan"]),
+        return cls(row["metric"], row["key"], int(row["n"]), int(row["n_nan"]),
                    num("value"), num("ci_low"), num("ci_high"),
                    row.get("higher_is_better") in ("True", "true", "1"),
-                   row.get("ci_method") or "", row.get("nan_reason") or "")
+                   row.get("ci_method") or "", row.get("nan_reason") or "", editor=row["editor"])
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The row in ``summary.csv``'s column order."""
+        return {k: getattr(self, k) for k in SUMMARY_COLUMNS}
+
+
+@dataclass(frozen=True)
+class HeadlineKey:
+    """A value a metric puts on the leaderboard, described for the report's glossary; run.json
+    records each metric's list of them (``describe()["headline"]``) and the report reads them back.
+
+    ``key`` is the summary key, ``label`` the column title (a name, not a raw key),
+    ``higher_is_better`` the direction (None: neither, e.g. a diagnostic), ``unit`` what the value
+    is measured in ("s", "years", "dB"; "" for a ratio or score), ``glossary`` the definition, range
+    and what the floor (identity) and ceiling (oracle) editors score, ``precision`` the significant
+    digits to print."""
+
+    key: str
+    label: str
+    higher_is_better: bool | None
+    unit: str = ""
+    glossary: str = ""
+    precision: int = 3
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "HeadlineKey":
+        """One entry of run.json's ``describe()["headline"]`` (fields a plugin left out: defaults)."""
+        return cls(d["key"], d.get("label") or d["key"], d.get("higher_is_better"), d.get("unit", ""),
+                   d.get("glossary", ""), int(d.get("precision", 3)))
 
 
 def _fmt(v: Any) -> Any:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from ix2x.records import SummaryRow
 
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -60,25 +61,6 @@ def describe_intervals(method: str | None = None) -> str:
             "patients resampled whole where they repeat; proportions (0/1 keys) by the exact Clopper-Pearson "
             "interval, on an effective sample size where patients repeat; no interval where every value is "
             "equal or there is one value.")
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """One row of ``summary.csv``: a statistic of one metric key over the samples of one editor."""
-
-    metric: str
-    key: str
-    n: int
-    n_nan: int
-    value: float
-    ci_low: float
-    ci_high: float
-    higher_is_better: bool
-    ci_method: str = ""  # "percentile", "bca", "clopper_pearson"; "" when there is no interval
-    nan_reason: str = ""  # why there is no interval (or no value)
-
-    def as_row(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 _ROWS_PER_DRAW = 64
@@ -366,14 +348,14 @@ def mean_ci(values: Sequence[float], *, seed: int = 0, clusters: Sequence[str] |
 def mean_aggregates(metric: str, values: Sequence[Mapping[str, Any]],
                     higher_is_better: Mapping[str, bool], *, seed: int = 0,
                     clusters: Sequence[str] | None = None,
-                    proportions: Collection[str] = ()) -> list[Aggregate]:
-    """One ``Aggregate`` per key of ``higher_is_better``: mean, n and 95 % interval (Clopper-Pearson
+                    proportions: Collection[str] = ()) -> list[SummaryRow]:
+    """One :class:`~ix2x.records.SummaryRow` per key of ``higher_is_better``: mean, n and 95 % interval (Clopper-Pearson
     for the keys in ``proportions`` whose values are all 0 or 1, the bootstrap otherwise)."""
     rows = []
     for key, hib in higher_is_better.items():
         column = [_as_float(v.get(key)) for v in values]
         i = mean_interval(column, seed=seed, clusters=clusters, proportion=key in proportions)
-        rows.append(Aggregate(metric, key, i.n, i.n_nan, i.mean, i.low, i.high, hib, i.method, i.reason))
+        rows.append(SummaryRow(metric, key, i.n, i.n_nan, i.mean, i.low, i.high, hib, i.method, i.reason))
     return rows
 
 

@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 
-from ix2x.stats import Aggregate, mean_aggregates
+from ix2x.records import HeadlineKey, SummaryRow
+from ix2x.stats import mean_aggregates
 
 
 def check_image(name: str, image: Any, *, allow_batch: bool = False) -> torch.Tensor:
@@ -181,24 +182,6 @@ class Editor(abc.ABC):
         return []
 
 
-@dataclass(frozen=True)
-class HeadlineKey:
-    """A value a metric puts on the leaderboard, described for the report's glossary.
-
-    ``key`` is the summary key, ``label`` the column title (a name, not a raw key),
-    ``higher_is_better`` the direction (None: neither, e.g. a diagnostic), ``unit`` what the value
-    is measured in ("s", "years", "dB"; "" for a ratio or score), ``glossary`` the definition, range
-    and what the floor (identity) and ceiling (oracle) editors score, ``precision`` the significant
-    digits to print."""
-
-    key: str
-    label: str
-    higher_is_better: bool | None
-    unit: str = ""
-    glossary: str = ""
-    precision: int = 3
-
-
 class Metric(abc.ABC):
     """A metric: per-sample values from (sample, edit) pairs, then an aggregate over the set.
 
@@ -256,7 +239,7 @@ class Metric(abc.ABC):
         """Per-sample values, one dict per (sample, result) pair, JSON-serialisable."""
 
     def aggregate(self, values: Sequence[Mapping[str, Any]], *, seed: int = 0,
-                  clusters: Sequence[str] | None = None) -> list[Aggregate]:
+                  clusters: Sequence[str] | None = None) -> list[SummaryRow]:
         """Mean of each key in ``higher_is_better`` with n and a 95 % interval (see ix2x.stats).
         Metrics with set-level statistics (AUROC, correlations) override this."""
         return mean_aggregates(self.name, values, self.higher_is_better, seed=seed, clusters=clusters,

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ix2x.data.instructions import EditOp
-from ix2x.stats import Aggregate
+from ix2x.records import SummaryRow
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import (ResampledAuroc, add_reason, auroc, direction, edit_ops, intended_presence,
@@ -190,7 +190,7 @@ class ClassifierShift(Metric):
             out.append(values)
         return out
 
-    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
+    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[SummaryRow]:
         from ix2x.stats import bootstrap_ci_blocks, mean_aggregates, resample_counts
 
         keys = [k for k in self.higher_is_better if any(k in v for v in values)]
@@ -204,5 +204,5 @@ class ClassifierShift(Metric):
             low, high = bootstrap_ci_blocks(lambda block: resampled(resample_counts(block, len(labelled))),
                                             len(labelled), seed=seed,
                                             clusters=None if clusters is None else [clusters[i] for i in labelled])
-            rows.append(Aggregate(self.name, key, len(labelled), n - len(labelled), value, low, high, True))
+            rows.append(SummaryRow(self.name, key, len(labelled), n - len(labelled), value, low, high, True))
         return rows

@@ -33,7 +33,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from ix2x.stats import Aggregate
+from ix2x.records import SummaryRow
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import ResampledAuroc, auroc, edit_ops, intended_presence, predict_images, scoring
@@ -164,7 +164,7 @@ class Cmig(Metric):
             out.append(v)
         return out
 
-    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
+    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[SummaryRow]:
         from ix2x.stats import blocks_interval, mean_interval, resample_statistics
 
         rows = []
@@ -194,14 +194,14 @@ class Cmig(Metric):
             for key, (value, resampled, statistic) in stats.items():
                 if key == "R":  # an accuracy is a proportion: the exact binomial interval (ix2x.stats)
                     iv = mean_interval(comp.right.astype(np.float64), seed=seed, clusters=cl, proportion=True)
-                    rows.append(Aggregate(self.name, key + tag, len(keep), n - len(keep), value, iv.low, iv.high,
+                    rows.append(SummaryRow(self.name, key + tag, len(keep), n - len(keep), value, iv.low, iv.high,
                                           True, iv.method, iv.reason))
                     continue
                 # The interval of the run's method (percentile or BCa) from the resamples above; BCa
                 # evaluates ``statistic`` on the jackknife samples too.
                 low, high = (blocks_interval(resampled, statistic, len(keep), clusters=cl)
                              if len(keep) >= 2 else (math.nan, math.nan))
-                rows.append(Aggregate(self.name, key + tag, len(keep), n - len(keep), value, low, high, True))
+                rows.append(SummaryRow(self.name, key + tag, len(keep), n - len(keep), value, low, high, True))
         return rows
 
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ix2x.stats import Aggregate
+from ix2x.records import SummaryRow
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
 from ix2x.metrics._shared import predict_both, scoring
@@ -118,7 +118,7 @@ class DemographicPreservation(Metric):
             out.append(v)
         return out
 
-    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
+    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[SummaryRow]:
         from ix2x.stats import bootstrap_ci_blocks, mean_aggregates, mean_interval
 
         rows = mean_aggregates(self.name, values, PER_SAMPLE, seed=seed, clusters=clusters,
@@ -130,7 +130,7 @@ class DemographicPreservation(Metric):
             # from arrays gathered once.
             low, high = bootstrap_ci_blocks(resampled, len(keep), seed=seed,
                                             clusters=None if clusters is None else [clusters[i] for i in keep])
-            rows.append(Aggregate(self.name, key, len(keep), n - len(keep), value, low, high, hib))
+            rows.append(SummaryRow(self.name, key, len(keep), n - len(keep), value, low, high, hib))
 
         def correlation(key: str, keep: list[int], x_key: str, y_key: str) -> None:
             x = np.asarray([values[i][x_key] for i in keep], dtype=np.float64)
@@ -150,13 +150,13 @@ class DemographicPreservation(Metric):
                 hits = [float(values[i][truth] == values[i][pred]) for i in known]
                 cl = None if clusters is None else [clusters[i] for i in known]
                 iv = mean_interval(hits, seed=seed, clusters=cl, proportion=True)
-                rows.append(Aggregate(self.name, key, iv.n, n - iv.n, iv.mean, iv.low, iv.high, True,
+                rows.append(SummaryRow(self.name, key, iv.n, n - iv.n, iv.mean, iv.low, iv.high, True,
                                       iv.method, iv.reason))
         if self.config.stratify:
             rows += self._strata(values, seed, clusters)
         return rows
 
-    def _strata(self, values, seed, clusters) -> list[Aggregate]:
+    def _strata(self, values, seed, clusters) -> list[SummaryRow]:
         from ix2x.stats import mean_interval
 
         rows = []
@@ -172,7 +172,7 @@ class DemographicPreservation(Metric):
                     col = [_as_float(values[i].get(key)) for i in idx]
                     cl = None if clusters is None else [clusters[i] for i in idx]
                     iv = mean_interval(col, seed=seed, clusters=cl, proportion=key in self.proportions)
-                    rows.append(Aggregate(self.name, f"{key}|{kind}={g}", iv.n, iv.n_nan, iv.mean, iv.low,
+                    rows.append(SummaryRow(self.name, f"{key}|{kind}={g}", iv.n, iv.n_nan, iv.mean, iv.low,
                                           iv.high, hib, iv.method, iv.reason))
         return rows
 

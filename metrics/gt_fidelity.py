@@ -17,9 +17,9 @@ import torch
 
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
+from ix2x.metrics.functional.ssim import SSIM_MIN_SIZE, ssim_map
+from ix2x.metrics.functional.lpips import lpips_distance
 from ix2x.metrics._shared import add_reason, at_eval_size, masked_mean, nan_values, scoring
-
-SSIM_MIN_SIZE = 11
 
 
 def fidelity_values(edit: torch.Tensor, target: torch.Tensor, region: torch.Tensor,
@@ -33,8 +33,6 @@ def fidelity_batch(edits: torch.Tensor, targets: torch.Tensor, regions: torch.Te
                    lpips_model: torch.nn.Module | None, cache=None) -> list[dict[str, Any]]:
     """:func:`fidelity_values` of each of ``B`` samples given as ``(B, 1, H, W)`` tensors, with one
     SSIM and one LPIPS call for the whole batch."""
-    from ix2x.classifiers.perceptual import lpips_distance, ssim_map
-
     inside = regions >= 0.5
     parts = (("", torch.ones_like(inside)), ("_in", inside), ("_out", ~inside))
     # SSIM windows and LPIPS receptive fields reach across the mask border: score each part on an

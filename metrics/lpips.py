@@ -5,8 +5,9 @@ and, where the dataset has a pixel-aligned true counterfactual (phantoms), to th
 effect together); ``lpips_target`` how far the edit is from the right answer (0 = perfect).
 Images under 64 px on their shorter side are upsampled (bilinear) to 64 px before the backbone
 (AlexNet's strides leave nothing of them otherwise): there the values are not the ``lpips``
-package's on the images as given (:func:`ix2x.classifiers.perceptual.lpips_distance`).
-Backbone weights: see :mod:`ix2x.classifiers.perceptual` (never downloaded; a missing file raises).
+package's on the images as given. The math is :mod:`ix2x.metrics.functional.lpips`; this class
+chooses the pairs. Backbone weights: see :mod:`ix2x.classifiers.lpips_net` (never downloaded; a
+missing file raises).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import torch
 
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
+from ix2x.metrics.functional.lpips import lpips_distance
 from ix2x.metrics._shared import at_eval_size, scoring
 
 
 def backbone_problems(net: str) -> list[str]:
     """The torchvision backbone LPIPS reads from ``$TORCH_HOME/hub/checkpoints``, if missing: where it
     goes and how to get it (never downloaded)."""
-    from ix2x.classifiers.perceptual import backbone_file, backbone_url
+    from ix2x.classifiers.lpips_net import backbone_file, backbone_url
 
     file = backbone_file(net)
     if file.is_file():
@@ -38,8 +40,6 @@ def backbone_problems(net: str) -> list[str]:
 def lpips_pairs(model: torch.nn.Module, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor],
                 cache=None) -> list[float]:
     """LPIPS of each pair of ``(1, H, W)`` images in [0, 1], batched where shapes agree."""
-    from ix2x.classifiers.perceptual import lpips_distance
-
     out = [math.nan] * len(a)
     groups: dict[tuple, list[int]] = {}
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
@@ -73,7 +73,7 @@ class Lpips(Metric):
 
     def __init__(self, config: Any | None = None) -> None:
         super().__init__(config)
-        from ix2x.classifiers.perceptual import NETS
+        from ix2x.classifiers.lpips_net import NETS
 
         if self.config.net not in NETS:
             raise ValueError(f"`net` must be one of {', '.join(NETS)}, got {self.config.net!r}.")

@@ -24,10 +24,11 @@ import torch
 
 from ix2x.types import EditResult, Metric, Sample
 from ix2x.types import HeadlineKey
+from ix2x.metrics.functional.ssim import SSIM_MIN_SIZE, ssim_map
+from ix2x.metrics.functional.lpips import lpips_distance
 from ix2x.metrics._shared import add_reason, at_eval_size, dilate, masked_mean, scoring
 
 PSNR_CAP_DB = 100.0  # identical outside pixels give an infinite PSNR; cap so that means stay finite
-SSIM_MIN_SIZE = 11  # torchmetrics' Gaussian window
 
 
 def outside_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor,
@@ -73,8 +74,6 @@ def pie_bench_errors(x: torch.Tensor, x_edit: torch.Tensor, region: torch.Tensor
                      lpips_model: torch.nn.Module | None, cache=None) -> dict[str, float]:
     """PIE-Bench's background preservation: zero the mask in both images, then MSE, PSNR, SSIM
     and LPIPS over the whole image (so values depend on the mask's size)."""
-    from ix2x.classifiers.perceptual import lpips_distance, ssim_map
-
     keep = (region < 0.5).float()
     a, b = x * keep, x_edit * keep
     mse = float((b - a).double().square().mean())
@@ -120,7 +119,7 @@ class OutOfMaskChange(Metric):
         super().__init__(config)
         if self.config.margin_px < 0:
             raise ValueError(f"`margin_px` must be >= 0, got {self.config.margin_px}.")
-        from ix2x.classifiers.perceptual import NETS
+        from ix2x.classifiers.lpips_net import NETS
 
         if self.config.lpips_net is not None and self.config.lpips_net not in NETS:
             raise ValueError(f"`lpips_net` must be one of {', '.join(NETS)} or null, "
@@ -184,8 +183,6 @@ class OutOfMaskChange(Metric):
 
     def _windowed_stats(self, out: list[dict[str, Any]], items, lpips_model) -> None:
         """Outside-only SSIM and LPIPS, batched over samples of one shape (one network call each)."""
-        from ix2x.classifiers.perceptual import lpips_distance, ssim_map
-
         groups: dict[tuple[int, ...], list] = {}
         for item in items:
             groups.setdefault(tuple(item[1].shape), []).append(item)

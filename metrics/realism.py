@@ -49,7 +49,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ix2x.types import Aggregate, EditResult, HeadlineKey, Metric, Sample
+from ix2x.records import SummaryRow
+from ix2x.types import EditResult, HeadlineKey, Metric, Sample
 from ix2x.metrics._feature_stats import Moments, Reservoir
 from ix2x.metrics._shared import nan_values, scoring
 
@@ -288,19 +289,19 @@ class Realism(Metric):
             out.append(v)
         return out
 
-    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[Aggregate]:
+    def aggregate(self, values, *, seed: int = 0, clusters=None) -> list[SummaryRow]:
         out = self._to_targets(values, seed, clusters)
         if self.config.reference:
             out += self._to_reference(values, seed, clusters)
         return out
 
-    def _to_targets(self, values, seed: int, clusters) -> list[Aggregate]:
+    def _to_targets(self, values, seed: int, clusters) -> list[SummaryRow]:
         from ix2x.stats import bootstrap_ci
 
         c = self.config
         n_nan = sum(1 for v in values if not _has_features(v))
         n = len(values) - n_nan
-        nan_row = lambda key: Aggregate(self.name, key, n, n_nan, math.nan, math.nan, math.nan, False)  # noqa: E731
+        nan_row = lambda key: SummaryRow(self.name, key, n, n_nan, math.nan, math.nan, math.nan, False)  # noqa: E731
         if n < 2:
             return [nan_row(k) for k in KEYS]
         m_edit = m_target = None
@@ -323,14 +324,14 @@ class Realism(Metric):
         cl = None if clusters is None else [clusters[i] for i in kept_i]
         low, high = bootstrap_ci(lambda idx: max(0.0, fid(e[idx], t[idx], symmetric=sym)), len(kept_i), seed=seed,
                                  clusters=cl, n_resamples=c.fid_resamples) if c.fid_resamples else (math.nan,) * 2
-        out = [Aggregate(self.name, "fid", n, n_nan, value, low, high, False, ci_method=_method(low))]
+        out = [SummaryRow(self.name, "fid", n, n_nan, value, low, high, False, ci_method=_method(low))]
         size = min(c.kid_subset_size, len(kept_i) // 2)
         if size < 2 or c.kid_subsets < 1:
             return out + [nan_row("kid_mean"), nan_row("kid_std")]
         mean, std = kid(e, t, subsets=c.kid_subsets, subset_size=size, seed=seed, disjoint=True)
-        out.append(Aggregate(self.name, "kid_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False,
+        out.append(SummaryRow(self.name, "kid_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False,
                              nan_reason=KID_NO_CI))
-        out.append(Aggregate(self.name, "kid_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
+        out.append(SummaryRow(self.name, "kid_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
         return out
 
     def _stored_reference(self, values):
@@ -345,7 +346,7 @@ class Realism(Metric):
         stats = load_by_key(keys.pop(), self.config.reference_cache) if keys else None
         return stats if stats is not None else self.reference_stats()
 
-    def _to_reference(self, values, seed: int, clusters) -> list[Aggregate]:
+    def _to_reference(self, values, seed: int, clusters) -> list[SummaryRow]:
         """FID and KID from every stored edit to the reference set (fixed: the bootstrap resamples
         the edits only; KID's subsets are drawn independently, the sets are not paired)."""
         from ix2x.stats import bootstrap_ci
@@ -353,7 +354,7 @@ class Realism(Metric):
         c = self.config
         edits = [(i, v) for i, v in enumerate(values) if isinstance(v.get("features_edit"), str)]
         n, n_nan = len(edits), len(values) - len(edits)
-        nan_row = lambda key: Aggregate(self.name, key, n, n_nan, math.nan, math.nan, math.nan, False)  # noqa: E731
+        nan_row = lambda key: SummaryRow(self.name, key, n, n_nan, math.nan, math.nan, math.nan, False)  # noqa: E731
         if n < 2:
             return [nan_row(k) for k in REFERENCE_KEYS]
         ref = self._stored_reference(values)
@@ -379,12 +380,12 @@ class Realism(Metric):
         cl = None if clusters is None else [clusters[i] for i in kept_i]
         low, high = bootstrap_ci(resampled, len(kept_i), seed=seed, clusters=cl,
                                  n_resamples=c.fid_resamples) if c.fid_resamples else (math.nan,) * 2
-        out = [Aggregate(self.name, "fid_reference", n, n_nan, value, low, high, False, ci_method=_method(low))]
+        out = [SummaryRow(self.name, "fid_reference", n, n_nan, value, low, high, False, ci_method=_method(low))]
         size = min(c.kid_subset_size, len(kept_i), len(ref.features))
         if size < 2 or c.kid_subsets < 1:
             return out + [nan_row("kid_reference_mean"), nan_row("kid_reference_std")]
         mean, std = kid(e, ref.features, subsets=c.kid_subsets, subset_size=size, seed=seed)
-        out.append(Aggregate(self.name, "kid_reference_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False,
+        out.append(SummaryRow(self.name, "kid_reference_mean", len(kept_i), n_nan, mean, math.nan, math.nan, False,
                              nan_reason=KID_NO_CI))
-        out.append(Aggregate(self.name, "kid_reference_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
+        out.append(SummaryRow(self.name, "kid_reference_std", len(kept_i), n_nan, std, math.nan, math.nan, False))
         return out

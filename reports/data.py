@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ix2x.records import RunDir
+from ix2x.records import HeadlineKey, RunDir
 
 # The leaderboard of runs recorded before run.json carried ``describe`` (metric, key, label, higher
 # is better).
@@ -44,18 +44,13 @@ REFERENCE_ROLES = {"identity": "floor", "oracle": "ceiling"}
 TINY_N = 10
 
 
-@dataclass(frozen=True)
-class Column:
-    """One value the report shows: ``metric`` is the metric's label in the run (the key of its
-    values in each record), ``key`` the summary key."""
+@dataclass(frozen=True, kw_only=True)
+class Column(HeadlineKey):
+    """One value the report shows: a metric's :class:`~ix2x.records.HeadlineKey` (as run.json
+    recorded it) placed under the metric's label in the run, ``metric`` (the key of its values in
+    each record); ``metric_name`` is its registry name, ``metric_glossary`` what it measures."""
 
     metric: str
-    key: str
-    label: str
-    higher_is_better: bool | None
-    unit: str = ""
-    glossary: str = ""
-    precision: int = 3
     metric_name: str = ""
     metric_glossary: str = ""
 
@@ -72,8 +67,9 @@ class Column:
         return {True: "↑", False: "↓"}.get(self.higher_is_better, "")
 
 
-LATENCY = Column("latency", "median_s", "latency per edit", False, "s", LATENCY_GLOSSARY, 3, "latency",
-                 "Harness measurements, not a metric: timed by the runner around each batch.")
+LATENCY = Column(key="median_s", label="latency per edit", higher_is_better=False, unit="s",
+                 glossary=LATENCY_GLOSSARY, metric="latency", metric_name="latency",
+                 metric_glossary="Harness measurements, not a metric: timed by the runner around each batch.")
 
 
 @dataclass
@@ -227,11 +223,10 @@ def all_columns(runs: list[RunView]) -> list[Column]:
                 # key it reports, so it reaches the leaderboard, not only summary.csv.
                 heads = desc.get("headline") or [{"key": k, "label": f"{label}.{k}", "higher_is_better": hib}
                                                  for k, hib in (desc.get("higher_is_better") or {}).items()]
-                new = [Column(label, h["key"], h.get("label") or h["key"], h.get("higher_is_better"),
-                              h.get("unit", ""), h.get("glossary", ""), int(h.get("precision", 3)),
-                              desc.get("name", name), desc.get("glossary", "")) for h in heads]
+                new = [Column(**vars(HeadlineKey.from_dict(h)), metric=label, metric_name=desc.get("name", name),
+                              metric_glossary=desc.get("glossary", "")) for h in heads]
             else:
-                new = [Column(label, k, t, hib, "", "", 3, name)
+                new = [Column(key=k, label=t, higher_is_better=hib, metric=label, metric_name=name)
                        for m, k, t, hib in LEGACY_HEADLINE if m == name]
             for c in new:
                 if c.id not in seen:
@@ -259,8 +254,8 @@ def per_sample_columns(runs: list[RunView], editors: list[EditorView]) -> list[C
                 hib = {r["key"]: r["higher_is_better"] for r in run.summary
                        if r["metric"] in (label, entry.get("name")) and "|" not in r["key"]}
             for key, direction in hib.items():
-                c = Column(label, key, f"{label}.{key}", direction, "", "", 3, entry.get("name", label),
-                           desc.get("glossary", ""))
+                c = Column(key=key, label=f"{label}.{key}", higher_is_better=direction, metric=label,
+                           metric_name=entry.get("name", label), metric_glossary=desc.get("glossary", ""))
                 if c.id not in seen and _has_per_sample(editors, c):
                     seen.add(c.id)
                     out.append(c)

@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.seeding import epoch_seed, training_step_seed
 
 _SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
@@ -101,7 +102,8 @@ class EditPairs:
 
     def _load(self, i: int, as_uint8: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.data[i]
-        past, cur = (_resize(x, self.resolution) for x in (s.image, s.target))
+        size = (self.resolution, self.resolution)
+        past, cur = (resize.antialiased(x.float(), size, clamp=True) for x in (s.image, s.target))
         if as_uint8:
             return (past * 255).round().to(torch.uint8), (cur * 255).round().to(torch.uint8)
         return past, cur
@@ -146,10 +148,3 @@ def augment(past: torch.Tensor, cur: torch.Tensor, flipped: torch.Tensor, angles
         past = torch.where(keep, past, rotate(past))
         cur = torch.where(keep, cur, rotate(cur))
     return past, cur
-
-
-def _resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == (resolution, resolution):
-        return x.float()
-    return F.interpolate(x[None].float(), size=(resolution, resolution), mode="bilinear",
-                         align_corners=False, antialias=True)[0].clamp(0, 1)

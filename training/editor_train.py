@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.errors import UserError
 from ix2x.seeding import validation_seed
 from ix2x.training.editor_config import EditorTrainConfig, as_dict
@@ -462,7 +463,7 @@ def save_grid(path: Path, rows: list[list[torch.Tensor]]) -> None:
     from PIL import Image
 
     size = tuple(rows[0][0].shape[-2:])
-    fit = lambda x: F.interpolate(x[None].float(), size=size, mode="bilinear", align_corners=False)[0]  # noqa: E731
+    fit = lambda x: resize.bilinear(x.float(), size)  # noqa: E731
     grid = torch.cat([torch.cat([fit(x) for x in row], dim=-1) for row in rows], dim=-2)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray((grid[0].clamp(0, 1) * 255).round().byte().numpy(), mode="L").save(path)

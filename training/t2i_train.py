@@ -71,14 +71,15 @@ def encode_split(comps, root: Path, split: str, batch: int = ENCODE_BATCH, limit
     instruction converts to) and change masks at latent size. Past images come first, then current, per
     batch of pairs. Each pair is read once."""
     from ix2x.data.mimic import MimicEditDataset
-    from ix2x.training.editor_data import _resize
+    from ix2x import resize
 
     data = MimicEditDataset(root, split, limit)
     size = DATA["size"]
     means, stds, texts, masks = [], [], [], []
     for start in range(0, len(data), batch):
         samples = [data[i] for i in range(start, min(len(data), start + batch))]
-        x = torch.stack([_resize(s.image, size) for s in samples] + [_resize(s.target, size) for s in samples])
+        x = torch.stack([resize.antialiased(im.float(), (size, size), clamp=True)
+                         for im in [s.image for s in samples] + [s.target for s in samples]])
         dist = comps.vae.encode((x * 2 - 1).repeat(1, 3, 1, 1)).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)

@@ -119,7 +119,7 @@ def test_metric_time_3000px_over_512px(benchmark):
 @pytest.mark.parametrize("side", [512, 3000])
 def test_ssim_cost_grows_with_the_pixel_count(benchmark, side):
     """SSIM map alone on one image pair: 3,000 px has 34x the pixels of 512 px (O(n^2))."""
-    from ix2x.classifiers.perceptual import ssim_map
+    from ix2x.metrics.functional.ssim import ssim_map
 
     g = torch.Generator().manual_seed(0)
     a = torch.rand(1, 1, side, side, generator=g)

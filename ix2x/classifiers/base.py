@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
+
+from ix2x import resize
 
 SEX_CLASSES: tuple[str, str] = ("M", "F")
 
@@ -127,9 +128,7 @@ def square_resize(images: torch.Tensor, size: int) -> torch.Tensor:
         s = min(h, w)
         top, left = (h - s) // 2, (w - s) // 2
         images = images[..., top:top + s, left:left + s]
-    if images.shape[-1] != size:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
-    return images
+    return resize.antialiased(images, (size, size))
 
 
 def sha256_of(path: Path) -> str:

@@ -22,8 +22,8 @@ from collections import OrderedDict
 from typing import Any, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.classifiers.base import Classifier, Outputs, square_resize
 from ix2x.images import content_key
 
@@ -43,8 +43,7 @@ def resize_image(image: torch.Tensor, size: int | None) -> torch.Tensor:
     shape = eval_shape(*image.shape[-2:], size)
     if tuple(image.shape[-2:]) == shape:
         return image
-    out = F.interpolate(image[None].float(), size=shape, mode="bilinear", antialias=True, align_corners=False)
-    return out[0].clamp_(0, 1)
+    return resize.antialiased(image.float(), shape, clamp=True)
 
 
 def resize_mask(mask: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -52,9 +51,8 @@ def resize_mask(mask: torch.Tensor, size: int | None) -> torch.Tensor:
     shape = eval_shape(*mask.shape[-2:], size)
     if tuple(mask.shape[-2:]) == shape:
         return mask
-    out = F.interpolate((mask[None] >= 0.5).float(), size=shape, mode="bilinear", antialias=True,
-                        align_corners=False)
-    return (out[0] > 0).float()
+    # Antialiased: each low-resolution pixel averages its whole footprint, so > 0 means "any".
+    return (resize.antialiased((mask >= 0.5).float(), shape) > 0).float()
 
 
 class Scoring:
@@ -77,7 +75,7 @@ class Scoring:
         self._extractors: dict[str, Any] = {}
         self._segmenters: dict[str, Any] = {}
         self._resized: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
-        from ix2x.classifiers.perceptual import FEATURE_CACHE_BYTES, WORKING_SET, TensorLRU
+        from ix2x.classifiers.lpips_net import FEATURE_CACHE_BYTES, WORKING_SET, TensorLRU
 
         # At least a batch's inputs, edits and targets: the metrics of a batch compare each of them
         # more than once, and a cache smaller than that sent them through the backbone again.
@@ -95,7 +93,7 @@ class Scoring:
     def lpips(self, net: str = "alex", *, random_backbone: bool = False) -> torch.nn.Module:
         key = (net, random_backbone)
         if key not in self._lpips:
-            from ix2x.classifiers.perceptual import get_lpips
+            from ix2x.classifiers.lpips_net import get_lpips
 
             self._lpips[key] = get_lpips(net, random_backbone=random_backbone, device=self.device)
         return self._lpips[key]

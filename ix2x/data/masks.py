@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ix2x import resize
 from ix2x.errors import DataError
 
 __all__ = ["load_original_masks", "load_density_priors", "build_masks_from_ms_cxr", "MaskBuildReport",
@@ -266,11 +267,9 @@ def _folder_priors(path: str, kind: str) -> dict[str, np.ndarray]:
     return _cached_folder(str(folder.resolve()), kind, os.stat(folder).st_mtime_ns)
 
 
-def _resize(prior: np.ndarray, size: int, mode: str) -> torch.Tensor:
+def _prior_at_size(prior: np.ndarray, size: int, mode: str) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(prior, dtype=np.float32))[None, None]
-    if t.shape[-1] != size or t.shape[-2] != size:
-        kwargs = {"align_corners": False} if mode == "bilinear" else {}
-        t = torch.nn.functional.interpolate(t, size=(size, size), mode=mode, **kwargs)
+    t = resize.bilinear(t, (size, size)) if mode == "bilinear" else resize.nearest(t, (size, size))
     return t[0].clamp_(0.0, 1.0)
 
 
@@ -346,7 +345,7 @@ def _priors_for(ops, size: int, source: str) -> tuple[dict[str, torch.Tensor], l
         table, mode = _folder_priors(source, "original"), "nearest"
     for op in ops:
         if op.finding in table and op.finding not in priors:
-            priors[op.finding] = _resize(table[op.finding], size, mode)
+            priors[op.finding] = _prior_at_size(table[op.finding], size, mode)
         if op.finding in table and op.side is not None and op.finding not in side_ignored:
             side_ignored.append(op.finding)
     return priors, side_ignored

@@ -131,14 +131,13 @@ class PseudoMaskRegions(Sequence[Sample]):
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         import dataclasses
 
-        import torch.nn.functional as F
-
+        from ix2x import resize
         from ix2x.data.masks import pseudo_mask
 
         s = self.base[index]
         h, w = s.image.shape[-2:]
         mask, info = pseudo_mask(s.instruction, max(h, w), self.mask_source)
         # The priors are square (the original's are 512x512 over a square PA crop): stretch nearest.
-        region = F.interpolate(mask[None], size=(h, w), mode="nearest")[0]
+        region = resize.nearest(mask, (h, w))
         return dataclasses.replace(s, region=(region > 0.5).float(),
                                    labels={**s.labels, "region_info": info})

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.diffusion import loop
 from ix2x.diffusion.diffedit_mask import diffedit_mask
 from ix2x.types import EditResult
@@ -47,7 +47,7 @@ def _finish(model, latents, sizes, info_common, masks=None, extra=None) -> list[
         image = loop.from_model_images(decoded[i:i + 1], size)[0].cpu()
         mask = None
         if masks is not None:
-            mask = F.interpolate(masks[i:i + 1].float(), size=size, mode="nearest")[0].cpu()
+            mask = resize.nearest(masks[i:i + 1].float(), size)[0].cpu()
         info = dict(info_common, **(extra[i] if extra else {}))
         if mask is not None:
             info["edit_fraction"] = float(mask.mean())

@@ -12,6 +12,7 @@ from typing import Any, Literal, Sequence
 
 import torch
 
+from ix2x import resize
 from ix2x.diffusion import loop, rse
 from ix2x.errors import UserError
 from ix2x.types import EditRequest, EditResult, Editor, check_image
@@ -157,7 +158,7 @@ def edit_images(model: loop.Pix2PixModel, images: Sequence[torch.Tensor], prompt
         edited = loop.from_model_images(decoded[i:i + 1], size)[0].cpu()
         gmap = mask = None
         if g_full is not None:
-            gmap = rse._resize(g_full[i:i + 1], size)[0].clamp(0, 1).cpu()
+            gmap = resize.bilinear(g_full[i:i + 1], size)[0].clamp(0, 1).cpu()
             mask = (gmap >= config.tau).float()
             if config.original:
                 gmap = gmap * mask  # the original returns G filtered to G >= tau
@@ -187,7 +188,7 @@ def _prior(mask: torch.Tensor | None, resolution: int) -> torch.Tensor:
         return torch.ones(1, resolution, resolution)
     if mask.dim() != 3 or mask.shape[0] != 1:
         raise ValueError(f"A pseudo-mask must be (1, S, S), got {tuple(mask.shape)}.")
-    return rse._resize(mask.float()[None], (resolution, resolution))[0]
+    return resize.bilinear(mask.float(), (resolution, resolution))
 
 
 class DiffusionEditor(Editor):

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.diffusion.loading import Components
 
 SCHEDULERS = {
@@ -364,18 +364,14 @@ def _step_kwargs(scheduler, gens: Sequence[torch.Generator], eta: float) -> dict
 
 def to_model_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
     """(N, 1, H, W) in [0, 1] -> (N, 3, resolution, resolution) in [-1, 1]."""
-    x = images
-    if tuple(x.shape[-2:]) != (resolution, resolution):
-        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+    x = resize.antialiased(images, (resolution, resolution))
     return (x * 2 - 1).repeat(1, 3, 1, 1)
 
 
 def from_model_images(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """(N, 3, h, w) in [0, 1] -> (N, 1, *size) in [0, 1] (channel mean, resized)."""
-    x = images.float().mean(dim=1, keepdim=True)
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-    return x.clamp(0, 1)
+    x = resize.antialiased(images.float().mean(dim=1, keepdim=True), size)
+    return x.clamp(0, 1)  # also where no resize happened: decoded images overshoot [0, 1]
 
 
 def composite(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.errors import DataError
 
 ORIGINAL_MASKS_HOW_TO_GET = (
@@ -111,4 +111,4 @@ def _file(folder: Path, name: str, size: int) -> torch.Tensor | None:
         return None
     # The original's files are 512 x 512 and it runs at 512 px only; at other sizes we resize (nearest).
     m = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))[None, None]
-    return F.interpolate(m, size=(size, size), mode="nearest")[0].clamp(0, 1)
+    return resize.nearest(m, (size, size))[0].clamp(0, 1)

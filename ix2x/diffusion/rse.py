@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from ix2x import resize
 from ix2x.diffusion.loop import Conditioning, Pix2PixModel, per_sample_noise
 
 
@@ -88,17 +88,12 @@ def guidance(rel: torch.Tensor | None, pseudo_mask: torch.Tensor | None, size: S
     n = (rel if rel is not None else pseudo_mask).shape[0]
     like = rel if rel is not None else pseudo_mask
     ones = lambda s: torch.ones((n, 1, *s), device=like.device, dtype=torch.float32)  # noqa: E731
-    r_full = ones(size) if rel is None else _resize(rel.float(), size)
-    r_lat = ones(latent_size) if rel is None else _resize(rel.float(), latent_size)
-    m_full = ones(size) if pseudo_mask is None else _resize(pseudo_mask.float(), size)
-    m_lat = ones(latent_size) if pseudo_mask is None else _resize(pseudo_mask.float(), latent_size)
+    # Plain bilinear, as the original InstructX2X code resizes R and M.
+    r_full = ones(size) if rel is None else resize.bilinear(rel.float(), size)
+    r_lat = ones(latent_size) if rel is None else resize.bilinear(rel.float(), latent_size)
+    m_full = ones(size) if pseudo_mask is None else resize.bilinear(pseudo_mask.float(), size)
+    m_lat = ones(latent_size) if pseudo_mask is None else resize.bilinear(pseudo_mask.float(), latent_size)
     return m_full * r_full, m_lat * r_lat
-
-
-def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def relevance_seeds(seeds: Sequence[int]) -> list[int]:

@@ -148,6 +148,7 @@ def _violations(package: str, rel: Path, imports) -> list[str]:
     """What ``imports`` ((module, at module level) pairs) of file ``rel`` in ``package`` break."""
     out = []
     in_cli = rel.parts[:2] == ("ix2x", "cli")
+    in_perf = rel.parts[:2] == ("benchmarks", "perf")
     for module, at_top in imports:
         root = _package_of(module)
         if root is None or root in ALLOWED[package]:
@@ -156,6 +157,8 @@ def _violations(package: str, rel: Path, imports) -> list[str]:
             continue
         if in_cli and not at_top:
             continue  # the CLI imports other packages lazily, per subcommand
+        if in_perf and module.startswith("ix2x.metrics.functional"):
+            continue  # pytest-benchmark files (not in the wheel) time the metrics' math itself
         where = "at module level " if in_cli else ""
         out.append(f"{rel}: {package} may not import {module} {where}")
     return out
@@ -166,6 +169,46 @@ def test_layering_table():
     for package, path in _modules():
         violations += _violations(package, path.relative_to(REPO), _imports(path))
     assert not violations, "\n".join(violations)
+
+
+# metrics/functional/ holds the metrics' math (as torchmetrics' functional/): pure functions of
+# tensors and of the models passed in. The metric classes build on it, never the other way round,
+# and it knows no Metric contract or run state; the models it is given (LPIPS's network, the
+# run's feature cache) are built in ix2x, which may not import metrics/.
+FUNCTIONAL_MAY_NOT_USE = ("ix2x.types", "ix2x.classifiers.scoring", "ix2x.metrics")
+
+
+def _functional_violations(rel: Path, imports) -> list[str]:
+    out = []
+    for module, _ in imports:
+        if module.startswith("ix2x.metrics.functional"):
+            continue
+        if any(module == m or module.startswith(m + ".") for m in FUNCTIONAL_MAY_NOT_USE):
+            out.append(f"{rel}: the metrics' math may not import {module}")
+    return out
+
+
+def test_metrics_math_is_a_functional_core():
+    violations = []
+    for path in sorted((REPO / "metrics" / "functional").rglob("*.py")):
+        violations += _functional_violations(path.relative_to(REPO), _imports(path))
+    assert not violations, "\n".join(violations)
+    # and the checker sees a planted one
+    assert _functional_violations(Path("metrics/functional/x.py"), [("ix2x.metrics._shared", False)]) == [
+        "metrics/functional/x.py: the metrics' math may not import ix2x.metrics._shared"]
+    assert _functional_violations(Path("metrics/functional/x.py"), [("ix2x.metrics.functional.ssim", True)]) == []
+
+
+def test_reports_use_no_private_name_of_ix2x():
+    """Reports compute with ix2x's public functions (one bootstrap: ix2x.stats), never with a
+    private constant or helper, which may change under them (a copy of the bootstrap did)."""
+    private = []
+    for path in sorted((REPO / "reports").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ix2x"):
+                private += [f"{path.relative_to(REPO)}: {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_")]
+    assert not private, "\n".join(private)
 
 
 def test_reports_import_no_torch():
@@ -188,6 +231,9 @@ def test_the_checker_catches_a_violation(tmp_path):
     assert _violations("reports", Path("reports/bad.py"), [("ix2x.diffusion.loop", True)]) == [
         "reports/bad.py: reports may read run records only, imports ix2x.diffusion.loop"]
     assert _violations("benchmarks", Path("benchmarks/ok.py"), [("ix2x.records", True), ("torch", True)]) == []
+    ssim = [("ix2x.metrics.functional.ssim", False)]
+    assert _violations("benchmarks", Path("benchmarks/perf/test_x.py"), ssim) == []
+    assert len(_violations("benchmarks", Path("benchmarks/runner.py"), ssim)) == 1
 
 
 def test_no_import_cycle_between_files():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from metric_helpers import phantom_samples
 
 from ix2x import registry
-from ix2x.classifiers import perceptual
+from ix2x.classifiers import lpips_net
 from ix2x.classifiers.base import CHUNK
 from ix2x.classifiers.scoring import Scoring
 from ix2x.configs import build
@@ -65,7 +65,7 @@ def test_a_network_output_ignores_its_neighbours_in_a_fixed_chunk():
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2 * CHUNK, 1, 128, 128, generator=g)
-    alex = perceptual.get_lpips("alex", random_backbone=True)
+    alex = lpips_net.get_lpips("alex", random_backbone=True)
     clf = PhantomClassifier()
 
     def nets(chunk):  # the calls lpips_features and Classifier.predict make on each chunk

@@ -20,7 +20,7 @@ def test_a_batch_scores_each_sample_as_alone():
 
     import torch
 
-    from ix2x.classifiers.perceptual import get_lpips
+    from ix2x.classifiers.lpips_net import get_lpips
     from ix2x.metrics.gt_fidelity import fidelity_batch, fidelity_values
 
     g = torch.Generator().manual_seed(1)

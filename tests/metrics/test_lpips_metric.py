@@ -7,7 +7,8 @@ import torch
 
 lpips_pkg = pytest.importorskip("lpips")
 
-from ix2x.classifiers import perceptual  # noqa: E402
+from ix2x.classifiers import lpips_net  # noqa: E402
+from ix2x.metrics.functional.lpips import lpips_distance  # noqa: E402
 from ix2x.errors import MissingWeightsError  # noqa: E402
 from ix2x.types import EditResult, Sample  # noqa: E402
 from ix2x.metrics.lpips import Lpips  # noqa: E402
@@ -23,7 +24,7 @@ def _place_random_alexnet(torch_home):
     import torchvision
 
     torch.manual_seed(0)
-    file = perceptual.backbone_file("alex")
+    file = lpips_net.backbone_file("alex")
     assert str(file).startswith(str(torch_home))  # honours $TORCH_HOME
     file.parent.mkdir(parents=True)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), file)
@@ -38,29 +39,29 @@ def _pair(n=2, size=64):
 def test_ours_equals_lpips_package_on_the_same_backbone_file(torch_home):
     _place_random_alexnet(torch_home)
     a, b = _pair()
-    ours = perceptual.lpips_distance(perceptual.get_lpips("alex"), a, b)
+    ours = lpips_distance(lpips_net.get_lpips("alex"), a, b)
     theirs = lpips_pkg.LPIPS(net="alex", verbose=False).eval()  # torchvision reads the same cache file
     with torch.no_grad():
         expected = theirs(a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1), normalize=True).reshape(-1)
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-7)
-    spatial = perceptual.lpips_distance(perceptual.get_lpips("alex"), a, b, spatial=True)
+    spatial = lpips_distance(lpips_net.get_lpips("alex"), a, b, spatial=True)
     assert spatial.shape == (2, 1, 64, 64) and torch.all(spatial >= 0)
 
 
 def test_random_backbone_matches_pnet_rand_and_identical_images_score_zero(torch_home):
-    model = perceptual.get_lpips("alex", random_backbone=True)
+    model = lpips_net.get_lpips("alex", random_backbone=True)
     theirs = lpips_pkg.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
     theirs.load_state_dict(model.state_dict())
     a, b = _pair()
     with torch.no_grad():
         expected = theirs(a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1), normalize=True).reshape(-1)
-    torch.testing.assert_close(perceptual.lpips_distance(model, a, b), expected)
-    assert torch.all(perceptual.lpips_distance(model, a, a) == 0)
+    torch.testing.assert_close(lpips_distance(model, a, b), expected)
+    assert torch.all(lpips_distance(model, a, a) == 0)
 
 
 def test_missing_backbone_names_file_and_command(torch_home):
     with pytest.raises(MissingWeightsError) as e:
-        perceptual.get_lpips("alex")
+        lpips_net.get_lpips("alex")
     assert "alexnet-owt-7be5be79.pth" in str(e.value) and "wget https://download.pytorch.org" in str(e.value)
 
 
@@ -81,7 +82,7 @@ def test_random_backbone_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    code = ("import torch; torch.manual_seed({s}); from ix2x.classifiers.perceptual import get_lpips; "
+    code = ("import torch; torch.manual_seed({s}); from ix2x.classifiers.lpips_net import get_lpips; "
             "m = get_lpips('alex', random_backbone=True); print(float(sum(p.sum() for p in m.net.parameters())))")
     outs = {subprocess.run([sys.executable, "-c", code.format(s=s)], capture_output=True, text=True,
                            check=True).stdout.strip() for s in (1, 2)}

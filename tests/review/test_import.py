@@ -154,3 +154,20 @@ def test_real_or_edited_accuracy(phantom_run, tmp_path):
     assert acc["ci_low"] <= acc["value"] <= acc["ci_high"] and not math.isnan(acc["ci_low"])
     assert "Real-or-edited accuracy" in outcome.markdown
     assert set(outcome.report["scores"]["judged_real"]) == {"identity", "oracle", "real image"}
+
+
+def test_automatic_rows_say_how_their_interval_was_computed(imported):
+    """Regression: the parents' metrics re-aggregated over the rated edits lost ``ci_method`` and
+    ``nan_reason`` on their way into summary.csv (two row types, copied field by field)."""
+    from ix2x.benchmarks.review_ratings import READER_METRIC
+    from ix2x.stats import CI_METHODS
+
+    _, _, outcome = imported
+    with open(outcome.run_dir / "summary.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["metric"] != READER_METRIC]
+    assert rows
+    for r in rows:
+        if r["ci_low"]:
+            assert r["ci_method"] in (*CI_METHODS, "clopper_pearson"), r
+        else:
+            assert r["nan_reason"], r
