@@ -5,7 +5,8 @@ the generator says the image changed."""
 import numpy as np
 import pytest
 
-from ix2x.data.phantom import Finding, Op, render_pair, sample_patient
+from ix2x.data.instructions import EditOp
+from ix2x.data.phantom import Finding, render_pair, sample_patient
 from ix2x.data.phantom_structures import STRUCTURES, pair_masks, structure_masks
 
 SIZE = 128
@@ -17,7 +18,7 @@ def _pair(seed, findings_past, ops):
 
 
 def test_patient_sides_and_plausible_sizes():
-    p = _pair(1, {}, [Op("add", "Edema", None, None, "mild")])
+    p = _pair(1, {}, [EditOp("add", "Edema", to_level="mild")])
     m = structure_masks(p.patient, p.findings_past, SIZE)
     cols = np.arange(SIZE)
     # Patient left = image right on a PA film.
@@ -32,7 +33,7 @@ def test_patient_sides_and_plausible_sizes():
 
 @pytest.mark.parametrize("side", ["left", "right", "bilateral"])
 def test_effusion_shrinks_its_lungs_only_inside_the_generators_change_mask(side):
-    p = _pair(2, {}, [Op("add", "Effusion", side, None, "large")])
+    p = _pair(2, {}, [EditOp("add", "Effusion", to_level="large", side=side)])
     before, after = pair_masks(p, SIZE)
     shrunk = {s for s in STRUCTURES if (before[s] != after[s]).any()}
     assert shrunk == ({"left_lung", "right_lung"} if side == "bilateral" else {f"{side}_lung"})
@@ -44,7 +45,7 @@ def test_effusion_shrinks_its_lungs_only_inside_the_generators_change_mask(side)
 
 
 def test_cardiomegaly_grows_the_heart_only_inside_the_generators_change_mask():
-    p = _pair(3, {"Cardiomegaly": Finding("mild")}, [Op("change", "Cardiomegaly", None, "mild", "severe")])
+    p = _pair(3, {"Cardiomegaly": Finding("mild")}, [EditOp("change", "Cardiomegaly", "mild", "severe")])
     before, after = pair_masks(p, SIZE)
     assert after["heart"].sum() > 1.15 * before["heart"].sum()
     moved = before["heart"] ^ after["heart"]
@@ -60,7 +61,7 @@ def test_cardiomegaly_grows_the_heart_only_inside_the_generators_change_mask():
 def test_other_findings_leave_the_outlines(finding):
     side = None if finding == "Edema" else "left"
     level = "severe" if finding == "Edema" else "large"
-    p = _pair(4, {}, [Op("add", finding, side, None, level)])
+    p = _pair(4, {}, [EditOp("add", finding, to_level=level, side=side)])
     before, after = pair_masks(p, SIZE)
     assert all((before[s] == after[s]).all() for s in STRUCTURES)
     assert p.mask.any()
