@@ -394,3 +394,11 @@ def _as_float(v: Any) -> float:
         return float(v)
     except (TypeError, ValueError):
         return math.nan
+
+
+def __getattr__(name: str):
+    # `Aggregate` was merged into SummaryRow (same positional fields, plus a trailing `editor`), so
+    # metric plugins that build `Aggregate(...)` rows keep working.
+    if name == "Aggregate":
+        return SummaryRow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -333,3 +333,11 @@ class EditsAgain:
     def unbind_editor(self) -> None:
         """Drop the editor, so its weights can be freed before the next editor loads."""
         self.editor = None
+
+
+def __getattr__(name: str):
+    # `Aggregate` was merged into SummaryRow (same positional fields, plus a trailing `editor`), so
+    # metric plugins that build `Aggregate(...)` rows keep working.
+    if name == "Aggregate":
+        return SummaryRow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
