@@ -141,6 +141,31 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def load_with_card(path, build, what: str, how_to_get: str) -> tuple[dict, torch.nn.Module]:
+    """A shipped small network: ``path`` (.safetensors) and its model card (the .json beside it,
+    which ``build(card)`` turns into the network the weights load into). A missing file raises
+    MissingWeightsError naming it and ``how_to_get``; weights that do not fit the card, UserError."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from ix2x.errors import MissingWeightsError, UserError
+
+    path = Path(path)
+    card_path = path.with_suffix(".json")
+    for p in (path, card_path):
+        if not p.is_file():
+            raise MissingWeightsError(f"{what} file not found: {p}. {how_to_get}")
+    card = json.loads(card_path.read_text())
+    try:
+        net = build(card)
+        net.load_state_dict(load_file(str(path)))
+    except (KeyError, RuntimeError) as e:
+        raise UserError(f"{path} does not match its model card {card_path}: {e}") from e
+    return card, net
+
+
 class Combined(Classifier):
     """A pathology classifier and an attribute classifier answering as one."""
 

@@ -15,15 +15,14 @@ point like xrv's calibrated outputs; level on the ordinal scale (index in
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from ix2x.classifiers.base import Classifier, Outputs, sha256_of, square_resize
-from ix2x.errors import MissingWeightsError, UserError
+from ix2x.classifiers.base import Classifier, Outputs, load_with_card, sha256_of, square_resize
+from ix2x.errors import UserError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "phantom.safetensors"
@@ -73,23 +72,13 @@ class PhantomClassifier(Classifier):
     predicts_levels = True
 
     def __init__(self, path: str | Path | None = None, device: str | torch.device = "cpu") -> None:
-        from safetensors.torch import load_file
-
         path = Path(path) if path is not None else DEFAULT_WEIGHTS
-        config_path = path.with_suffix(".json")
-        for p in (path, config_path):
-            if not p.is_file():
-                raise MissingWeightsError(
-                    f"phantom classifier file not found: {p}. Train it with `ix2x train-classifier --out "
-                    f"{WEIGHTS_DIR}` (CPU, about 25 minutes; it writes weights only if they pass the held-out "
-                    "criterion), or pass the path of your own .safetensors file as the classifier spec.")
         super().__init__(f"phantom:{path.name}" if path != DEFAULT_WEIGHTS else "phantom", device)
-        self.config = json.loads(config_path.read_text())
-        try:
-            net = build_net(self.config)
-            net.load_state_dict(load_file(str(path)))
-        except (KeyError, RuntimeError) as e:
-            raise UserError(f"{path} does not match its config {config_path}: {e}") from e
+        self.config, net = load_with_card(
+            path, build_net, "phantom classifier",
+            f"Train it with `ix2x train-classifier --out {WEIGHTS_DIR}` (CPU, about 25 minutes; it writes weights "
+            "only if they pass the held-out criterion), or pass the path of your own .safetensors file as the "
+            "classifier spec.")
         # channels_last: PyTorch's CPU convolutions (oneDNN) run this net about 2x faster in it,
         # which matters because classifier_shift and friends score every edit of a suite.
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ix2x.classifiers.base import sha256_of
+from ix2x.classifiers.base import load_with_card, sha256_of
 from ix2x.errors import MissingWeightsError, UserError
 
 STRUCTURES: tuple[str, ...] = ("left_lung", "right_lung", "heart")
@@ -112,23 +112,12 @@ class PhantomSegmenter(Segmenter):
     """The phantom UNet: ``path`` is a ``.safetensors`` file with its ``.json`` model card beside it."""
 
     def __init__(self, path: str | Path | None = None, device: str | torch.device = "cpu") -> None:
-        from safetensors.torch import load_file
-
         path = Path(path) if path is not None else DEFAULT_WEIGHTS
-        card = path.with_suffix(".json")
-        for p in (path, card):
-            if not p.is_file():
-                raise MissingWeightsError(
-                    f"phantom segmenter file not found: {p}. Train it with `python -m ix2x.training.segmenter "
-                    f"--out {DEFAULT_WEIGHTS}` (CPU, about 10 minutes), or pass the path of your own "
-                    ".safetensors file as `segmenter: phantom:PATH`.")
         self.name = "phantom" if path == DEFAULT_WEIGHTS else f"phantom:{path.name}"
-        self.config = json.loads(card.read_text())
-        net = TinyUNet(int(self.config["width"]))
-        try:
-            net.load_state_dict(load_file(str(path)))
-        except RuntimeError as e:
-            raise UserError(f"{path} does not match its model card {card}: {e}") from e
+        self.config, net = load_with_card(
+            path, lambda card: TinyUNet(int(card["width"])), "phantom segmenter",
+            f"Train it with `python -m ix2x.training.segmenter --out {DEFAULT_WEIGHTS}` (CPU, about 10 minutes), "
+            "or pass the path of your own .safetensors file as `segmenter: phantom:PATH`.")
         self.device = torch.device(device)
         self.net = net.eval().to(self.device)
         self.weight_files = {str(path): sha256_of(path)}

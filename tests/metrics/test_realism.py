@@ -6,22 +6,12 @@ import os
 import numpy as np
 import pytest
 import torch
+from metric_helpers import Given
 
 from ix2x.metrics import realism as ours
 
 tm_fid = pytest.importorskip("torchmetrics.image.fid")
 tm_kid = pytest.importorskip("torchmetrics.image.kid")
-
-
-class Given(torch.nn.Module):
-    """torchmetrics' custom feature extractor: the features are the input."""
-
-    def __init__(self, dim):
-        super().__init__()
-        self.num_features = dim
-
-    def forward(self, x):
-        return x.double()
 
 
 def _features(n, dim, seed, shift=0.0):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from metric_helpers import Given
 
 from ix2x.images import read_image, save_image
 from ix2x.metrics import realism as ours
@@ -16,17 +17,6 @@ from ix2x.metrics import realism_reference as ref
 
 tm_fid = pytest.importorskip("torchmetrics.image.fid")
 tm_kid = pytest.importorskip("torchmetrics.image.kid")
-
-
-class Given(torch.nn.Module):
-    """torchmetrics' custom feature extractor: the features are the input."""
-
-    def __init__(self, dim):
-        super().__init__()
-        self.num_features = dim
-
-    def forward(self, x):
-        return x.double()
 
 
 class Projection:
