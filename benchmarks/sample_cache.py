@@ -26,6 +26,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from ix2x.data.instructions import ops_as_json, ops_from_json
 from ix2x.types import Sample
 
 FOLDER = "decoded"
@@ -140,7 +141,8 @@ def _pack(t: torch.Tensor) -> tuple[torch.Tensor, str]:
                 continue
             q = torch.round(t.double() * scale)
             if torch.equal(_unpack(q, str(scale)), t):
-                return q.to(torch.uint8 if scale <= 255 else torch.uint16), str(scale)
+                # the integers' range, not the scale, picks the type (scale 1 holds integers up to 65535)
+                return q.to(torch.uint8 if float(q.max()) <= 255 else torch.uint16), str(scale)
     return t, ""
 
 
@@ -155,6 +157,8 @@ def _write(path: Path, sample: Sample) -> int:
 
     try:
         rest = {f: getattr(sample, f) for f in _FIELDS}
+        # the reader's parse travels too: a reader may give ops the instruction does not say
+        rest["ops"] = None if sample.ops is None else ops_as_json(sample.ops)
         text = json.dumps(rest, allow_nan=True)
         if repr(json.loads(text)) != repr(rest):  # a tuple, a NumPy number...: would not read back the same
             return 0
@@ -171,7 +175,7 @@ def _write(path: Path, sample: Sample) -> int:
         save_file(tensors, str(tmp), metadata={"fields": text, "scales": json.dumps(scales)})
         os.replace(tmp, path)
         return path.stat().st_size
-    except OSError:  # a full disk costs the cache, never the run
+    except Exception:  # a full disk (OSError, or safetensors' own error) costs the cache, never the run
         tmp.unlink(missing_ok=True)
         return 0
 
@@ -188,4 +192,6 @@ def _read(path: Path) -> Sample | None:
     except Exception:  # a damaged entry: decode the sample again
         return None
     images = {k: _unpack(v, scales.get(k, "")) for k, v in tensors.items()}
+    if fields.get("ops") is not None:
+        fields["ops"] = tuple(ops_from_json(fields["ops"]))
     return Sample(image=images["image"], target=images.get("target"), region=images.get("region"), **fields)

@@ -94,3 +94,21 @@ def test_the_cache_stays_within_its_budget(tmp_path, samples):
     first = DecodedSamples(samples, tmp_path / "c", write=True, budget=1)
     list(first)
     assert len(list((tmp_path / "c").iterdir())) == 1  # the first entry crosses the bound: no more
+
+
+def test_a_read_back_sample_keeps_its_ops_and_large_integer_pixels(tmp_path):
+    """The reader's parse (ops the instruction does not say) and a region of integer values above
+    255 (scale 1) come back as they went in: before, later editors got ops=None and the region
+    wrapped around in uint8."""
+    import torch
+
+    from ix2x.benchmarks.sample_cache import DecodedSamples
+    from ix2x.data.instructions import EditOp
+    from ix2x.types import Sample
+
+    ops = (EditOp("add", "Effusion", to_level="moderate", side="left"),)
+    region = torch.tensor([[[0.0, 1.0, 300.0], [255.0, 256.0, 65535.0]]])
+    base = [Sample("a", torch.rand(1, 2, 3), "make it look worse", region=region, ops=ops)]
+    list(DecodedSamples(base, tmp_path / "c", write=True, budget=10**9))
+    (back,) = list(DecodedSamples(base, tmp_path / "c", write=False, budget=0))
+    assert back.ops == ops and torch.equal(back.region, region)
