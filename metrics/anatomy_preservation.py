@@ -7,12 +7,15 @@ pixels of the image the metric sees, and ``area_change_<s>`` = |area(x') - area(
 phantom's exact anatomy (``segmenter: phantom``, the default) or torchxrayvision's ChestX-Det PSPNet
 for real radiographs (``segmenter: xrv:pspnet[=PATH]``); :mod:`ix2x.classifiers.segmentation`.
 
-An instruction may legitimately move some structures: cardiomegaly the heart, an effusion or any
+An instruction may legitimately move some structures: cardiomegaly (and an enlarged
+cardiomediastinum) the heart, an effusion or any
 lung finding its side's lung (both lungs when it names no side or "bilateral"), edema both lungs
 (:func:`changeable`). ``dice_unchanged`` / ``hd95_unchanged`` average over the structures the
 instruction must NOT change (an "add left effusion" edit should not move the heart or shrink the
 right lung); ``dice_changed`` over those it may change (where a low value may be the edit working).
-Conventions and the segmenters' choices: docs/anatomy.md.
+Conventions and the segmenters' choices: docs/metrics.md, section anatomy_preservation. A structure
+the edit erases has no HD95 (NaN with its reason, counted in ``n_nan``): read ``hd95_*`` beside
+``n_nan`` and Dice.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from ix2x.metrics._shared import add_reason, at_eval_size, edit_ops, scoring
 # holds every input of a 128 px phantom suite and about 2,700 inputs at the 512 px evaluation size.
 INPUT_CACHE_BYTES = 256 << 20
 BOTH_LUNGS = ("left_lung", "right_lung")
+# Findings of the cardiac silhouette: they may move the heart's outline, not the lungs'.
+HEART_FINDINGS = frozenset({"Cardiomegaly", "Enlarged Cardiomediastinum"})
 
 
 def changeable(ops: Iterable[EditOp]) -> set[str]:
@@ -42,7 +47,7 @@ def changeable(ops: Iterable[EditOp]) -> set[str]:
     out: set[str] = set()
     for op in ops:
         finding, side = op.finding, op.side
-        if finding == "Cardiomegaly":
+        if finding in HEART_FINDINGS:
             out.add("heart")
         elif finding == "Edema" or side not in ("left", "right"):
             out.update(BOTH_LUNGS)

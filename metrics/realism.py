@@ -343,8 +343,17 @@ class Realism(Metric):
         if len(keys) > 1:
             raise ValueError(f"realism: the records name {len(keys)} different reference sets; the reference "
                              "folder changed during the run. Rescore `realism` to score every edit against one.")
-        stats = load_by_key(keys.pop(), self.config.reference_cache) if keys else None
-        return stats if stats is not None else self.reference_stats()
+        recorded = keys.pop() if keys else None
+        stats = load_by_key(recorded, self.config.reference_cache) if recorded else None
+        if stats is None:
+            stats = self.reference_stats()
+            if recorded and stats.key != recorded:
+                raise ValueError(
+                    f"realism: the records were scored against reference statistics {recorded[:12]}..., which are "
+                    f"no longer in {self.config.reference_cache}, and the reference folder now gives "
+                    f"{stats.key[:12]}... (its files, the extractor or the preprocessing changed). Rescore `realism` "
+                    "to score every edit against the folder as it is now, or restore the cache.")
+        return stats
 
     def _to_reference(self, values, seed: int, clusters) -> list[SummaryRow]:
         """FID and KID from every stored edit to the reference set (fixed: the bootstrap resamples

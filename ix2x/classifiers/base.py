@@ -157,11 +157,14 @@ def load_with_card(path, build, what: str, how_to_get: str) -> tuple[dict, torch
     for p in (path, card_path):
         if not p.is_file():
             raise MissingWeightsError(f"{what} file not found: {p}. {how_to_get}")
-    card = json.loads(card_path.read_text())
+    try:
+        card = json.loads(card_path.read_text())
+    except ValueError as e:
+        raise UserError(f"model card {card_path} is not valid JSON: {e}. Restore it beside {path.name}.") from e
     try:
         net = build(card)
         net.load_state_dict(load_file(str(path)))
-    except (KeyError, RuntimeError) as e:
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
         raise UserError(f"{path} does not match its model card {card_path}: {e}") from e
     return card, net
 

@@ -111,3 +111,23 @@ def test_shipped_phantom_segmenter_meets_its_model_card():
 
     d = np.mean([dice(probs[i, 2].numpy() >= 0.5, masks[i, 2].numpy() > 0) for i in range(4)])
     assert d > card["held_out"]["dice"]["heart"] - 0.1
+
+
+def test_a_damaged_model_card_is_a_clear_error(tmp_path):
+    """The card beside the weights is not JSON, or names a width that is not a number: a UserError
+    naming the file, not a traceback from inside json or int()."""
+    import shutil
+
+    import pytest
+
+    from ix2x.classifiers import segmentation as seg
+    from ix2x.errors import UserError
+
+    path = tmp_path / "seg.safetensors"
+    shutil.copy(seg.DEFAULT_WEIGHTS, path)
+    path.with_suffix(".json").write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        seg.PhantomSegmenter(path)
+    path.with_suffix(".json").write_text('{"width": "wide"}')
+    with pytest.raises(UserError, match="does not match its model card"):
+        seg.PhantomSegmenter(path)

@@ -70,6 +70,7 @@ def test_every_declared_key_is_reported_and_headlined(samples, metric):
 
 @pytest.mark.parametrize("ops, expected", [
     ([EditOp("add", "Cardiomegaly", side=None)], {"heart"}),
+    ([EditOp("add", "Enlarged Cardiomediastinum", side=None)], {"heart"}),
     ([EditOp("add", "Effusion", side="left")], {"left_lung"}),
     ([EditOp("add", "Effusion", side="bilateral")], {"left_lung", "right_lung"}),
     ([EditOp("add", "Effusion", side=None)], {"left_lung", "right_lung"}),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from metric_helpers import Given
+from metric_helpers import Given, blur_everything
 
 from ix2x.images import read_image, save_image
 from ix2x.metrics import realism as ours
@@ -206,3 +206,22 @@ def test_preflight_names_a_missing_reference_folder(tmp_path):
     metric = ours.Realism(ours.Realism.Config(reference=str(tmp_path / "nowhere")))
     assert any("`reference` must be a folder" in p for p in metric.problems())
     assert not ours.Realism(ours.Realism.Config(reference=str(tmp_path))).problems()
+
+
+def test_a_changed_reference_folder_is_not_silently_scored(tmp_path, phantoms):
+    """Records name the reference statistics they were scored with; when those left the cache and
+    the folder now reads differently, aggregating says so instead of scoring another set."""
+    import shutil
+
+    root = tmp_path / "reference"
+    root.mkdir()
+    for i, s in enumerate(phantoms):
+        save_image(root / f"t{i}.png", s.target)
+    config = ours.Realism.Config(reference=str(root), reference_cache=str(tmp_path / "cache"), fid_resamples=0)
+    values = ours.Realism(config).compute(phantoms, blur_everything(phantoms))
+    shutil.rmtree(tmp_path / "cache")
+    ours.Realism(config).aggregate(values)  # the same folder: the same key, recomputed
+    (root / "t0.png").unlink()
+    shutil.rmtree(tmp_path / "cache")
+    with pytest.raises(ValueError, match="no longer in"):
+        ours.Realism(config).aggregate(values)
