@@ -27,6 +27,7 @@ import errno
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
@@ -534,6 +535,14 @@ class SummaryRow:
     ci_method: str = ""  # how the interval was computed (ix2x.stats); "" when there is none
     nan_reason: str = ""  # why there is no interval or value
     editor: str = ""
+
+    def __post_init__(self) -> None:
+        # Until 2026-12-05 `editor` was the first positional field; a row built in that order would
+        # shift every field silently, with a key where the count belongs.
+        if isinstance(self.n, bool) or not isinstance(self.n, numbers.Integral):
+            raise TypeError(f"SummaryRow's `n` must be an integer count, got {self.n!r}. The fields are "
+                            "(metric, key, n, n_nan, value, ci_low, ci_high, higher_is_better, ci_method, "
+                            "nan_reason, editor): `editor` comes last now (pass it as editor=...).")
 
     @classmethod
     def from_csv(cls, row: Mapping[str, str]) -> "SummaryRow":

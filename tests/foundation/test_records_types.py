@@ -14,3 +14,11 @@ def test_old_aggregate_name_builds_summary_rows():
     row = from_stats("m", "k", 3, 0, 0.5, 0.4, 0.6, True, "percentile", "")
     assert (row.metric, row.key, row.n, row.value, row.ci_method, row.editor) == ("m", "k", 3, 0.5, "percentile", "")
     assert math.isclose(row.ci_high, 0.6)
+
+
+def test_a_row_built_in_the_old_field_order_is_refused():
+    """`editor` used to come first; a row built that way would shift every field silently."""
+    import pytest
+
+    with pytest.raises(TypeError, match="`editor` comes last now"):
+        SummaryRow("instructx2x", "classifier_shift", "effect", 64, 0, 0.5)
