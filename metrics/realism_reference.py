@@ -89,7 +89,9 @@ def cache_key(spec: str, extractor: Any, root: Path, files: list[Path], *, bit_d
     described = {
         "format": FORMAT,
         "extractor": {"spec": spec, "name": extractor.name, "class": type(extractor).__name__,
-                      "weights": dict(sorted(extractor.weight_files.items()))},
+                      "weights": dict(sorted(extractor.weight_files.items())),
+                      # CPU and CUDA kernels give features that differ in the last bits
+                      "device": str(getattr(extractor, "device", "cpu")).split(":")[0]},
         "preprocessing": {"reader": "ix2x.images.read_image", "bit_depth": bit_depth},
         "data": {"files": len(files), "fingerprint": data_fingerprint(root, files)},
         "sample": {"max_features": max_features, "seed": seed},

@@ -225,3 +225,18 @@ def test_a_changed_reference_folder_is_not_silently_scored(tmp_path, phantoms):
     shutil.rmtree(tmp_path / "cache")
     with pytest.raises(ValueError, match="no longer in"):
         ours.Realism(config).aggregate(values)
+
+
+def test_the_cache_key_names_the_device_type(tmp_path):
+    """Features computed on CUDA differ from the CPU's in the last bits: their statistics are not
+    shared; two CUDA devices are the same kernels."""
+    from types import SimpleNamespace
+
+    root = _folder(tmp_path, 3, size=32)
+    files = sorted(root.iterdir())
+
+    def key(device):
+        extractor = SimpleNamespace(name="phantom", weight_files={"w": "0"}, device=device)
+        return ref.cache_key("phantom", extractor, root, files, bit_depth="auto", max_features=10, seed=0)[0]
+
+    assert key("cpu") != key("cuda:0") and key("cuda:0") == key("cuda:1")
